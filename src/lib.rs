@@ -1,0 +1,1 @@
+//! Ketang server (crate docs to be written with the server wiring).

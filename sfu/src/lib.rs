@@ -1,10 +1,94 @@
-//! Ketang SFU (crate docs written with the run loop below).
+//! # ketang-sfu: the media plane of Ketang, sans-IO
+//!
+//! A selective forwarding unit for live classrooms, built on [str0m] in RTP mode. This crate
+//! opens no sockets, starts no threads and never reads the clock: the application feeds it
+//! datagrams and time, and takes datagrams and events out. That makes it deterministic and lets
+//! the tests in `sfu/tests/` run whole lessons on a virtual clock, many times faster than real
+//! time.
+//!
+//! ## Vocabulary
+//!
+//! - **Room**: one live lesson. All its peers live on one shard ([`Sfu`]), so routing a packet
+//!   never crosses threads and needs no locks.
+//! - **Peer**: one connection (a browser page, a WHIP encoder, a WHEP player) with a
+//!   [`Role`]: one str0m `Rtc`.
+//! - **TrackIn**: a published track (microphone, camera, screen) with its simulcast layers.
+//! - **Subscription**: one track sent to one peer, with its `LayerSelector` (keyframe-gated
+//!   layer switching) and header rewriter (sequence numbers, timestamps, VP8 picture ids).
+//!
+//! ## Run loop
+//!
+//! The application owns one [`Sfu`] per shard thread and one UDP socket per shard:
+//!
+//! ```text
+//! loop {
+//!     // 1. Drain: send every Transmit, route every Event, until Timeout(t).
+//!     let deadline = loop {
+//!         match sfu.poll_output() {
+//!             SfuOutput::Transmit(t) => socket.send_to(&t.contents, t.destination),
+//!             SfuOutput::Event(e) => app.route(e),         // to signaling sessions
+//!             SfuOutput::Timeout(t) => break t,
+//!         }
+//!     };
+//!     // 2. Wait for ONE of: a datagram, a command, the deadline.
+//!     match wait(deadline) {
+//!         Datagram(from, bytes) => sfu.handle_datagram(now, from, local_addr, &bytes),
+//!         Command(Join(req)) => reply(sfu.join(now, req)),
+//!         Command(Answer(peer, sdp)) => reply(sfu.client_answer(now, peer, &sdp)),
+//!         Deadline => sfu.handle_timeout(now),
+//!     }
+//! }
+//! ```
+//!
+//! ## Data flow of one packet
+//!
+//! ```text
+//! datagram ─► Demux (source address, else STUN username) ─► Peer.rtc.handle_input
+//!   └► drain: Event::RtpPacket ─► Effects.media ─► Sfu::fan_out
+//!        keyframe detection once ─► for each subscriber of the TrackIn:
+//!          LayerSelector ─► Rewriter ─► StreamTx::write_rtp ─► drain ─► Transmit
+//!        subscribers waiting for a keyframe ─► publisher StreamRx::request_keyframe (throttled)
+//! ```
+//!
+//! Every mutation of an `Rtc` is followed by a full drain (str0m's single-mutation invariant);
+//! anything a drain produces for *other* peers is queued in `Effects` and processed after it.
+//! A panic while handling one peer removes that peer only.
+//!
+//! [str0m]: https://docs.rs/str0m
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod config;
+mod demux;
+mod effects;
+mod error;
+mod event;
+mod forward;
 mod ids;
+mod keyframe;
+mod layer;
+mod membership;
+mod negotiate;
+mod peer;
+mod rewrite;
 mod role;
+mod room;
+mod sdp;
+mod sfu;
+mod subscription;
+mod timers;
+mod track;
 
+pub use config::SfuConfig;
+pub use error::SfuError;
+pub use event::{
+    Answer, JoinRequest, LeaveReason, MidTrack, ParticipantInfo, PeerEvent, RoomSnapshot, SfuEvent,
+    SfuOutput, TrackInfo, Transmit,
+};
 pub use ids::{ClassroomId, InvalidId, PeerId, RoomId, TrackId};
+pub use layer::{LayerSelector, Selection};
+pub use rewrite::{Rewriter, Rewritten, SourceFields};
 pub use role::{Role, TrackKind, TrackSource};
+pub use sdp::{PeerMode, RejectedMid};
+pub use sfu::Sfu;

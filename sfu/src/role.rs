@@ -143,7 +143,9 @@ mod tests {
 
     #[test]
     fn publish_rights_follow_the_role_table() {
-        assert!(Teacher.may_publish(Screen) && Teacher.may_publish(Camera) && Teacher.may_publish(Mic));
+        assert!(
+            Teacher.may_publish(Screen) && Teacher.may_publish(Camera) && Teacher.may_publish(Mic)
+        );
         assert!(Classroom.may_publish(Mic) && Classroom.may_publish(Camera));
         assert!(!Classroom.may_publish(Screen));
         for s in [Mic, Camera, Screen] {
@@ -169,7 +171,10 @@ mod tests {
     fn roles_parse_from_their_wire_names() {
         for r in Role::ALL {
             assert_eq!(r.as_str().parse::<Role>().unwrap(), r);
-            assert_eq!(serde_json::to_string(&r).unwrap(), format!("\"{}\"", r.as_str()));
+            assert_eq!(
+                serde_json::to_string(&r).unwrap(),
+                format!("\"{}\"", r.as_str())
+            );
         }
         assert!("admin".parse::<Role>().is_err());
     }

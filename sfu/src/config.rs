@@ -1,0 +1,39 @@
+//! Shard configuration, given by the application. The SFU reads no files and no environment.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Settings of one shard (one `Sfu`).
+#[derive(Debug, Clone)]
+pub struct SfuConfig {
+    /// Host candidates announced in every SDP: the shard's UDP socket as clients reach it.
+    pub candidates: Vec<SocketAddr>,
+    /// Track ids handed out by this shard start here (shards use disjoint ranges so that ids
+    /// are unique per process).
+    pub track_id_base: u64,
+    /// A peer that has not connected (ICE + DTLS) this long after joining is removed.
+    pub connect_timeout: Duration,
+    /// Minimum spacing of keyframe requests sent to a publisher, per track layer.
+    pub keyframe_interval: Duration,
+    /// Offer H.264 in answers (VP8 and Opus are always on).
+    pub enable_h264: bool,
+    /// Offer VP9 in answers.
+    pub enable_vp9: bool,
+    /// Initial send-side bandwidth estimate per subscriber, bit/s.
+    pub initial_bitrate_bps: u64,
+}
+
+impl SfuConfig {
+    /// Defaults for a shard announcing `candidates`.
+    pub fn new(candidates: Vec<SocketAddr>) -> Self {
+        SfuConfig {
+            candidates,
+            track_id_base: 1,
+            connect_timeout: Duration::from_secs(30),
+            keyframe_interval: Duration::from_millis(300),
+            enable_h264: true,
+            enable_vp9: true,
+            initial_bitrate_bps: 1_000_000,
+        }
+    }
+}

@@ -1,0 +1,256 @@
+//! `Peer`: one participant's connection: a str0m `Rtc` in RTP mode plus what the SFU knows
+//! about it (role, published tracks, subscriptions, negotiation state).
+//!
+//! Every mutation of the `Rtc` goes through a method here that ends with [`Peer::drain`], which
+//! polls str0m until `Timeout` (str0m's single-mutation invariant) and turns its events into
+//! [`Effects`] for the shard.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use str0m::change::SdpPendingOffer;
+use str0m::format::PayloadParams;
+use str0m::media::{KeyframeRequestKind, Mid, Rid};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::Ssrc;
+use str0m::{Event, IceConnectionState, Input, Output, Rtc};
+
+use crate::effects::{Effects, Forward};
+use crate::event::{LeaveReason, ParticipantInfo, PeerEvent, SfuOutput, Transmit};
+use crate::ids::{PeerId, RoomId, TrackId};
+use crate::role::{TrackKind, TrackSource};
+use crate::sdp::PeerMode;
+use crate::subscription::{OutStream, Subscription};
+
+/// Where a published packet belongs, cached per incoming SSRC and payload type.
+#[derive(Debug, Clone, Copy)]
+struct Incoming {
+    track: TrackId,
+    rid: Option<Rid>,
+    params: PayloadParams,
+}
+
+pub(crate) struct Peer {
+    pub id: PeerId,
+    pub room: RoomId,
+    pub info: ParticipantInfo,
+    pub mode: PeerMode,
+    pub rtc: Rtc,
+    pub local_ufrag: String,
+    pub connected: bool,
+    /// Removed if not connected by then.
+    pub connect_deadline: Instant,
+    /// When the peer next needs `handle_timeout`.
+    pub next_timeout: Instant,
+
+    // ---- publishing ----
+    /// Accepted publishing m-lines and their sources, until str0m reports them added.
+    pub publish_sources: HashMap<Mid, TrackSource>,
+    /// The peer's published tracks by its m-line.
+    pub tracks_in: HashMap<Mid, TrackId>,
+    incoming: HashMap<(Ssrc, u8), Option<Incoming>>,
+
+    // ---- receiving ----
+    pub subs: HashMap<TrackId, Subscription>,
+    pub outs: HashMap<Mid, OutStream>,
+    /// WHEP: the fixed m-lines to send on, with the track bound to each.
+    pub slots: Vec<(Mid, TrackKind, Option<TrackId>)>,
+    pub pending_offer: Option<SdpPendingOffer>,
+    /// M-lines added by the pending offer.
+    pub offered_mids: Vec<Mid>,
+    /// M-lines to stop in the next server offer.
+    pub to_stop: Vec<Mid>,
+    pub negotiation_needed: bool,
+}
+
+impl Peer {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        id: PeerId,
+        room: RoomId,
+        info: ParticipantInfo,
+        mode: PeerMode,
+        mut rtc: Rtc,
+        connect_deadline: Instant,
+        now: Instant,
+    ) -> Self {
+        let local_ufrag = rtc.direct_api().local_ice_credentials().ufrag;
+        Peer {
+            id,
+            room,
+            info,
+            mode,
+            rtc,
+            local_ufrag,
+            connected: false,
+            connect_deadline,
+            next_timeout: now,
+            publish_sources: HashMap::new(),
+            tracks_in: HashMap::new(),
+            incoming: HashMap::new(),
+            subs: HashMap::new(),
+            outs: HashMap::new(),
+            slots: Vec::new(),
+            pending_offer: None,
+            offered_mids: Vec::new(),
+            to_stop: Vec::new(),
+            negotiation_needed: false,
+        }
+    }
+
+    /// Polls str0m until it only has a timeout left, turning its output into effects.
+    pub fn drain(&mut self, fx: &mut Effects) {
+        loop {
+            let out = match self.rtc.poll_output() {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::debug!(peer = %self.id, "rtc poll failed: {e}");
+                    fx.leaving.push((self.id, LeaveReason::Disconnected));
+                    self.next_timeout = self.connect_deadline;
+                    return;
+                }
+            };
+            match out {
+                Output::Timeout(t) => {
+                    self.next_timeout = if self.connected {
+                        t
+                    } else {
+                        t.min(self.connect_deadline)
+                    };
+                    return;
+                }
+                Output::Transmit(t) => fx.out.push_back(SfuOutput::Transmit(Transmit {
+                    source: t.source,
+                    destination: t.destination,
+                    contents: t.contents.into(),
+                })),
+                Output::Event(e) => self.on_event(e, fx),
+            }
+        }
+    }
+
+    fn on_event(&mut self, e: Event, fx: &mut Effects) {
+        match e {
+            Event::Connected => {
+                self.connected = true;
+                fx.send_to_peer(self.id, PeerEvent::Connected);
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                fx.leaving.push((self.id, LeaveReason::Disconnected));
+            }
+            Event::Closed => fx.leaving.push((self.id, LeaveReason::Left)),
+            Event::MediaAdded(m) => fx.media_added.push((self.id, m)),
+            Event::RtpPacket(packet) => {
+                let key = (packet.header.ssrc, *packet.header.payload_type);
+                let found = match self.incoming.get(&key) {
+                    Some(v) => *v,
+                    None => {
+                        let v = self.resolve_incoming(packet.header.ssrc, key.1);
+                        // Bounded: a publisher has a few SSRCs and codecs.
+                        if self.incoming.len() < 64 {
+                            self.incoming.insert(key, v);
+                        }
+                        v
+                    }
+                };
+                if let Some(inc) = found {
+                    fx.media.push_back(Forward {
+                        publisher: self.id,
+                        track: inc.track,
+                        rid: inc.rid,
+                        params: inc.params,
+                        packet,
+                    });
+                }
+            }
+            Event::KeyframeRequest(r) => fx.keyframe_requests.push((self.id, r.mid, r.kind)),
+            Event::StreamPaused(p) => fx.layer_paused.push((self.id, p.mid, p.rid, p.paused)),
+            _ => {}
+        }
+    }
+
+    fn resolve_incoming(&mut self, ssrc: Ssrc, pt: u8) -> Option<Incoming> {
+        let (mid, rid) = {
+            let mut api = self.rtc.direct_api();
+            let s = api.stream_rx(&ssrc)?;
+            (s.mid(), s.rid())
+        };
+        let track = *self.tracks_in.get(&mid)?;
+        let params = *self.rtc.codec_config().find(|p| *p.pt() == pt)?;
+        Some(Incoming { track, rid, params })
+    }
+
+    /// Feeds a datagram to str0m. Malformed input is dropped; it never ends the peer.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        to: SocketAddr,
+        data: &[u8],
+        fx: &mut Effects,
+    ) {
+        let Ok(contents) = data.try_into() else {
+            return;
+        };
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source: from,
+                destination: to,
+                contents,
+            },
+        );
+        if let Err(e) = self.rtc.handle_input(input) {
+            tracing::debug!(peer = %self.id, "dropped datagram: {e}");
+        }
+        self.drain(fx);
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant, fx: &mut Effects) {
+        if !self.connected && now >= self.connect_deadline {
+            fx.leaving.push((self.id, LeaveReason::Disconnected));
+            return;
+        }
+        if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
+            tracing::debug!(peer = %self.id, "timeout handling failed: {e}");
+        }
+        self.drain(fx);
+    }
+
+    /// Asks this (publishing) peer for a keyframe on one of its m-lines.
+    pub fn request_keyframe(
+        &mut self,
+        mid: Mid,
+        rid: Option<Rid>,
+        kind: KeyframeRequestKind,
+        fx: &mut Effects,
+    ) {
+        let sent = match self.rtc.direct_api().stream_rx_by_mid(mid, rid) {
+            Some(rx) => {
+                rx.request_keyframe(kind);
+                true
+            }
+            None => false,
+        };
+        if sent {
+            self.drain(fx);
+        }
+    }
+
+    /// The track a sending m-line of this peer carries.
+    pub fn track_on_mid(&self, mid: Mid) -> Option<TrackId> {
+        self.subs
+            .values()
+            .find(|s| s.mid() == Some(mid))
+            .map(|s| s.info.track_id)
+    }
+
+    /// Forgets everything about a track this peer published.
+    pub fn forget_published(&mut self, track: TrackId) {
+        self.tracks_in.retain(|_, t| *t != track);
+        self.incoming
+            .retain(|_, v| v.is_none_or(|i| i.track != track));
+    }
+}

@@ -1,0 +1,376 @@
+//! Offer screening: before str0m sees a client's offer, each m-line's direction is set to what
+//! the peer's role and mode allow. An m-line the role may not send on becomes `a=inactive`, so
+//! str0m's answer refuses it while the rest of the offer is accepted.
+//!
+//! Working on the SDP text (not str0m's parsed form) keeps str0m's answer logic untouched: the
+//! answer to an `inactive` m-line is `inactive`, to `sendonly` it is `recvonly`.
+
+use std::collections::HashMap;
+
+use crate::role::{Role, TrackKind, TrackSource};
+
+/// How the peer uses its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerMode {
+    /// A browser (or any client) on the WebSocket signaling protocol: publishes on the m-lines
+    /// of its offers, receives on m-lines the server adds by renegotiation.
+    Signaling,
+    /// A WHIP encoder: publishes one audio and one video m-line, never renegotiates.
+    Whip,
+    /// A WHEP player: receives on the m-lines of its one offer, never renegotiates.
+    Whep,
+}
+
+/// An m-line of an offer that was refused, with the reason sent to the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedMid {
+    /// The m-line's mid.
+    pub mid: String,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+/// What the screening made of one accepted m-line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Accepted {
+    /// The client publishes a track of this source on it.
+    Publish(TrackSource),
+    /// The server sends on it (a WHEP slot).
+    Slot(TrackKind),
+}
+
+#[derive(Debug)]
+pub(crate) struct Screened {
+    pub sdp: String,
+    pub rejected: Vec<RejectedMid>,
+    pub accepted: HashMap<String, Accepted>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dir {
+    SendRecv,
+    SendOnly,
+    RecvOnly,
+    Inactive,
+}
+
+impl Dir {
+    fn parse(line: &str) -> Option<Dir> {
+        match line.trim_end() {
+            "a=sendrecv" => Some(Dir::SendRecv),
+            "a=sendonly" => Some(Dir::SendOnly),
+            "a=recvonly" => Some(Dir::RecvOnly),
+            "a=inactive" => Some(Dir::Inactive),
+            _ => None,
+        }
+    }
+
+    fn line(self) -> &'static str {
+        match self {
+            Dir::SendRecv => "a=sendrecv",
+            Dir::SendOnly => "a=sendonly",
+            Dir::RecvOnly => "a=recvonly",
+            Dir::Inactive => "a=inactive",
+        }
+    }
+
+    /// Whether the offerer (the client) sends on the m-line.
+    fn client_sends(self) -> bool {
+        matches!(self, Dir::SendRecv | Dir::SendOnly)
+    }
+
+    fn client_receives(self) -> bool {
+        matches!(self, Dir::SendRecv | Dir::RecvOnly)
+    }
+}
+
+struct Section {
+    lines: Vec<String>,
+    kind: Option<TrackKind>,
+    mid: Option<String>,
+    dir_index: Option<usize>,
+}
+
+/// Screens a client offer for `role` in `mode`. `named` maps mids to the sources the client
+/// declared (signaling clients name their screen share); unnamed m-lines get the default source
+/// of their kind.
+pub(crate) fn screen_offer(
+    sdp: &str,
+    role: Role,
+    mode: PeerMode,
+    named: &HashMap<String, TrackSource>,
+) -> Screened {
+    let eol = if sdp.contains("\r\n") { "\r\n" } else { "\n" };
+    let mut session: Vec<String> = Vec::new();
+    let mut session_dir = Dir::SendRecv;
+    let mut sections: Vec<Section> = Vec::new();
+
+    for line in sdp.lines() {
+        if line.starts_with("m=") {
+            let kind = if line.starts_with("m=audio") {
+                Some(TrackKind::Audio)
+            } else if line.starts_with("m=video") {
+                Some(TrackKind::Video)
+            } else {
+                None
+            };
+            sections.push(Section {
+                lines: vec![line.to_string()],
+                kind,
+                mid: None,
+                dir_index: None,
+            });
+            continue;
+        }
+        match sections.last_mut() {
+            None => {
+                if let Some(d) = Dir::parse(line) {
+                    session_dir = d;
+                }
+                session.push(line.to_string());
+            }
+            Some(sec) => {
+                if let Some(mid) = line.strip_prefix("a=mid:") {
+                    sec.mid = Some(mid.trim().to_string());
+                }
+                if Dir::parse(line).is_some() {
+                    sec.dir_index = Some(sec.lines.len());
+                }
+                sec.lines.push(line.to_string());
+            }
+        }
+    }
+
+    let mut rejected = Vec::new();
+    let mut accepted = HashMap::new();
+    let mut seen = Seen::default();
+
+    for sec in &mut sections {
+        let (Some(kind), Some(mid)) = (sec.kind, sec.mid.clone()) else {
+            continue; // data channel, or no mid: str0m decides.
+        };
+        // A port of 0 means the client already stopped this m-line.
+        if sec.lines[0].split_whitespace().nth(1) == Some("0") {
+            continue;
+        }
+        let dir = sec
+            .dir_index
+            .and_then(|i| Dir::parse(&sec.lines[i]))
+            .unwrap_or(session_dir);
+        if dir == Dir::Inactive {
+            continue;
+        }
+        let source = named
+            .get(&mid)
+            .copied()
+            .unwrap_or_else(|| TrackSource::default_for(kind));
+        match decide(role, mode, kind, dir, source, &mut seen) {
+            Ok(a) => {
+                let new_dir = match a {
+                    Accepted::Publish(_) => Dir::SendOnly,
+                    Accepted::Slot(_) => Dir::RecvOnly,
+                };
+                set_dir(sec, new_dir);
+                accepted.insert(mid, a);
+            }
+            Err(reason) => {
+                set_dir(sec, Dir::Inactive);
+                rejected.push(RejectedMid { mid, reason });
+            }
+        }
+    }
+
+    let mut out = String::with_capacity(sdp.len() + 64);
+    for l in session
+        .iter()
+        .chain(sections.iter().flat_map(|s| s.lines.iter()))
+    {
+        out.push_str(l);
+        out.push_str(eol);
+    }
+    Screened {
+        sdp: out,
+        rejected,
+        accepted,
+    }
+}
+
+/// Which kinds a WHIP or WHEP session already used: each takes one audio and one video.
+#[derive(Default)]
+struct Seen {
+    audio: bool,
+    video: bool,
+}
+
+impl Seen {
+    /// Marks `kind` used; false if it already was.
+    fn first(&mut self, kind: TrackKind) -> bool {
+        let flag = match kind {
+            TrackKind::Audio => &mut self.audio,
+            TrackKind::Video => &mut self.video,
+        };
+        !std::mem::replace(flag, true)
+    }
+}
+
+/// The decision for one live (not stopped, not inactive) m-line.
+fn decide(
+    role: Role,
+    mode: PeerMode,
+    kind: TrackKind,
+    dir: Dir,
+    source: TrackSource,
+    seen: &mut Seen,
+) -> Result<Accepted, String> {
+    match mode {
+        PeerMode::Signaling | PeerMode::Whip if dir.client_sends() => {
+            if mode == PeerMode::Whip && !seen.first(kind) {
+                return Err("a WHIP session publishes one audio and one video track".into());
+            }
+            // WHIP encoders cannot name sources: their tracks are the microphone and camera.
+            let source = if mode == PeerMode::Whip {
+                TrackSource::default_for(kind)
+            } else {
+                source
+            };
+            if source.kind() != kind {
+                Err(format!(
+                    "source {} does not match the m-line's media kind",
+                    source.as_str()
+                ))
+            } else if role.may_publish(source) {
+                Ok(Accepted::Publish(source))
+            } else {
+                Err(role.publish_refusal(source))
+            }
+        }
+        PeerMode::Signaling | PeerMode::Whip => {
+            Err("receive-only m-lines are not used: the server offers the tracks to receive".into())
+        }
+        PeerMode::Whep if dir.client_receives() => {
+            if seen.first(kind) {
+                Ok(Accepted::Slot(kind))
+            } else {
+                Err("a WHEP session receives one audio and one video track".into())
+            }
+        }
+        PeerMode::Whep => Err("a WHEP player may not publish".into()),
+    }
+}
+
+fn set_dir(sec: &mut Section, dir: Dir) {
+    match sec.dir_index {
+        Some(i) => sec.lines[i] = dir.line().to_string(),
+        None => {
+            // No direction attribute: put one right after the mid.
+            let at = sec
+                .lines
+                .iter()
+                .position(|l| l.starts_with("a=mid:"))
+                .map(|i| i + 1)
+                .unwrap_or(sec.lines.len());
+            sec.lines.insert(at, dir.line().to_string());
+            sec.dir_index = Some(at);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offer(sections: &[(&str, &str, Option<&str>)]) -> String {
+        let mut s = String::from(
+            "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1 2\r\n",
+        );
+        for (kind, mid, dir) in sections {
+            s.push_str(&format!(
+                "m={kind} 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\n"
+            ));
+            s.push_str(&format!("a=mid:{mid}\r\n"));
+            if let Some(d) = dir {
+                s.push_str(&format!("a={d}\r\n"));
+            }
+            s.push_str("a=rtcp-mux\r\n");
+        }
+        s
+    }
+
+    fn dir_of(sdp: &str, mid: &str) -> String {
+        let sec = sdp
+            .split("m=")
+            .find(|s| s.contains(&format!("a=mid:{mid}\r\n")))
+            .unwrap();
+        sec.lines()
+            .find(|l| Dir::parse(l).is_some())
+            .unwrap()
+            .to_string()
+    }
+
+    #[test]
+    fn classroom_may_publish_camera_and_mic_but_not_screen() {
+        let sdp = offer(&[
+            ("audio", "0", Some("sendonly")),
+            ("video", "1", Some("sendrecv")),
+            ("video", "2", Some("sendonly")),
+        ]);
+        let named = HashMap::from([("2".to_string(), TrackSource::Screen)]);
+        let s = screen_offer(&sdp, Role::Classroom, PeerMode::Signaling, &named);
+        assert_eq!(dir_of(&s.sdp, "0"), "a=sendonly");
+        // sendrecv is narrowed: the server never sends on a publishing m-line.
+        assert_eq!(dir_of(&s.sdp, "1"), "a=sendonly");
+        assert_eq!(dir_of(&s.sdp, "2"), "a=inactive");
+        assert_eq!(s.rejected.len(), 1);
+        assert_eq!(s.rejected[0].mid, "2");
+        assert!(s.rejected[0].reason.contains("may not publish screen"));
+        assert_eq!(s.accepted["0"], Accepted::Publish(TrackSource::Mic));
+        assert_eq!(s.accepted["1"], Accepted::Publish(TrackSource::Camera));
+        assert!(s.sdp.contains("\r\n") && !s.sdp.contains("\r\r"));
+    }
+
+    #[test]
+    fn viewer_send_lines_become_inactive_and_missing_direction_is_sendrecv() {
+        let sdp = offer(&[("audio", "0", None), ("video", "1", Some("sendonly"))]);
+        let s = screen_offer(&sdp, Role::Viewer, PeerMode::Signaling, &HashMap::new());
+        assert_eq!(dir_of(&s.sdp, "0"), "a=inactive");
+        assert_eq!(dir_of(&s.sdp, "1"), "a=inactive");
+        assert_eq!(s.rejected.len(), 2);
+        assert!(s.accepted.is_empty());
+    }
+
+    #[test]
+    fn whip_takes_one_audio_and_one_video() {
+        let sdp = offer(&[
+            ("audio", "0", Some("sendonly")),
+            ("video", "1", Some("sendonly")),
+            ("video", "2", Some("sendonly")),
+        ]);
+        let s = screen_offer(&sdp, Role::Teacher, PeerMode::Whip, &HashMap::new());
+        assert_eq!(s.accepted.len(), 2);
+        assert_eq!(dir_of(&s.sdp, "2"), "a=inactive");
+        assert!(s.rejected[0].reason.contains("one audio and one video"));
+    }
+
+    #[test]
+    fn whep_receives_on_its_recvonly_lines() {
+        let sdp = offer(&[
+            ("audio", "0", Some("recvonly")),
+            ("video", "1", Some("sendrecv")),
+        ]);
+        let s = screen_offer(&sdp, Role::Viewer, PeerMode::Whep, &HashMap::new());
+        assert_eq!(s.accepted["0"], Accepted::Slot(TrackKind::Audio));
+        assert_eq!(s.accepted["1"], Accepted::Slot(TrackKind::Video));
+        assert_eq!(dir_of(&s.sdp, "1"), "a=recvonly");
+        assert!(s.rejected.is_empty());
+    }
+
+    #[test]
+    fn stopped_and_application_lines_are_left_alone() {
+        let mut sdp = offer(&[("audio", "0", Some("sendonly"))]);
+        sdp = sdp.replace("m=audio 9", "m=audio 0");
+        sdp.push_str("m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:1\r\n");
+        let s = screen_offer(&sdp, Role::Viewer, PeerMode::Signaling, &HashMap::new());
+        assert!(s.rejected.is_empty());
+        assert_eq!(s.sdp, sdp);
+    }
+}

@@ -1,0 +1,284 @@
+//! `Sfu`: one shard. Owns its rooms and peers, routes datagrams to peers, fans packets out to
+//! subscribers, and reports what to send and when to wake it next.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::{Duration, Instant};
+
+use str0m::Rtc;
+use str0m::bwe::Bitrate;
+use str0m::config::DtlsCert;
+
+use crate::config::SfuConfig;
+use crate::demux::Demux;
+use crate::effects::{Effects, Forward};
+use crate::error::SfuError;
+use crate::event::{LeaveReason, RoomSnapshot, SfuOutput};
+use crate::forward::ForwardResult;
+use crate::ids::{PeerId, RoomId};
+use crate::keyframe::{self, PayloadInfo};
+use crate::peer::Peer;
+use crate::role::TrackKind;
+use crate::room::Room;
+use crate::timers::Timers;
+
+/// One shard of the media plane. See the crate docs for the run loop.
+pub struct Sfu {
+    pub(crate) config: SfuConfig,
+    pub(crate) cert: DtlsCert,
+    pub(crate) rooms: HashMap<RoomId, Room>,
+    pub(crate) peers: HashMap<PeerId, Peer>,
+    pub(crate) demux: Demux,
+    pub(crate) timers: Timers,
+    pub(crate) fx: Effects,
+    pub(crate) next_track: u64,
+    /// Peers whose negotiation may need to run after the current input.
+    pub(crate) to_negotiate: Vec<PeerId>,
+    due: Vec<PeerId>,
+    /// The latest `now` given to the shard.
+    pub(crate) last_now: Instant,
+}
+
+/// Runs `f` on a peer; a panic inside (a bug in str0m or here) marks that peer for removal
+/// instead of taking the shard down. `Rtc` holds no locks, so dropping it afterwards is safe.
+pub(crate) fn guard<R>(
+    peer: &mut Peer,
+    fx: &mut Effects,
+    f: impl FnOnce(&mut Peer, &mut Effects) -> R,
+) -> Option<R> {
+    let id = peer.id;
+    match catch_unwind(AssertUnwindSafe(|| f(peer, fx))) {
+        Ok(r) => Some(r),
+        Err(_) => {
+            tracing::error!(peer = %id, "panic while handling peer; removing it");
+            fx.leaving.push((id, LeaveReason::Internal));
+            None
+        }
+    }
+}
+
+impl Sfu {
+    /// A shard with no rooms.
+    pub fn new(config: SfuConfig, now: Instant) -> Result<Self, SfuError> {
+        let cert = str0m::crypto::from_feature_flags()
+            .dtls_provider
+            .generate_certificate()
+            .ok_or_else(|| SfuError::InvalidSdp("no DTLS certificate generator".into()))?;
+        Ok(Sfu {
+            next_track: config.track_id_base,
+            config,
+            cert,
+            rooms: HashMap::new(),
+            peers: HashMap::new(),
+            demux: Demux::default(),
+            timers: Timers::default(),
+            fx: Effects::default(),
+            to_negotiate: Vec::new(),
+            due: Vec::new(),
+            last_now: now,
+        })
+    }
+
+    /// A new str0m instance for a peer: ICE-lite, RTP mode, the shard's certificate.
+    pub(crate) fn build_rtc(&self, now: Instant) -> Rtc {
+        let c = &self.config;
+        Rtc::builder()
+            .set_ice_lite(true)
+            .set_rtp_mode(true)
+            .set_dtls_cert(self.cert.clone())
+            .clear_codecs()
+            // Forwarded as-is: RED would need unwrapping for subscribers without it.
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .enable_h264(c.enable_h264)
+            .enable_vp9(c.enable_vp9)
+            .enable_bwe(Some(Bitrate::bps(c.initial_bitrate_bps)))
+            .build(now)
+    }
+
+    /// A datagram arrived on the shard's socket (`to` is the socket's address).
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, to: SocketAddr, data: &[u8]) {
+        let Some(id) = self.demux.route(from, data) else {
+            return;
+        };
+        let Sfu { peers, fx, .. } = self;
+        if let Some(peer) = peers.get_mut(&id) {
+            guard(peer, fx, |p, fx| p.handle_datagram(now, from, to, data, fx));
+            self.schedule(id);
+        }
+        self.process(now);
+    }
+
+    /// Time passed: wake every peer whose deadline is due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let mut due = std::mem::take(&mut self.due);
+        due.clear();
+        let peers = &self.peers;
+        self.timers
+            .pop_due(now, |p| peers.get(&p).map(|p| p.next_timeout), &mut due);
+        for id in &due {
+            let Sfu { peers, fx, .. } = self;
+            if let Some(peer) = peers.get_mut(id) {
+                guard(peer, fx, |p, fx| p.handle_timeout(now, fx));
+            }
+            self.schedule(*id);
+        }
+        self.due = due;
+        self.process(now);
+    }
+
+    /// The next output. Call until it returns `Timeout`.
+    pub fn poll_output(&mut self) -> SfuOutput {
+        if let Some(o) = self.fx.out.pop_front() {
+            return o;
+        }
+        let peers = &self.peers;
+        let next = self
+            .timers
+            .earliest(|p| peers.get(&p).map(|p| p.next_timeout));
+        // With no peers there is nothing to wake for; an hour stands in for "never".
+        SfuOutput::Timeout(next.unwrap_or(self.last_now + Duration::from_secs(3600)))
+    }
+
+    /// What a room holds now.
+    pub fn room_snapshot(&self, room: &RoomId) -> Option<RoomSnapshot> {
+        let r = self.rooms.get(room)?;
+        let participants = r
+            .peers
+            .iter()
+            .filter_map(|p| self.peers.get(p).map(|p| p.info.clone()))
+            .collect();
+        Some(r.snapshot(participants))
+    }
+
+    /// Number of peers on the shard.
+    pub fn peer_count(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Number of rooms on the shard.
+    pub fn room_count(&self) -> usize {
+        self.rooms.len()
+    }
+
+    /// Records a peer's (possibly new) deadline in the timer queue.
+    pub(crate) fn schedule(&mut self, id: PeerId) {
+        if let Some(p) = self.peers.get(&id) {
+            self.timers.push(p.next_timeout, id);
+        }
+    }
+
+    /// Works through everything queued by the last input, until only output remains.
+    pub(crate) fn process(&mut self, now: Instant) {
+        self.last_now = self.last_now.max(now);
+        for _ in 0..1_000_000 {
+            if let Some(f) = self.fx.media.pop_front() {
+                self.fan_out(now, f);
+                continue;
+            }
+            if !self.fx.media_added.is_empty() {
+                for (peer, m) in std::mem::take(&mut self.fx.media_added) {
+                    self.on_media_added(now, peer, m);
+                }
+                continue;
+            }
+            if !self.fx.keyframe_requests.is_empty() {
+                for (peer, mid, kind) in std::mem::take(&mut self.fx.keyframe_requests) {
+                    self.on_keyframe_request(now, peer, mid, kind);
+                }
+                continue;
+            }
+            if !self.fx.layer_paused.is_empty() {
+                for (peer, mid, rid, paused) in std::mem::take(&mut self.fx.layer_paused) {
+                    self.on_layer_paused(peer, mid, rid, paused);
+                }
+                continue;
+            }
+            if !self.fx.leaving.is_empty() {
+                for (peer, reason) in std::mem::take(&mut self.fx.leaving) {
+                    self.remove_peer(now, peer, reason);
+                }
+                continue;
+            }
+            if !self.to_negotiate.is_empty() {
+                for id in std::mem::take(&mut self.to_negotiate) {
+                    let Sfu { peers, fx, .. } = self;
+                    if let Some(p) = peers.get_mut(&id) {
+                        guard(p, fx, |p, fx| p.negotiate(fx));
+                    }
+                    self.schedule(id);
+                }
+                continue;
+            }
+            debug_assert!(!self.fx.has_work());
+            break;
+        }
+        let deadlines: HashMap<PeerId, Instant> = if self.timers.len() > 4 * self.peers.len() + 64 {
+            self.peers
+                .iter()
+                .map(|(k, p)| (*k, p.next_timeout))
+                .collect()
+        } else {
+            HashMap::new()
+        };
+        if !deadlines.is_empty() {
+            self.timers.compact(&deadlines);
+        }
+    }
+
+    /// Sends one published packet to every subscriber of its track.
+    fn fan_out(&mut self, now: Instant, f: Forward) {
+        let Sfu {
+            peers,
+            rooms,
+            fx,
+            config,
+            timers,
+            ..
+        } = self;
+        let Some(room_id) = peers.get(&f.publisher).map(|p| p.room.clone()) else {
+            return;
+        };
+        let Some(room) = rooms.get_mut(&room_id) else {
+            return;
+        };
+        let Some(track) = room.tracks.get_mut(&f.track) else {
+            return;
+        };
+        let layer = track.layer_of(f.rid, config.keyframe_interval);
+        track.on_packet(layer);
+        let best = track.best_layer();
+        let info = match track.info.kind {
+            TrackKind::Video => keyframe::inspect(f.params.spec().codec, &f.packet.payload),
+            TrackKind::Audio => PayloadInfo {
+                keyframe_start: true,
+                vp8: None,
+            },
+        };
+        let mut need_keyframe: u32 = 0;
+        for sid in &track.subscribers {
+            let Some(sp) = peers.get_mut(sid) else {
+                continue;
+            };
+            let r = guard(sp, fx, |p, fx| p.forward(&f, layer, best, &info, fx));
+            match r {
+                Some(ForwardResult::NeedKeyframe(l)) => need_keyframe |= 1 << l.min(31),
+                // A write moves the subscriber's pacer deadline.
+                Some(ForwardResult::Sent) => timers.push(sp.next_timeout, *sid),
+                _ => {}
+            }
+        }
+        for l in 0..track.layers.len().min(32) {
+            if need_keyframe & (1 << l) != 0 && track.allow_keyframe_request(l, now) {
+                let (mid, rid) = (track.mid, track.rid_of(l));
+                if let Some(p) = peers.get_mut(&f.publisher) {
+                    guard(p, fx, |p, fx| {
+                        p.request_keyframe(mid, rid, str0m::media::KeyframeRequestKind::Pli, fx)
+                    });
+                }
+            }
+        }
+        self.schedule(f.publisher);
+    }
+}

@@ -1,0 +1,473 @@
+//! Test harness: one `Sfu` shard and in-memory str0m clients standing in for browsers, on a
+//! virtual clock. Links between each client and the shard go through `str0m-netem` (seeded),
+//! so latency, loss and rate limits are reproducible, and a lesson of many seconds runs in a
+//! fraction of a second of real time.
+//!
+//! Clients publish synthetic Opus (20 ms) and VP8 (30 fps, keyframe every 2 s or on request)
+//! frames with str0m's frame API, and count what they receive per m-line. Signaling is
+//! automatic: server offers are answered at once, as the browser client does.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use ketang_sfu::{
+    Answer, JoinRequest, LeaveReason, PeerEvent, PeerId, PeerMode, Role, RoomId, Sfu, SfuConfig,
+    SfuEvent, SfuOutput, TrackInfo, TrackKind, TrackSource,
+};
+use str0m::change::{SdpAnswer, SdpOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, MediaKind, MediaTime, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+use str0m_netem::{Input as NIn, Netem, NetemConfig, Output as NOut};
+
+pub const SFU_ADDR: &str = "10.0.0.1:10000";
+
+/// What a client received on one m-line.
+#[derive(Debug, Default, Clone)]
+pub struct RxCount {
+    pub frames: u64,
+    pub keyframes: u64,
+    pub bytes: u64,
+    pub last_at: Option<Instant>,
+}
+
+pub struct Client {
+    pub name: String,
+    pub peer: PeerId,
+    pub role: Role,
+    pub addr: SocketAddr,
+    pub rtc: Rtc,
+    pub up: Netem<Vec<u8>>,
+    pub down: Netem<Vec<u8>>,
+    pub events: Vec<PeerEvent>,
+    pub rx: HashMap<Mid, RxCount>,
+    /// The track on each receiving m-line, from the latest server offer.
+    pub mid_tracks: HashMap<Mid, TrackInfo>,
+    /// Own publishing m-lines.
+    pub send: Vec<(Mid, TrackSource)>,
+    pub answer: Option<Answer>,
+    pub offers_answered: u32,
+    pub keyframe_wanted: bool,
+    pub sent_frames: u64,
+    frame_no: u64,
+    next_audio: Instant,
+    next_video: Instant,
+    /// Stop sending media (the client stays connected).
+    pub muted: bool,
+    pub gone: bool,
+}
+
+pub struct Net {
+    pub start: Instant,
+    pub now: Instant,
+    pub sfu: Sfu,
+    pub sfu_addr: SocketAddr,
+    pub clients: Vec<Client>,
+    pub room: RoomId,
+    sfu_deadline: Instant,
+    next_peer: u64,
+    /// Every event the SFU produced, for assertions.
+    pub sfu_events: Vec<String>,
+}
+
+pub fn init_log() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+impl Net {
+    pub fn new() -> Net {
+        init_log();
+        let now = Instant::now();
+        let sfu_addr: SocketAddr = SFU_ADDR.parse().unwrap();
+        let sfu = Sfu::new(SfuConfig::new(vec![sfu_addr]), now).unwrap();
+        Net {
+            start: now,
+            now,
+            sfu,
+            sfu_addr,
+            clients: Vec::new(),
+            room: RoomId::new("lesson-1").unwrap(),
+            sfu_deadline: now,
+            next_peer: 1,
+            sfu_events: Vec::new(),
+        }
+    }
+
+    /// A client joins with a signaling-style offer publishing `sources`.
+    pub fn join(&mut self, name: &str, role: Role, sources: &[TrackSource]) -> usize {
+        self.join_mode(name, role, sources, PeerMode::Signaling)
+    }
+
+    pub fn join_mode(
+        &mut self,
+        name: &str,
+        role: Role,
+        sources: &[TrackSource],
+        mode: PeerMode,
+    ) -> usize {
+        let idx = self.clients.len();
+        let addr: SocketAddr = format!("10.0.1.{}:5000", idx + 1).parse().unwrap();
+        let mut rtc = Rtc::builder().build(self.now);
+        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+        let mut api = rtc.sdp_api();
+        let mut send = Vec::new();
+        match mode {
+            PeerMode::Whep => {
+                api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+                api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+            }
+            _ => {
+                for s in sources {
+                    let kind = match s.kind() {
+                        TrackKind::Audio => MediaKind::Audio,
+                        TrackKind::Video => MediaKind::Video,
+                    };
+                    let mid = api.add_media(kind, Direction::SendOnly, None, None, None);
+                    send.push((mid, *s));
+                }
+                if sources.is_empty() {
+                    api.add_channel("ketang".into());
+                }
+            }
+        }
+        let (offer, pending) = api.apply().unwrap();
+        let peer = PeerId(self.next_peer);
+        self.next_peer += 1;
+        let req = JoinRequest {
+            peer,
+            room: self.room.clone(),
+            name: name.into(),
+            role,
+            classroom: None,
+            joined_at_ms: 0,
+            mode,
+            offer: offer.to_sdp_string(),
+            sources: send.iter().map(|(m, s)| (m.to_string(), *s)).collect(),
+        };
+        let answer = self.sfu.join(self.now, req).expect("join accepted");
+        let sdp = SdpAnswer::from_sdp_string(&answer.sdp).unwrap();
+        rtc.sdp_api().accept_answer(pending, sdp).unwrap();
+        let now = self.now;
+        self.clients.push(Client {
+            name: name.into(),
+            peer,
+            role,
+            addr,
+            rtc,
+            up: Netem::new(NetemConfig::new().seed(idx as u64 + 1)),
+            down: Netem::new(NetemConfig::new().seed(idx as u64 + 101)),
+            events: Vec::new(),
+            rx: HashMap::new(),
+            mid_tracks: HashMap::new(),
+            send,
+            answer: Some(answer),
+            offers_answered: 0,
+            keyframe_wanted: true,
+            sent_frames: 0,
+            frame_no: 0,
+            next_audio: now,
+            next_video: now,
+            muted: false,
+            gone: false,
+        });
+        self.drain_sfu();
+        idx
+    }
+
+    pub fn client(&self, name: &str) -> &Client {
+        self.clients.iter().find(|c| c.name == name).unwrap()
+    }
+
+    pub fn idx(&self, name: &str) -> usize {
+        self.clients.iter().position(|c| c.name == name).unwrap()
+    }
+
+    pub fn leave(&mut self, name: &str) {
+        let i = self.idx(name);
+        let peer = self.clients[i].peer;
+        self.clients[i].gone = true;
+        self.sfu.leave(self.now, peer, LeaveReason::Left);
+        self.drain_sfu();
+    }
+
+    /// Inject a raw datagram into the shard as if it came from `from`.
+    pub fn inject(&mut self, from: SocketAddr, data: &[u8]) {
+        self.sfu
+            .handle_datagram(self.now, from, self.sfu_addr, data);
+        self.drain_sfu();
+    }
+
+    /// Advance virtual time by `d`, moving every packet and timer in order.
+    pub fn run_for(&mut self, d: Duration) {
+        let end = self.now + d;
+        // Bounded: a step always advances to the next deadline, and deadlines are at least
+        // a millisecond apart in practice; 5 M steps is far beyond any test.
+        // Bounded: every step advances the clock by at least STEP_MIN.
+        let max_steps = (d.as_micros() / STEP_MIN.as_micros()) as u64 + 10;
+        for _ in 0..max_steps {
+            let next = self.next_deadline().min(end);
+            // str0m may ask to be woken "now" again (its internal timers compare against the
+            // last instant seen); real time always moves, so the virtual clock must too.
+            self.now = next.max(self.now + STEP_MIN).min(end);
+            self.step();
+            if self.now >= end {
+                break;
+            }
+        }
+    }
+
+    fn next_deadline(&mut self) -> Instant {
+        let mut t = self.sfu_deadline;
+        for c in &self.clients {
+            if c.gone {
+                continue;
+            }
+            t = t.min(c.up.poll_timeout()).min(c.down.poll_timeout());
+            if !c.muted && !c.send.is_empty() {
+                t = t.min(c.next_audio).min(c.next_video);
+            }
+        }
+        for c in &mut self.clients {
+            if c.gone {
+                continue;
+            }
+            if let Ok(Output::Timeout(ct)) = c.rtc.poll_output() {
+                t = t.min(ct);
+            }
+        }
+        t.max(self.now)
+    }
+
+    fn step(&mut self) {
+        let now = self.now;
+        if now >= self.sfu_deadline {
+            self.sfu.handle_timeout(now);
+        }
+        self.drain_sfu();
+        for i in 0..self.clients.len() {
+            if self.clients[i].gone {
+                continue;
+            }
+            // Network: client → SFU.
+            self.clients[i].up.handle_input(NIn::Timeout(now));
+            while let Some(o) = self.clients[i].up.poll_output() {
+                if let NOut::Packet(data) = o {
+                    let from = self.clients[i].addr;
+                    self.sfu.handle_datagram(now, from, self.sfu_addr, &data);
+                }
+            }
+            self.drain_sfu();
+            // Network: SFU → client.
+            let c = &mut self.clients[i];
+            c.down.handle_input(NIn::Timeout(now));
+            while let Some(o) = c.down.poll_output() {
+                if let NOut::Packet(data) = o {
+                    let Ok(contents) = data.as_slice().try_into() else {
+                        continue;
+                    };
+                    let input = Input::Receive(
+                        now,
+                        Receive {
+                            proto: Protocol::Udp,
+                            source: self.sfu_addr,
+                            destination: c.addr,
+                            contents,
+                        },
+                    );
+                    c.rtc.handle_input(input).unwrap();
+                    drain_client(c, now);
+                }
+            }
+            c.rtc.handle_input(Input::Timeout(now)).unwrap();
+            drain_client(c, now);
+            send_media(c, now);
+            drain_client(c, now);
+        }
+        self.drain_sfu();
+    }
+
+    /// Routes SFU output: datagrams onto client links, events into client signaling.
+    pub fn drain_sfu(&mut self) {
+        for _ in 0..1_000_000 {
+            match self.sfu.poll_output() {
+                SfuOutput::Timeout(t) => {
+                    self.sfu_deadline = t;
+                    return;
+                }
+                SfuOutput::Transmit(t) => {
+                    if let Some(c) = self
+                        .clients
+                        .iter_mut()
+                        .find(|c| c.addr == t.destination && !c.gone)
+                    {
+                        c.down.handle_input(NIn::Packet(self.now, t.contents));
+                    }
+                }
+                SfuOutput::Event(SfuEvent::ToPeer { peer, event }) => {
+                    self.sfu_events.push(format!("{peer} {event:?}"));
+                    let Some(i) = self.clients.iter().position(|c| c.peer == peer) else {
+                        continue;
+                    };
+                    if let PeerEvent::Offer { sdp, tracks } = &event {
+                        let c = &mut self.clients[i];
+                        c.mid_tracks = tracks
+                            .iter()
+                            .map(|t| (Mid::from(t.mid.as_str()), t.track.clone()))
+                            .collect();
+                        let offer = SdpOffer::from_sdp_string(sdp).unwrap();
+                        let answer = c.rtc.sdp_api().accept_offer(offer).unwrap();
+                        c.offers_answered += 1;
+                        drain_client(c, self.now);
+                        self.sfu
+                            .client_answer(self.now, peer, &answer.to_sdp_string())
+                            .unwrap();
+                    }
+                    self.clients[i].events.push(event);
+                }
+                SfuOutput::Event(e) => self.sfu_events.push(format!("{e:?}")),
+            }
+        }
+        panic!("SFU output did not settle");
+    }
+
+    /// Frames `receiver` got from `publisher`'s tracks of `kind`.
+    pub fn frames_from(&self, receiver: &str, publisher: &str, kind: TrackKind) -> u64 {
+        let r = self.client(receiver);
+        let p = self.client(publisher).peer;
+        r.mid_tracks
+            .iter()
+            .filter(|(_, t)| t.peer_id == p && t.kind == kind)
+            .filter_map(|(mid, _)| r.rx.get(mid))
+            .map(|c| c.frames)
+            .sum()
+    }
+
+    /// Snapshot of frames received per (publisher name, kind), for before/after comparisons.
+    pub fn frames_snapshot(&self, receiver: &str) -> HashMap<(String, TrackKind), u64> {
+        let mut m = HashMap::new();
+        for c in &self.clients {
+            for k in [TrackKind::Audio, TrackKind::Video] {
+                if c.name != receiver {
+                    m.insert((c.name.clone(), k), self.frames_from(receiver, &c.name, k));
+                }
+            }
+        }
+        m
+    }
+}
+
+fn drain_client(c: &mut Client, now: Instant) {
+    for _ in 0..100_000 {
+        match c.rtc.poll_output() {
+            Ok(Output::Timeout(_)) => return,
+            Ok(Output::Transmit(t)) => c.up.handle_input(NIn::Packet(now, t.contents.into())),
+            Ok(Output::Event(e)) => match e {
+                Event::MediaData(d) => {
+                    let rx = c.rx.entry(d.mid).or_default();
+                    rx.frames += 1;
+                    rx.bytes += d.data.len() as u64;
+                    rx.last_at = Some(now);
+                    if d.is_keyframe() {
+                        rx.keyframes += 1;
+                    }
+                }
+                Event::KeyframeRequest(_) => c.keyframe_wanted = true,
+                _ => {}
+            },
+            Err(e) => panic!("client {} rtc error: {e}", c.name),
+        }
+    }
+    panic!("client output did not settle");
+}
+
+/// The smallest step of the virtual clock.
+const STEP_MIN: Duration = Duration::from_micros(500);
+
+const AUDIO_EVERY: Duration = Duration::from_millis(20);
+const VIDEO_EVERY: Duration = Duration::from_millis(33);
+
+/// Writes due audio and video frames on the client's publishing m-lines.
+fn send_media(c: &mut Client, now: Instant) {
+    if c.muted || c.send.is_empty() {
+        return;
+    }
+    if now >= c.next_audio {
+        c.next_audio = now + AUDIO_EVERY;
+        for (mid, src) in c.send.clone() {
+            if src == TrackSource::Mic {
+                let t = c.frame_no * 960;
+                write_frame(
+                    c,
+                    mid,
+                    Codec::Opus,
+                    now,
+                    MediaTime::new(t, str0m::media::Frequency::FORTY_EIGHT_KHZ),
+                    &opus_frame(),
+                );
+            }
+        }
+    }
+    if now >= c.next_video {
+        c.next_video = now + VIDEO_EVERY;
+        c.frame_no += 1;
+        let key = c.keyframe_wanted || c.frame_no.is_multiple_of(60);
+        c.keyframe_wanted = false;
+        let frame = vp8_frame(key, c.frame_no);
+        for (mid, src) in c.send.clone() {
+            if src != TrackSource::Mic {
+                let t = c.frame_no * 3000;
+                write_frame(
+                    c,
+                    mid,
+                    Codec::Vp8,
+                    now,
+                    MediaTime::new(t, str0m::media::Frequency::NINETY_KHZ),
+                    &frame,
+                );
+            }
+        }
+    }
+}
+
+fn write_frame(c: &mut Client, mid: Mid, codec: Codec, now: Instant, t: MediaTime, data: &[u8]) {
+    let Some(writer) = c.rtc.writer(mid) else {
+        return;
+    };
+    let Some(pt) = writer
+        .payload_params()
+        .find(|p| p.spec().codec == codec)
+        .map(|p| p.pt())
+    else {
+        return;
+    };
+    if writer.write(pt, now, t, data.to_vec()).is_ok() {
+        c.sent_frames += 1;
+    }
+}
+
+pub fn opus_frame() -> Vec<u8> {
+    let mut v = vec![0xfc];
+    v.extend(std::iter::repeat_n(0x5a, 79));
+    v
+}
+
+/// A VP8 frame whose header is valid enough for keyframe detection: frame tag with the
+/// key-frame bit clear (keyframe) or set, and the start code and size on keyframes.
+pub fn vp8_frame(key: bool, n: u64) -> Vec<u8> {
+    let mut v = if key {
+        vec![0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0x68, 0x01]
+    } else {
+        vec![0x11, 0x02, 0x00]
+    };
+    let size = if key { 6000 } else { 1500 };
+    v.extend((0..size).map(|i| (i as u64 ^ n) as u8));
+    v
+}

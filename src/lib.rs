@@ -1,1 +1,34 @@
-//! Ketang server (crate docs to be written with the server wiring).
+//! # ketang: the server
+//!
+//! Live "three classrooms" lessons (专递课堂, 名师课堂, 名校网络课堂): a teacher's classroom and
+//! remote classrooms exchange audio and video through a selective forwarding unit, watchers
+//! join over WebSocket signaling or WHEP, encoders publish over WHIP.
+//!
+//! ## Layout and data flow
+//!
+//! ```text
+//! HTTP (axum) ── http::router ──┬─ pages: /, /r/{room}, /static, /healthz
+//!                               ├─ /ws ── signaling::session (one actor per connection)
+//!                               └─ /whip, /whep ── http::whip
+//!                                       │ ShardCommand (join, offer, answer, leave)
+//!                                       ▼
+//!                               media::MediaPlane ── room → shard directory (DashMap)
+//!                                       │
+//!             shard thread i: UDP socket i ⇄ ketang_sfu::Sfu (sans-IO, owns its rooms)
+//!                                       │ SfuEvent
+//!                                       ▼
+//!                               PeerRegistry (DashMap<PeerId, channel>) → sessions
+//! ```
+//!
+//! Room tokens (`auth`) gate every entry point; `config` is data with defaults, loaded from
+//! TOML and `KETANG_*` environment variables.
+
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod media;
+pub mod server;
+pub mod signaling;
+pub mod state;
+pub mod telemetry;

@@ -1,1 +1,57 @@
-//! stub
+//! WebRTC test clients for Ketang, built on webrtc-rs — an implementation independent of the
+//! server's str0m, so interop bugs cannot cancel out.
+//!
+//! Used by the server's integration tests and by the `ketang-loadtest` load generator:
+//!
+//! * [`WhipPublisher`] (`whip`): publishes synthetic Opus + VP8 to `POST /whip/{room}` like
+//!   a teacher's or classroom's browser, and counts what it sent.
+//! * [`WhepViewer`] (`whep`): plays `POST /whep/{room}` like a student's browser and counts
+//!   what arrived: packets, sequence gaps, keyframes, frames, one-way latency.
+//! * [`media`]: the synthetic media. No codec library is needed; every frame is a
+//!   syntactically valid Opus packet or VP8 frame carrying a frame counter and a send
+//!   timestamp after its codec header (layout documented there), which is what makes
+//!   end-to-end loss and latency measurable.
+//! * [`stats`]: the receive-side accounting shared by the viewer and the load generator.
+//!
+//! Both clients follow `docs/protocol.md` §6: non-trickle (the offer is sent after ICE
+//! gathering completes), `Content-Type: application/sdp`, `Authorization: Bearer TOKEN`,
+//! `201 Created` with the answer and a `Location` (relative or absolute) that `close()`
+//! DELETEs. HTTP failures surface as [`ClientError::Http`] with status and body.
+//!
+//! The clients bind one explicit UDP address, `127.0.0.1:0` by default
+//! ([`ClientOptions::bind_addr`]): webrtc-rs expands a wildcard address to every
+//! non-loopback interface, which is not what a loopback test wants.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), ketang_loadtest::ClientError> {
+//! use ketang_loadtest::{WhepOptions, WhepViewer, WhipOptions, WhipPublisher};
+//! use std::time::Duration;
+//!
+//! let mut teacher =
+//!     WhipPublisher::connect("http://127.0.0.1:8080/whip/room1", "TEACHER", WhipOptions::default())
+//!         .await?;
+//! let viewer =
+//!     WhepViewer::connect("http://127.0.0.1:8080/whep/room1", "VIEWER", WhepOptions::default())
+//!         .await?;
+//! let sent = teacher.run_for(Duration::from_secs(3)).await;
+//! let got = viewer.stats();
+//! println!("sent {} video frames, received {}", sent.video.frames, got.video.frames);
+//! viewer.close().await?;
+//! teacher.close().await?;
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod error;
+pub mod media;
+mod signaling;
+pub mod stats;
+pub mod whep;
+pub mod whip;
+
+pub use error::ClientError;
+pub use media::MediaKind;
+pub use signaling::ClientOptions;
+pub use stats::{LatencySummary, ReceiveStats};
+pub use whep::{WhepOptions, WhepStats, WhepViewer};
+pub use whip::{KindSendStats, SendReport, WhipOptions, WhipPublisher};

@@ -1,0 +1,429 @@
+//! Plumbing shared by the WHIP publisher and the WHEP viewer.
+//!
+//! Both clients follow the same non-trickle exchange (RFC 9725 / draft-ietf-wish-whep, as
+//! profiled in `docs/protocol.md` §6):
+//!
+//! 1. [`build_peer_connection`]: a webrtc-rs `PeerConnection` with only Opus and VP8
+//!    registered, bound to one explicit UDP address (`127.0.0.1:0` by default, because
+//!    webrtc-rs expands a wildcard to every non-loopback interface), mDNS off, and an event
+//!    handler that publishes ICE-gathering and connection state through `watch` channels.
+//! 2. The caller adds its transceivers, then [`negotiate`]: create the offer, wait until ICE
+//!    gathering is complete so the offer carries all candidates, `POST` it with
+//!    `Content-Type: application/sdp` and the bearer token, require `201` + `Location`
+//!    (resolved against the POST URL) + an SDP body, apply the answer.
+//! 3. [`wait_connected`] until ICE + DTLS are up (bounded).
+//! 4. On close, [`delete_session`] sends `DELETE` to the `Location`.
+
+use crate::error::ClientError;
+use reqwest::Url;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, LOCATION};
+use rtc::ice::mdns::MulticastDnsMode;
+use rtc::interceptor::{Attribute, Interceptor, Packet, Registry, Slot, StreamInfo, TaggedPacket};
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::{
+    MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
+};
+use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
+};
+use rtc::sansio::Protocol;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use webrtc::media_stream::track_remote::TrackRemote;
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCIceGatheringState,
+    RTCPeerConnectionState, RTCSessionDescription,
+};
+
+/// Network and timing options shared by [`crate::WhipPublisher`] and [`crate::WhepViewer`].
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Local UDP address for the peer connection (default `127.0.0.1:0`). Use a concrete
+    /// interface address; a wildcard makes webrtc-rs bind every non-loopback interface.
+    pub bind_addr: SocketAddr,
+    /// Bound on each HTTP request (default 10 s).
+    pub http_timeout: Duration,
+    /// Bound on ICE gathering before the offer is sent (default 5 s).
+    pub gather_timeout: Duration,
+    /// Bound on reaching `connected` after the answer is applied (default 10 s).
+    pub connect_timeout: Duration,
+    /// HTTP client to reuse (connection pooling across many clients in a load test); a new
+    /// one is created when `None`.
+    pub http_client: Option<reqwest::Client>,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            bind_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            http_timeout: Duration::from_secs(10),
+            gather_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(10),
+            http_client: None,
+        }
+    }
+}
+
+/// Called (on the webrtc-rs driver task, so it must not block) for every remote track.
+pub(crate) type TrackCallback = Arc<dyn Fn(Arc<dyn TrackRemote>) + Send + Sync>;
+
+/// A built peer connection plus the state channels its handler feeds.
+pub(crate) struct PeerParts {
+    pub pc: Arc<dyn PeerConnection>,
+    pub gathering: watch::Receiver<RTCIceGatheringState>,
+    pub state: watch::Receiver<RTCPeerConnectionState>,
+}
+
+struct Handler {
+    gathering: watch::Sender<RTCIceGatheringState>,
+    state: watch::Sender<RTCPeerConnectionState>,
+    on_track: Option<TrackCallback>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        // `send_replace` never fails, even with no receiver left.
+        self.gathering.send_replace(state);
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        tracing::debug!(%state, "peer connection state");
+        self.state.send_replace(state);
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        if let Some(cb) = &self.on_track {
+            cb(track);
+        }
+    }
+}
+
+/// Opus as browsers offer it; PT 111 is only our preference, the answer decides.
+pub(crate) fn opus_codec() -> RTCRtpCodecParameters {
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: MIME_TYPE_OPUS.to_owned(),
+            clock_rate: 48_000,
+            channels: 2,
+            sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+            rtcp_feedback: vec![],
+        },
+        payload_type: 111,
+    }
+}
+
+/// VP8 with the feedback an SFU relies on (NACK, PLI, FIR). No RTX codec is registered, so
+/// retransmissions reuse the media SSRC and show up as duplicates in receive stats.
+pub(crate) fn vp8_codec() -> RTCRtpCodecParameters {
+    let fb = |typ: &str, parameter: &str| RTCPFeedback {
+        typ: typ.to_owned(),
+        parameter: parameter.to_owned(),
+    };
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: MIME_TYPE_VP8.to_owned(),
+            clock_rate: 90_000,
+            channels: 0,
+            sdp_fmtp_line: String::new(),
+            rtcp_feedback: vec![
+                fb("goog-remb", ""),
+                fb("ccm", "fir"),
+                fb("nack", ""),
+                fb("nack", "pli"),
+            ],
+        },
+        payload_type: 96,
+    }
+}
+
+/// Build a peer connection that speaks only Opus and VP8 (see module docs).
+///
+/// With `forward_keyframe_requests`, inbound PLI/FIR reach the application through
+/// `TrackLocal::poll` (webrtc-rs ends inbound RTCP at the interceptor chain otherwise).
+pub(crate) async fn build_peer_connection(
+    opts: &ClientOptions,
+    on_track: Option<TrackCallback>,
+    forward_keyframe_requests: bool,
+) -> Result<PeerParts, ClientError> {
+    let mut media_engine = MediaEngine::default();
+    media_engine.register_codec(opus_codec(), RtpCodecKind::Audio)?;
+    media_engine.register_codec(vp8_codec(), RtpCodecKind::Video)?;
+    // NACK, RTCP reports and TWCC feedback, as a browser would have.
+    let mut registry = register_default_interceptors(Registry::new(), &mut media_engine)?;
+    if forward_keyframe_requests {
+        // Application-most slot, so every other interceptor has seen the RTCP first (as in
+        // webrtc-rs' rtcp-processing example).
+        registry = registry.with(Slot::from(14_000), KeyframeRequestForwarder::default());
+    }
+    // mDNS would open a multicast socket per connection, useless on loopback and costly
+    // with hundreds of clients.
+    let settings = SettingEngineBuilder::new()
+        .with_multicast_dns_mode(MulticastDnsMode::Disabled)
+        .build();
+
+    let (gathering_tx, gathering) = watch::channel(RTCIceGatheringState::default());
+    let (state_tx, state) = watch::channel(RTCPeerConnectionState::default());
+    let handler = Arc::new(Handler {
+        gathering: gathering_tx,
+        state: state_tx,
+        on_track,
+    });
+    let pc = PeerConnectionBuilder::new()
+        .with_media_engine(media_engine)
+        .with_interceptor_registry(registry)
+        .with_setting_engine(settings)
+        .with_handler(handler)
+        .with_udp_addrs(vec![opts.bind_addr])
+        .build()
+        .await?;
+    Ok(PeerParts {
+        pc: Arc::new(pc),
+        gathering,
+        state,
+    })
+}
+
+/// Interceptor marking inbound PLI/FIR with `DeliverToApplication` and dropping all other
+/// inbound RTCP at this last stage (the interceptors before it have already acted on it).
+#[derive(Default)]
+struct KeyframeRequestForwarder {
+    read_queue: VecDeque<TaggedPacket>,
+    write_queue: VecDeque<TaggedPacket>,
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for KeyframeRequestForwarder {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = webrtc::error::Error;
+    type Time = std::time::Instant;
+
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> Result<(), Self::Error> {
+        if let Packet::Rtcp(packets) = &msg.message.packet {
+            let requests: Vec<_> = packets
+                .iter()
+                .filter(|p| {
+                    let any = p.as_any();
+                    any.is::<PictureLossIndication>() || any.is::<FullIntraRequest>()
+                })
+                .cloned()
+                .collect();
+            if requests.is_empty() {
+                return Ok(());
+            }
+            msg.message.packet = Packet::Rtcp(requests);
+            msg.message.add(Attribute::DeliverToApplication);
+        }
+        self.read_queue.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<Self::Rout> {
+        self.read_queue.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
+        self.write_queue.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<Self::Wout> {
+        self.write_queue.pop_front()
+    }
+}
+
+impl Interceptor for KeyframeRequestForwarder {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}
+
+/// Parse a client-supplied endpoint URL.
+pub(crate) fn parse_url(url: &str) -> Result<Url, ClientError> {
+    Url::parse(url).map_err(|e| ClientError::InvalidUrl {
+        url: url.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// The HTTP client to use for a session.
+pub(crate) fn http_client(opts: &ClientOptions) -> Result<reqwest::Client, ClientError> {
+    match &opts.http_client {
+        Some(c) => Ok(c.clone()),
+        None => Ok(reqwest::Client::builder().build()?),
+    }
+}
+
+/// Offer → gather → POST → answer. Returns the resolved session URL (`Location`).
+pub(crate) async fn negotiate(
+    parts: &mut PeerParts,
+    http: &reqwest::Client,
+    url: &Url,
+    token: &str,
+    opts: &ClientOptions,
+) -> Result<Url, ClientError> {
+    let started = std::time::Instant::now();
+    let offer = parts.pc.create_offer(None).await?;
+    parts.pc.set_local_description(offer).await?;
+    // Non-trickle: WHIP PATCH is not supported by Ketang, so the offer must carry every
+    // candidate.
+    let gathered = tokio::time::timeout(
+        opts.gather_timeout,
+        parts
+            .gathering
+            .wait_for(|s| *s == RTCIceGatheringState::Complete),
+    )
+    .await;
+    match gathered {
+        Ok(Ok(_)) => {}
+        Ok(Err(_)) => return Err(ClientError::ConnectionFailed("driver stopped".into())),
+        Err(_) => {
+            return Err(ClientError::Timeout {
+                what: "ICE gathering",
+                after: opts.gather_timeout,
+            });
+        }
+    }
+    tracing::debug!(elapsed = ?started.elapsed(), "ICE gathering complete");
+    let offer_sdp = parts
+        .pc
+        .local_description()
+        .await
+        .ok_or_else(|| ClientError::Protocol("no local description after gathering".into()))?
+        .sdp;
+
+    let response = http
+        .post(url.clone())
+        .timeout(opts.http_timeout)
+        .header(CONTENT_TYPE, "application/sdp")
+        .header(AUTHORIZATION, format!("Bearer {token}"))
+        .body(offer_sdp)
+        .send()
+        .await?;
+    let status = response.status();
+    if status.as_u16() != 201 {
+        let body = response.text().await.unwrap_or_default();
+        return Err(ClientError::Http {
+            status: status.as_u16(),
+            body,
+        });
+    }
+    let location = response
+        .headers()
+        .get(LOCATION)
+        .ok_or_else(|| ClientError::Protocol("201 without Location header".into()))?
+        .to_str()
+        .map_err(|_| ClientError::Protocol("Location header is not ASCII".into()))?
+        .to_owned();
+    // Ketang returns a relative Location; RFC 9725 allows either form.
+    let location = url.join(&location).map_err(|e| ClientError::InvalidUrl {
+        url: location.clone(),
+        reason: e.to_string(),
+    })?;
+    let content_type = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    if !media_type.eq_ignore_ascii_case("application/sdp") {
+        return Err(ClientError::Protocol(format!(
+            "answer has Content-Type {content_type:?}, expected application/sdp"
+        )));
+    }
+    let answer_sdp = response.text().await?;
+    let answer = RTCSessionDescription::answer(answer_sdp)
+        .map_err(|e| ClientError::Protocol(format!("answer does not parse: {e}")))?;
+    parts.pc.set_remote_description(answer).await?;
+    tracing::debug!(elapsed = ?started.elapsed(), %location, "answer applied");
+    Ok(location)
+}
+
+/// Wait (bounded) until the connection is `connected`; `failed`/`closed` end the wait early.
+pub(crate) async fn wait_connected(
+    state: &mut watch::Receiver<RTCPeerConnectionState>,
+    timeout: Duration,
+) -> Result<(), ClientError> {
+    let waited = tokio::time::timeout(
+        timeout,
+        state.wait_for(|s| {
+            matches!(
+                s,
+                RTCPeerConnectionState::Connected
+                    | RTCPeerConnectionState::Failed
+                    | RTCPeerConnectionState::Closed
+            )
+        }),
+    )
+    .await;
+    match waited {
+        Ok(Ok(s)) if *s == RTCPeerConnectionState::Connected => Ok(()),
+        Ok(Ok(s)) => Err(ClientError::ConnectionFailed(s.to_string())),
+        Ok(Err(_)) => Err(ClientError::ConnectionFailed("driver stopped".into())),
+        Err(_) => Err(ClientError::Timeout {
+            what: "peer connection to reach connected",
+            after: timeout,
+        }),
+    }
+}
+
+/// `DELETE` the session resource; any 2xx is success.
+pub(crate) async fn delete_session(
+    http: &reqwest::Client,
+    location: &Url,
+    token: &str,
+    timeout: Duration,
+) -> Result<(), ClientError> {
+    let response = http
+        .delete(location.clone())
+        .timeout(timeout)
+        .header(AUTHORIZATION, format!("Bearer {token}"))
+        .send()
+        .await?;
+    let status = response.status();
+    if status.is_success() {
+        Ok(())
+    } else {
+        let body = response.text().await.unwrap_or_default();
+        Err(ClientError::Http {
+            status: status.as_u16(),
+            body,
+        })
+    }
+}
+
+/// Everything after `build_peer_connection`: negotiate and wait for `connected`, cleaning up
+/// on failure (close the PC; DELETE the server session if one was created) so a failed
+/// connect leaks neither a driver task nor a server-side session.
+pub(crate) async fn establish(
+    parts: &mut PeerParts,
+    http: &reqwest::Client,
+    url: &Url,
+    token: &str,
+    opts: &ClientOptions,
+) -> Result<Url, ClientError> {
+    let location = match negotiate(parts, http, url, token, opts).await {
+        Ok(location) => location,
+        Err(e) => {
+            let _ = parts.pc.close().await;
+            return Err(e);
+        }
+    };
+    let started = std::time::Instant::now();
+    if let Err(e) = wait_connected(&mut parts.state, opts.connect_timeout).await {
+        let _ = delete_session(http, &location, token, opts.http_timeout).await;
+        let _ = parts.pc.close().await;
+        return Err(e);
+    }
+    tracing::debug!(elapsed = ?started.elapsed(), "connected (ICE + DTLS)");
+    Ok(location)
+}

@@ -1,0 +1,34 @@
+//! Error responses: JSON `{"error": CODE, "message": TEXT}` with a fitting status.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::auth::TokenError;
+
+/// A JSON error response.
+pub fn error(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Response {
+    (
+        status,
+        Json(json!({ "error": code, "message": message.to_string() })),
+    )
+        .into_response()
+}
+
+/// 401 for a refused room token (protocol §1).
+pub fn token_error(e: &TokenError) -> Response {
+    let mut body = json!({ "error": e.code(), "message": e.to_string() });
+    if let TokenError::NotYetValid { valid_from } = e {
+        body["validFrom"] = json!(valid_from);
+    }
+    (StatusCode::UNAUTHORIZED, Json(body)).into_response()
+}
+
+pub fn shutting_down() -> Response {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "shuttingDown",
+        "the server is shutting down",
+    )
+}

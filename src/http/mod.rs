@@ -1,0 +1,54 @@
+//! The HTTP surface: pages, signaling upgrade, WHIP/WHEP, health. `router` builds it without
+//! binding a socket, so tests can drive it directly.
+
+pub mod error;
+mod pages;
+mod whip;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Method, header};
+use axum::routing::{delete, get, post};
+use tower_http::cors::{Any, CorsLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::signaling::ws_handler;
+use crate::state::AppState;
+
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.config.signaling.max_sdp_bytes + 1024;
+    // WHIP/WHEP players run in other origins (a school's portal page, OBS's browser source).
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::POST, Method::DELETE, Method::PATCH, Method::OPTIONS])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .expose_headers([
+            header::LOCATION,
+            header::ETAG,
+            HeaderName::from_static("link"),
+        ]);
+    let ingest = Router::new()
+        .route("/whip/{room}", post(whip::whip_post))
+        .route(
+            "/whip/{room}/{session}",
+            delete(whip::whip_delete).patch(whip::patch_not_allowed),
+        )
+        .route("/whep/{room}", post(whip::whep_post))
+        .route(
+            "/whep/{room}/{session}",
+            delete(whip::whep_delete).patch(whip::patch_not_allowed),
+        )
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(cors);
+
+    Router::new()
+        .route("/", get(pages::index))
+        .route("/r/{room}", get(pages::room_page))
+        .route("/r/{room}/session", get(pages::session_claims))
+        .route("/ws", get(ws_handler))
+        .route("/healthz", get(pages::healthz))
+        .route("/static/{*path}", get(pages::static_file))
+        .merge(ingest)
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,0 +1,254 @@
+//! WHIP (RFC 9725) ingest and WHEP playback: one HTTP POST carries the SDP offer, the answer
+//! comes back with a session URL, DELETE on that URL ends the session (protocol §6).
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use ketang_sfu::{JoinRequest, LeaveReason, PeerMode, Role, RoomId, SfuError};
+use tokio::sync::mpsc;
+
+use super::error::{error, shutting_down, token_error};
+use crate::auth::TokenError;
+use crate::media::{MediaError, PeerSignal};
+use crate::state::{AppState, HttpSession, unix_ms};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Whip,
+    Whep,
+}
+
+impl Kind {
+    fn path(self) -> &'static str {
+        match self {
+            Kind::Whip => "whip",
+            Kind::Whep => "whep",
+        }
+    }
+
+    fn allows(self, role: Role) -> bool {
+        match self {
+            Kind::Whip => role.publishes(),
+            Kind::Whep => matches!(role, Role::Viewer | Role::Observer),
+        }
+    }
+}
+
+pub async fn whip_post(
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    post(state, Kind::Whip, room, headers, body).await
+}
+
+pub async fn whep_post(
+    State(state): State<AppState>,
+    Path(room): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    post(state, Kind::Whep, room, headers, body).await
+}
+
+pub async fn whip_delete(
+    State(state): State<AppState>,
+    Path((room, session)): Path<(String, String)>,
+) -> Response {
+    delete(state, Kind::Whip, room, session)
+}
+
+pub async fn whep_delete(
+    State(state): State<AppState>,
+    Path((room, session)): Path<(String, String)>,
+) -> Response {
+    delete(state, Kind::Whep, room, session)
+}
+
+/// Trickle ICE and ICE restarts are not supported (the server is ICE-lite with fixed host
+/// candidates; a client that loses its path posts again).
+pub async fn patch_not_allowed() -> Response {
+    let mut r = error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "methodNotAllowed",
+        "trickle ICE is not supported: send the complete offer with POST",
+    );
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("DELETE"));
+    r
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
+async fn post(
+    state: AppState,
+    kind: Kind,
+    room: String,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if state.is_shutting_down() {
+        return shutting_down();
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = content_type.split(';').next().unwrap_or("").trim();
+    if !mime.eq_ignore_ascii_case("application/sdp") {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupportedMediaType",
+            format!("expected Content-Type: application/sdp, got {content_type:?}"),
+        );
+    }
+    let room = match RoomId::new(&room) {
+        Ok(r) => r,
+        Err(e) => return token_error(&TokenError::Malformed(e.to_string())),
+    };
+    let claims = match state.verify(bearer(&headers), Some(&room)) {
+        Ok(c) => c,
+        Err(e) => return token_error(&e),
+    };
+    if !kind.allows(claims.role) {
+        let what = match kind {
+            Kind::Whip => "publish over WHIP (teacher or classroom tokens only)",
+            Kind::Whep => "play over WHEP (viewer or observer tokens only)",
+        };
+        return error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("a {} token may not {what}", claims.role),
+        );
+    }
+    let Ok(offer) = String::from_utf8(body.to_vec()) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalidSdp",
+            "the offer is not UTF-8 text",
+        );
+    };
+    if offer.len() > state.config.signaling.max_sdp_bytes {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalidSdp",
+            format!(
+                "the offer exceeds {} bytes",
+                state.config.signaling.max_sdp_bytes
+            ),
+        );
+    }
+
+    let peer = state.next_peer_id();
+    let session = random_id();
+    // The peer's signals: only its end matters here, to forget the session.
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    state.media.registry.insert(peer, tx);
+    let req = JoinRequest {
+        peer,
+        room: room.clone(),
+        name: claims.name.clone(),
+        role: claims.role,
+        classroom: claims.classroom.clone(),
+        joined_at_ms: unix_ms(),
+        mode: match kind {
+            Kind::Whip => PeerMode::Whip,
+            Kind::Whep => PeerMode::Whep,
+        },
+        offer,
+        sources: Vec::new(),
+    };
+    let (shard, answer) = match state.media.join(req).await {
+        Ok(r) => r,
+        Err(e) => {
+            state.media.registry.remove(&peer);
+            return match e {
+                MediaError::Sfu(SfuError::InvalidSdp(m)) => {
+                    error(StatusCode::BAD_REQUEST, "invalidSdp", m)
+                }
+                e => error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e),
+            };
+        }
+    };
+    state.http_sessions.insert(
+        session.clone(),
+        HttpSession {
+            peer,
+            room: room.clone(),
+            shard,
+        },
+    );
+    let watcher = state.clone();
+    let sid = session.clone();
+    tokio::spawn(async move {
+        while let Some(sig) = rx.recv().await {
+            match sig {
+                PeerSignal::Left(_) => break,
+                PeerSignal::Close(_) => {
+                    if let Some((_, s)) = watcher.http_sessions.remove(&sid)
+                        && let Some(shard) = watcher.media.shards().get(s.shard)
+                    {
+                        shard.leave(s.peer, LeaveReason::Removed);
+                    }
+                    break;
+                }
+                PeerSignal::Event(_) => {}
+            }
+        }
+        watcher.http_sessions.remove(&sid);
+        watcher.media.registry.remove(&peer);
+    });
+    for r in &answer.rejected {
+        tracing::info!(%peer, mid = %r.mid, reason = %r.reason, "{} m-line refused", kind.path());
+    }
+    tracing::info!(%peer, %room, role = %claims.role, "{} session {session} started", kind.path());
+
+    let location = format!("/{}/{}/{}", kind.path(), room, session);
+    let mut resp = (StatusCode::CREATED, answer.sdp).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/sdp"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        h.insert(header::LOCATION, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{session}\"")) {
+        h.insert(header::ETAG, v);
+    }
+    resp
+}
+
+fn delete(state: AppState, kind: Kind, room: String, session: String) -> Response {
+    let matches = state
+        .http_sessions
+        .get(&session)
+        .is_some_and(|s| s.room.as_str() == room);
+    if !matches {
+        return error(
+            StatusCode::NOT_FOUND,
+            "notFound",
+            format!("no {} session {session} in room {room}", kind.path()),
+        );
+    }
+    if let Some((_, s)) = state.http_sessions.remove(&session)
+        && let Some(shard) = state.media.shards().get(s.shard)
+    {
+        shard.leave(s.peer, LeaveReason::Left);
+    }
+    StatusCode::OK.into_response()
+}
+
+/// 128 random bits, hex: the session URL is its own capability.
+fn random_id() -> String {
+    let bytes: [u8; 16] = rand::random();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

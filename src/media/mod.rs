@@ -1,0 +1,279 @@
+//! The media plane at the application boundary: shard threads, the room → shard directory, and
+//! the registry through which shards reach the signaling sessions of their peers.
+//!
+//! Each shard is one OS thread owning one `ketang_sfu::Sfu` and one UDP socket; the rest of the
+//! server talks to it only through [`ShardCommand`]s. Locks (`DashMap`) live here, never on the
+//! packet path inside a shard.
+
+mod shard;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use dashmap::DashMap;
+use ketang_sfu::{
+    Answer, JoinRequest, LeaveReason, PeerEvent, PeerId, RoomId, RoomSnapshot, SfuConfig, SfuError,
+    TrackSource,
+};
+use tokio::sync::{mpsc, oneshot};
+
+pub use shard::ShardStats;
+
+/// What a shard tells a peer's session.
+#[derive(Debug)]
+pub enum PeerSignal {
+    /// An event for the client.
+    Event(PeerEvent),
+    /// The peer is gone from its shard; the session should end.
+    Left(LeaveReason),
+    /// The application ends the session (a newer session replaced it, the server stops...).
+    Close(crate::signaling::protocol::ByeReason),
+}
+
+/// Where shards deliver peer signals: one channel per live peer.
+pub type PeerRegistry = DashMap<PeerId, mpsc::UnboundedSender<PeerSignal>>;
+
+/// A request to a shard. Replies come on the enclosed one-shot channel.
+#[derive(Debug)]
+pub enum ShardCommand {
+    Join {
+        req: Box<JoinRequest>,
+        reply: oneshot::Sender<Result<Answer, MediaError>>,
+    },
+    Offer {
+        peer: PeerId,
+        sdp: String,
+        sources: Vec<(String, TrackSource)>,
+        reply: oneshot::Sender<Result<Answer, MediaError>>,
+    },
+    Answer {
+        peer: PeerId,
+        sdp: String,
+        reply: oneshot::Sender<Result<(), MediaError>>,
+    },
+    Leave {
+        peer: PeerId,
+        reason: LeaveReason,
+    },
+    CloseRoom {
+        room: RoomId,
+        reason: LeaveReason,
+    },
+    Snapshot {
+        room: RoomId,
+        reply: oneshot::Sender<Option<RoomSnapshot>>,
+    },
+    Stop,
+}
+
+/// Why a media-plane request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    /// The SFU refused the request.
+    #[error(transparent)]
+    Sfu(#[from] SfuError),
+    /// The shard thread is gone (shutdown or a crash).
+    #[error("media shard unavailable")]
+    ShardGone,
+    /// The room was placed on another shard meanwhile; look it up again.
+    #[error("room moved to another shard")]
+    RoomMoved,
+}
+
+/// One running shard as the rest of the server sees it.
+#[derive(Debug)]
+pub struct ShardHandle {
+    pub index: usize,
+    /// The address the shard's socket is bound to.
+    pub local_addr: SocketAddr,
+    tx: mpsc::UnboundedSender<ShardCommand>,
+    /// Peers on the shard, for placing new rooms.
+    load: Arc<AtomicUsize>,
+    pub stats: Arc<ShardStats>,
+    thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// All shards, and which room lives where.
+pub struct MediaPlane {
+    shards: Vec<ShardHandle>,
+    rooms: Arc<DashMap<RoomId, usize>>,
+    pub registry: Arc<PeerRegistry>,
+}
+
+/// Settings for starting the media plane.
+pub struct MediaSettings {
+    /// Address of shard 0; with port 0 each shard picks a free port.
+    pub listen: SocketAddr,
+    pub shards: usize,
+    /// IPs announced as host candidates.
+    pub advertise: Vec<std::net::IpAddr>,
+    pub connect_timeout: std::time::Duration,
+}
+
+impl MediaPlane {
+    /// Binds every shard's socket and starts the shard threads.
+    pub fn start(settings: &MediaSettings) -> std::io::Result<MediaPlane> {
+        let registry: Arc<PeerRegistry> = Arc::new(DashMap::new());
+        let rooms: Arc<DashMap<RoomId, usize>> = Arc::new(DashMap::new());
+        let mut shards = Vec::new();
+        for index in 0..settings.shards.max(1) {
+            let port = match settings.listen.port() {
+                0 => 0,
+                p => p + index as u16,
+            };
+            let bind = SocketAddr::new(settings.listen.ip(), port);
+            let socket = std::net::UdpSocket::bind(bind).map_err(|e| {
+                std::io::Error::new(e.kind(), format!("cannot bind media UDP {bind}: {e}"))
+            })?;
+            let local_addr = socket.local_addr()?;
+            let candidates = settings
+                .advertise
+                .iter()
+                .map(|ip| SocketAddr::new(*ip, local_addr.port()))
+                .collect();
+            let mut sfu_config = SfuConfig::new(candidates);
+            // Disjoint track id ranges per shard keep ids unique in the process.
+            sfu_config.track_id_base = (index as u64) << 40 | 1;
+            sfu_config.connect_timeout = settings.connect_timeout;
+            let (tx, rx) = mpsc::unbounded_channel();
+            let load = Arc::new(AtomicUsize::new(0));
+            let stats = Arc::new(ShardStats::default());
+            let ctx = shard::ShardContext {
+                index,
+                socket,
+                commands: rx,
+                registry: registry.clone(),
+                rooms: rooms.clone(),
+                load: load.clone(),
+                stats: stats.clone(),
+            };
+            let thread = shard::spawn(ctx, sfu_config)?;
+            tracing::info!(shard = index, %local_addr, "media shard started");
+            shards.push(ShardHandle {
+                index,
+                local_addr,
+                tx,
+                load,
+                stats,
+                thread: std::sync::Mutex::new(Some(thread)),
+            });
+        }
+        Ok(MediaPlane {
+            shards,
+            rooms,
+            registry,
+        })
+    }
+
+    pub fn shards(&self) -> &[ShardHandle] {
+        &self.shards
+    }
+
+    /// The shard of a room, placing a new room on the least loaded shard.
+    pub fn shard_for(&self, room: &RoomId) -> &ShardHandle {
+        let index = *self.rooms.entry(room.clone()).or_insert_with(|| {
+            self.shards
+                .iter()
+                .min_by_key(|s| s.load.load(Ordering::Relaxed))
+                .map(|s| s.index)
+                .unwrap_or(0)
+        });
+        &self.shards[index.min(self.shards.len() - 1)]
+    }
+
+    /// Joins a peer to its room's shard; returns the shard index with the answer.
+    ///
+    /// A room closing on one shard while a peer joins it can race with its placement; the
+    /// shard refuses a join for a room it does not own, and the join is placed again.
+    pub async fn join(&self, req: JoinRequest) -> Result<(usize, Answer), MediaError> {
+        for _ in 0..3 {
+            let shard = self.shard_for(&req.room);
+            match shard.join_once(req.clone()).await {
+                Err(MediaError::RoomMoved) => continue,
+                r => return r.map(|a| (shard.index, a)),
+            }
+        }
+        Err(MediaError::RoomMoved)
+    }
+
+    /// The shard of a room if it is live.
+    pub fn shard_of(&self, room: &RoomId) -> Option<&ShardHandle> {
+        let index = *self.rooms.get(room)?;
+        self.shards.get(index)
+    }
+
+    /// Live rooms.
+    pub fn rooms(&self) -> Vec<RoomId> {
+        self.rooms.iter().map(|e| e.key().clone()).collect()
+    }
+
+    /// Stops every shard thread and waits for them.
+    pub fn stop(&self) {
+        for s in &self.shards {
+            let _ = s.tx.send(ShardCommand::Stop);
+        }
+        for s in &self.shards {
+            let handle = s.thread.lock().ok().and_then(|mut t| t.take());
+            if let Some(h) = handle {
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+impl ShardHandle {
+    fn send(&self, cmd: ShardCommand) -> Result<(), MediaError> {
+        self.tx.send(cmd).map_err(|_| MediaError::ShardGone)
+    }
+
+    async fn join_once(&self, req: JoinRequest) -> Result<Answer, MediaError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(ShardCommand::Join {
+            req: Box::new(req),
+            reply,
+        })?;
+        rx.await.map_err(|_| MediaError::ShardGone)?
+    }
+
+    pub async fn offer(
+        &self,
+        peer: PeerId,
+        sdp: String,
+        sources: Vec<(String, TrackSource)>,
+    ) -> Result<Answer, MediaError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(ShardCommand::Offer {
+            peer,
+            sdp,
+            sources,
+            reply,
+        })?;
+        rx.await.map_err(|_| MediaError::ShardGone)?
+    }
+
+    pub async fn answer(&self, peer: PeerId, sdp: String) -> Result<(), MediaError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(ShardCommand::Answer { peer, sdp, reply })?;
+        rx.await.map_err(|_| MediaError::ShardGone)?
+    }
+
+    pub fn leave(&self, peer: PeerId, reason: LeaveReason) {
+        let _ = self.send(ShardCommand::Leave { peer, reason });
+    }
+
+    pub fn close_room(&self, room: RoomId, reason: LeaveReason) {
+        let _ = self.send(ShardCommand::CloseRoom { room, reason });
+    }
+
+    pub async fn snapshot(&self, room: RoomId) -> Result<Option<RoomSnapshot>, MediaError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(ShardCommand::Snapshot { room, reply })?;
+        rx.await.map_err(|_| MediaError::ShardGone)
+    }
+
+    /// Peers on the shard now.
+    pub fn load(&self) -> usize {
+        self.load.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,216 @@
+//! One shard thread: the IO loop around a sans-IO `Sfu`.
+//!
+//! The thread runs a single-threaded tokio runtime and loops: drain the SFU (send datagrams,
+//! route events), then wait for one of a datagram, a command, or the SFU's deadline. Nothing
+//! else touches the `Sfu`, so it needs no lock.
+
+use std::io::ErrorKind;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use dashmap::DashMap;
+use ketang_sfu::{LeaveReason, RoomId, Sfu, SfuConfig, SfuEvent, SfuOutput};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use super::{MediaError, PeerRegistry, PeerSignal, ShardCommand};
+
+/// Datagrams read per wake-up before the SFU's output is flushed.
+const RECV_BATCH: usize = 64;
+
+/// Counters of one shard, read by metrics and health endpoints.
+#[derive(Debug, Default)]
+pub struct ShardStats {
+    pub datagrams_in: AtomicU64,
+    pub datagrams_out: AtomicU64,
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub send_errors: AtomicU64,
+    pub rooms: AtomicUsize,
+}
+
+pub(super) struct ShardContext {
+    pub index: usize,
+    pub socket: std::net::UdpSocket,
+    pub commands: mpsc::UnboundedReceiver<ShardCommand>,
+    pub registry: Arc<PeerRegistry>,
+    pub rooms: Arc<DashMap<RoomId, usize>>,
+    pub load: Arc<AtomicUsize>,
+    pub stats: Arc<ShardStats>,
+}
+
+pub(super) fn spawn(
+    ctx: ShardContext,
+    config: SfuConfig,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name(format!("ketang-shard-{}", ctx.index))
+        .spawn(move || {
+            let index = ctx.index;
+            if let Err(e) = rt.block_on(run(ctx, config)) {
+                tracing::error!(shard = index, "media shard stopped: {e}");
+            }
+        })
+}
+
+async fn run(mut ctx: ShardContext, config: SfuConfig) -> Result<(), String> {
+    let mut sfu = Sfu::new(config, Instant::now()).map_err(|e| e.to_string())?;
+    ctx.socket
+        .set_nonblocking(true)
+        .map_err(|e| e.to_string())?;
+    let socket = UdpSocket::from_std(ctx.socket.try_clone().map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
+    let local = socket.local_addr().map_err(|e| e.to_string())?;
+    let mut buf = vec![0u8; 2048];
+    loop {
+        let mut deadline = flush(&mut sfu, &socket, &ctx).await;
+        // Under a steady stream of datagrams the timer branch below could lose every race;
+        // honour a passed deadline before waiting again.
+        if deadline <= Instant::now() {
+            sfu.handle_timeout(Instant::now());
+            deadline = flush(&mut sfu, &socket, &ctx).await;
+        }
+        tokio::select! {
+            cmd = ctx.commands.recv() => match cmd {
+                None | Some(ShardCommand::Stop) => break,
+                Some(cmd) => command(&mut sfu, cmd, &ctx),
+            },
+            r = socket.recv_from(&mut buf) => {
+                match r {
+                    Ok((n, from)) => datagram(&mut sfu, &ctx, from, local, &buf[..n]),
+                    Err(e) => tracing::debug!(shard = ctx.index, "recv failed: {e}"),
+                }
+                for _ in 1..RECV_BATCH {
+                    match socket.try_recv_from(&mut buf) {
+                        Ok((n, from)) => datagram(&mut sfu, &ctx, from, local, &buf[..n]),
+                        Err(_) => break,
+                    }
+                }
+            }
+            _ = tokio::time::sleep_until(deadline.into()) => sfu.handle_timeout(Instant::now()),
+        }
+    }
+    // Tell every remaining session that the server is going away.
+    let rooms: Vec<RoomId> = ctx
+        .rooms
+        .iter()
+        .filter(|e| *e.value() == ctx.index)
+        .map(|e| e.key().clone())
+        .collect();
+    for room in rooms {
+        sfu.close_room(Instant::now(), &room, LeaveReason::Shutdown);
+    }
+    flush(&mut sfu, &socket, &ctx).await;
+    Ok(())
+}
+
+fn datagram(sfu: &mut Sfu, ctx: &ShardContext, from: SocketAddr, local: SocketAddr, data: &[u8]) {
+    ctx.stats.datagrams_in.fetch_add(1, Ordering::Relaxed);
+    ctx.stats
+        .bytes_in
+        .fetch_add(data.len() as u64, Ordering::Relaxed);
+    sfu.handle_datagram(Instant::now(), from, local, data);
+}
+
+/// Sends and routes everything the SFU has queued; returns its next deadline.
+async fn flush(sfu: &mut Sfu, socket: &UdpSocket, ctx: &ShardContext) -> Instant {
+    loop {
+        match sfu.poll_output() {
+            SfuOutput::Timeout(t) => return t,
+            SfuOutput::Transmit(t) => {
+                let sent = match socket.try_send_to(&t.contents, t.destination) {
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                        socket.send_to(&t.contents, t.destination).await
+                    }
+                    r => r,
+                };
+                match sent {
+                    Ok(n) => {
+                        ctx.stats.datagrams_out.fetch_add(1, Ordering::Relaxed);
+                        ctx.stats.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                    Err(_) => {
+                        ctx.stats.send_errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            SfuOutput::Event(e) => route(e, ctx),
+        }
+    }
+}
+
+fn route(e: SfuEvent, ctx: &ShardContext) {
+    match e {
+        SfuEvent::ToPeer { peer, event } => {
+            if let Some(tx) = ctx.registry.get(&peer) {
+                let _ = tx.send(PeerSignal::Event(event));
+            }
+        }
+        SfuEvent::PeerLeft { peer, reason, .. } => {
+            ctx.load.fetch_sub(1, Ordering::Relaxed);
+            if let Some(tx) = ctx.registry.get(&peer) {
+                let _ = tx.send(PeerSignal::Left(reason));
+            }
+        }
+        SfuEvent::RoomClosed { room } => {
+            ctx.rooms.remove_if(&room, |_, owner| *owner == ctx.index);
+            ctx.stats.rooms.fetch_sub(1, Ordering::Relaxed);
+        }
+        _ => {}
+    }
+}
+
+fn command(sfu: &mut Sfu, cmd: ShardCommand, ctx: &ShardContext) {
+    let now = Instant::now();
+    match cmd {
+        ShardCommand::Join { req, reply } => {
+            let owner = *ctx.rooms.entry(req.room.clone()).or_insert(ctx.index);
+            if owner != ctx.index {
+                let _ = reply.send(Err(MediaError::RoomMoved));
+                return;
+            }
+            let room = req.room.clone();
+            let new_room = sfu.room_snapshot(&room).is_none();
+            let result = sfu.join(now, *req).map_err(MediaError::from);
+            match &result {
+                Ok(_) => {
+                    ctx.load.fetch_add(1, Ordering::Relaxed);
+                    if new_room {
+                        ctx.stats.rooms.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Err(_) if new_room => {
+                    ctx.rooms.remove_if(&room, |_, owner| *owner == ctx.index);
+                }
+                Err(_) => {}
+            }
+            let _ = reply.send(result);
+        }
+        ShardCommand::Offer {
+            peer,
+            sdp,
+            sources,
+            reply,
+        } => {
+            let r = sfu.client_offer(now, peer, &sdp, &sources);
+            let _ = reply.send(r.map_err(MediaError::from));
+        }
+        ShardCommand::Answer { peer, sdp, reply } => {
+            let r = sfu.client_answer(now, peer, &sdp);
+            let _ = reply.send(r.map_err(MediaError::from));
+        }
+        ShardCommand::Leave { peer, reason } => {
+            sfu.leave(now, peer, reason);
+        }
+        ShardCommand::CloseRoom { room, reason } => sfu.close_room(now, &room, reason),
+        ShardCommand::Snapshot { room, reply } => {
+            let _ = reply.send(sfu.room_snapshot(&room));
+        }
+        ShardCommand::Stop => {}
+    }
+}

@@ -1,0 +1,128 @@
+//! Starting and stopping the whole server: secret, media shards, HTTP listener.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use crate::auth::{TokenAuthority, load_or_create_secret};
+use crate::config::Config;
+use crate::media::{MediaPlane, MediaSettings, PeerSignal};
+use crate::signaling::protocol::ByeReason;
+use crate::state::AppState;
+
+/// Why the server stopped with an error.
+#[derive(Debug)]
+pub struct ServerError(pub String);
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+/// A started server.
+pub struct RunningServer {
+    /// Where HTTP is served (the bound address, also when configured with port 0).
+    pub http_addr: SocketAddr,
+    pub state: AppState,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<Result<(), std::io::Error>>,
+}
+
+/// Binds everything and starts serving in the background.
+pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
+    let secret = load_or_create_secret(config.auth.secret.as_deref(), &config.storage.data_dir)
+        .map_err(|e| ServerError(format!("auth secret: {e}")))?;
+    let tokens = TokenAuthority::new(&secret, config.auth.clock_skew);
+    let settings = MediaSettings {
+        listen: config.media.listen,
+        shards: config.media_shard_count(),
+        advertise: config.advertised_ips(),
+        connect_timeout: config.media.connect_timeout,
+    };
+    let media = MediaPlane::start(&settings).map_err(|e| ServerError(e.to_string()))?;
+    let listener = TcpListener::bind(config.http.listen)
+        .await
+        .map_err(|e| ServerError(format!("cannot listen on {}: {e}", config.http.listen)))?;
+    let http_addr = listener
+        .local_addr()
+        .map_err(|e| ServerError(e.to_string()))?;
+    let state = AppState::new(config, tokens, media);
+    let app = crate::http::router(state.clone());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    Ok(RunningServer {
+        http_addr,
+        state,
+        stop: Some(stop),
+        task,
+    })
+}
+
+impl RunningServer {
+    /// Stops taking requests, tells every client, stops the shards, waits for HTTP to end.
+    pub async fn shutdown(mut self) -> Result<(), ServerError> {
+        self.state.shutting_down.store(true, Ordering::Relaxed);
+        for entry in self.state.media.registry.iter() {
+            let _ = entry.value().send(PeerSignal::Close(ByeReason::Shutdown));
+        }
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let state = self.state.clone();
+        tokio::task::spawn_blocking(move || state.media.stop())
+            .await
+            .map_err(|e| ServerError(e.to_string()))?;
+        // WebSocket sessions end when their peers do; don't wait forever on a stuck client.
+        match tokio::time::timeout(std::time::Duration::from_secs(5), self.task).await {
+            Ok(Ok(r)) => r.map_err(|e| ServerError(e.to_string())),
+            Ok(Err(e)) => Err(ServerError(e.to_string())),
+            Err(_) => Ok(()),
+        }
+    }
+}
+
+/// Runs the server until Ctrl-C or SIGTERM.
+pub async fn run(config: Config) -> Result<(), ServerError> {
+    let public = config.public_base_url();
+    let server = start(config).await?;
+    tracing::info!(
+        http = %server.http_addr,
+        "Ketang is serving; open room links under {public}/r/<room>?t=<token> (mint them with `ketang token`)"
+    );
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    server.shutdown().await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

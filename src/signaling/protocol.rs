@@ -1,0 +1,268 @@
+//! Signaling messages: serde-tagged JSON, `type` names the message, fields are camelCase.
+//! `docs/protocol.md` §4 is the specification; keep the two in step.
+
+use ketang_sfu::{
+    ClassroomId, LeaveReason, MidTrack, ParticipantInfo, PeerEvent, PeerId, RejectedMid, Role,
+    RoomId, TrackId, TrackInfo, TrackSource,
+};
+use serde::{Deserialize, Serialize};
+
+/// A message from the client.
+#[derive(Debug, Deserialize)]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum ClientMsg {
+    /// The client's SDP offer: the first one joins, later ones renegotiate.
+    Offer {
+        sdp: String,
+        #[serde(default)]
+        tracks: Vec<TrackSourceDecl>,
+    },
+    /// The answer to the latest server offer.
+    Answer { sdp: String },
+    /// The client leaves.
+    Leave {},
+    /// Liveness check.
+    Ping {},
+}
+
+/// The source a client declares for one of its sending m-lines.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackSourceDecl {
+    pub mid: String,
+    pub source: TrackSource,
+}
+
+/// Limits announced in `welcome`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Limits {
+    pub max_message_bytes: usize,
+    pub max_sdp_bytes: usize,
+    pub messages_per_second: u32,
+}
+
+/// A refused m-line in `answer`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rejected {
+    pub mid: String,
+    pub reason: String,
+}
+
+impl From<RejectedMid> for Rejected {
+    fn from(r: RejectedMid) -> Self {
+        Rejected {
+            mid: r.mid,
+            reason: r.reason,
+        }
+    }
+}
+
+/// A message to the client.
+#[derive(Debug, Serialize)]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum ServerMsg {
+    Welcome {
+        peer_id: PeerId,
+        room: RoomId,
+        role: Role,
+        name: String,
+        classroom: Option<ClassroomId>,
+        participants: Vec<ParticipantInfo>,
+        tracks: Vec<TrackInfo>,
+        limits: Limits,
+        expires_at: u64,
+    },
+    Answer {
+        sdp: String,
+        rejected: Vec<Rejected>,
+    },
+    Offer {
+        sdp: String,
+        tracks: Vec<MidTrack>,
+    },
+    ParticipantJoined {
+        participant: ParticipantInfo,
+    },
+    ParticipantLeft {
+        peer_id: PeerId,
+        reason: LeaveReason,
+    },
+    TrackAdded {
+        track: TrackInfo,
+    },
+    TrackRemoved {
+        track_id: TrackId,
+        peer_id: PeerId,
+    },
+    Error {
+        code: ErrorCode,
+        message: String,
+        #[serde(rename = "ref", skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
+    Bye {
+        reason: ByeReason,
+        message: String,
+    },
+    Pong {},
+}
+
+/// `error.code` values (protocol §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ErrorCode {
+    BadMessage,
+    MessageTooLarge,
+    RateLimited,
+    InvalidSdp,
+    Glare,
+    NoPendingOffer,
+    Forbidden,
+    NotJoined,
+    Internal,
+}
+
+/// `bye.reason` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ByeReason {
+    Left,
+    RoomClosed,
+    Removed,
+    TokenExpired,
+    Shutdown,
+    Replaced,
+    MediaFailed,
+}
+
+impl ByeReason {
+    /// The bye for a peer the SFU removed.
+    pub fn from_leave(reason: LeaveReason) -> ByeReason {
+        match reason {
+            LeaveReason::Left => ByeReason::Left,
+            LeaveReason::RoomClosed => ByeReason::RoomClosed,
+            LeaveReason::Removed => ByeReason::Removed,
+            LeaveReason::Shutdown => ByeReason::Shutdown,
+            LeaveReason::Disconnected | LeaveReason::Internal => ByeReason::MediaFailed,
+        }
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            ByeReason::Left => "you left the lesson",
+            ByeReason::RoomClosed => "the lesson has ended",
+            ByeReason::Removed => "you were removed from the lesson",
+            ByeReason::TokenExpired => "the room link expired",
+            ByeReason::Shutdown => "the server is shutting down",
+            ByeReason::Replaced => "the same room link joined from another page",
+            ByeReason::MediaFailed => "the media connection failed",
+        }
+    }
+}
+
+impl ServerMsg {
+    pub fn error(code: ErrorCode, message: impl Into<String>, reference: Option<&str>) -> Self {
+        ServerMsg::Error {
+            code,
+            message: message.into(),
+            reference: reference.map(str::to_string),
+        }
+    }
+
+    pub fn bye(reason: ByeReason) -> Self {
+        ServerMsg::Bye {
+            reason,
+            message: reason.message().into(),
+        }
+    }
+
+    /// The message for an SFU event, if the client is told about it.
+    pub fn from_event(e: PeerEvent) -> Option<ServerMsg> {
+        Some(match e {
+            PeerEvent::Offer { sdp, tracks } => ServerMsg::Offer { sdp, tracks },
+            PeerEvent::ParticipantJoined(participant) => {
+                ServerMsg::ParticipantJoined { participant }
+            }
+            PeerEvent::ParticipantLeft { peer, reason } => ServerMsg::ParticipantLeft {
+                peer_id: peer,
+                reason,
+            },
+            PeerEvent::TrackAdded(track) => ServerMsg::TrackAdded { track },
+            PeerEvent::TrackRemoved { track, peer } => ServerMsg::TrackRemoved {
+                track_id: track,
+                peer_id: peer,
+            },
+            _ => return None,
+        })
+    }
+}
+
+/// The `type` of a raw message, for error references; `None` if it has none.
+pub fn message_type(text: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(text).ok()?;
+    v.get("type")?
+        .as_str()
+        .map(|s| s.chars().take(32).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_messages_parse_as_documented() {
+        let m: ClientMsg = serde_json::from_str(
+            r#"{"type":"offer","sdp":"v=0","tracks":[{"mid":"2","source":"screen"}]}"#,
+        )
+        .unwrap();
+        match m {
+            ClientMsg::Offer { sdp, tracks } => {
+                assert_eq!(sdp, "v=0");
+                assert_eq!(tracks[0].source, TrackSource::Screen);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            serde_json::from_str::<ClientMsg>(r#"{"type":"leave"}"#).unwrap(),
+            ClientMsg::Leave {}
+        ));
+        assert!(matches!(
+            serde_json::from_str::<ClientMsg>(r#"{"type":"ping"}"#).unwrap(),
+            ClientMsg::Ping {}
+        ));
+        assert!(serde_json::from_str::<ClientMsg>(r#"{"type":"dance"}"#).is_err());
+        assert!(serde_json::from_str::<ClientMsg>(r#"{"type":"answer"}"#).is_err());
+        assert!(serde_json::from_str::<ClientMsg>(r#"{"sdp":"x"}"#).is_err());
+    }
+
+    #[test]
+    fn server_messages_serialise_camel_case_with_type() {
+        let v = serde_json::to_value(ServerMsg::TrackRemoved {
+            track_id: TrackId(3),
+            peer_id: PeerId(9),
+        })
+        .unwrap();
+        assert_eq!(v["type"], "trackRemoved");
+        assert_eq!(v["trackId"], 3);
+        assert_eq!(v["peerId"], 9);
+        let e = serde_json::to_value(ServerMsg::error(
+            ErrorCode::RateLimited,
+            "slow",
+            Some("offer"),
+        ))
+        .unwrap();
+        assert_eq!(e["code"], "rateLimited");
+        assert_eq!(e["ref"], "offer");
+        let b = serde_json::to_value(ServerMsg::bye(ByeReason::TokenExpired)).unwrap();
+        assert_eq!(b["reason"], "tokenExpired");
+    }
+}

@@ -106,6 +106,7 @@ impl Sfu {
         room.peers.push(req.peer);
         self.demux.add_peer(req.peer, peer.local_ufrag.clone());
         self.peers.insert(req.peer, peer);
+        self.catch_up(req.peer, &req.room);
 
         // Existing tracks the newcomer receives.
         let existing: Vec<(TrackInfo, Role)> = self
@@ -140,6 +141,24 @@ impl Sfu {
             sdp: answer.to_sdp_string(),
             rejected: screened.rejected,
         })
+    }
+
+    /// Tells a newcomer who is already in the room and what they publish. The application's
+    /// welcome message may predate the join; these events make the newcomer's view exact.
+    fn catch_up(&mut self, newcomer: PeerId, room: &RoomId) {
+        let Some(r) = self.rooms.get(room) else {
+            return;
+        };
+        for p in r.peers.iter().filter(|p| **p != newcomer) {
+            if let Some(other) = self.peers.get(p) {
+                self.fx
+                    .send_to_peer(newcomer, PeerEvent::ParticipantJoined(other.info.clone()));
+            }
+        }
+        for t in r.tracks.values() {
+            self.fx
+                .send_to_peer(newcomer, PeerEvent::TrackAdded(t.info.clone()));
+        }
     }
 
     /// A client offer on an existing session (for example a screen share being added).

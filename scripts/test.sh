@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Installs what the tests need (if missing) and runs every test: format, lints, Rust unit and
+# integration tests (SFU on a virtual clock, the server with webrtc-rs clients on loopback),
+# then the browser end-to-end tests in headless Chromium.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\n== %s\n' "$*"; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+    echo "need root to run: $*" >&2; return 1; fi
+}
+
+# --- System packages -------------------------------------------------------------------
+missing=()
+command -v chromium >/dev/null || missing+=(chromium)
+command -v node >/dev/null || missing+=(nodejs npm)
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing ${missing[*]}"
+  as_root apt-get update
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+# --- Rust ----------------------------------------------------------------------------------
+say "cargo fmt --check"
+cargo fmt --all -- --check
+
+say "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+say "cargo test (unit, SFU scenarios, server integration)"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+  # nextest does not run doctests.
+  cargo test --workspace --locked --doc
+else
+  cargo test --workspace --locked --no-fail-fast
+fi
+
+# --- Browser end-to-end --------------------------------------------------------------------
+say "browser end-to-end (headless Chromium)"
+cargo build -p ketang --locked
+(cd e2e && npm ci --no-audit --no-fund && KETANG_BIN="$PWD/../target/debug/ketang" npm test)
+
+say "all tests passed"

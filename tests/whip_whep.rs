@@ -1,0 +1,67 @@
+//! WHIP in, WHEP out, against the real server on loopback, with webrtc-rs clients (an
+//! independent WebRTC implementation).
+
+mod common;
+
+use std::time::Duration;
+
+use common::TestServer;
+use ketang_loadtest::{WhepOptions, WhepViewer, WhipOptions, WhipPublisher};
+use ketang_sfu::Role;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whip_publisher_reaches_whep_viewer() {
+    let s = TestServer::start().await;
+    let teacher = s.token("math", Role::Teacher, "Ms Li");
+    let viewer = s.token("math", Role::Viewer, "student");
+
+    let v = WhepViewer::connect(&s.url("/whep/math"), &viewer, WhepOptions::default())
+        .await
+        .expect("WHEP session");
+    let mut p = WhipPublisher::connect(&s.url("/whip/math"), &teacher, WhipOptions::default())
+        .await
+        .expect("WHIP session");
+
+    // The teacher appears in the room like a browser participant.
+    let room = ketang_sfu::RoomId::new("math").unwrap();
+    let snapshot = s.server.state.media.shard_of(&room).unwrap().snapshot(room.clone());
+    let snapshot = snapshot.await.unwrap().unwrap();
+    assert!(
+        snapshot
+            .participants
+            .iter()
+            .any(|p| p.role == Role::Teacher && p.name == "Ms Li"),
+        "{snapshot:?}"
+    );
+
+    let sent = p.run_for(Duration::from_secs(8)).await;
+    let total = sent.audio.packets + sent.video.packets;
+    // Within 10 s of the start: 8 s of sending and up to 2 s for the tail.
+    let (got, _) = v
+        .wait_for(Duration::from_secs(2), |st| {
+            st.audio.unique_packets + st.video.unique_packets >= total
+        })
+        .await;
+    let received = got.audio.unique_packets + got.video.unique_packets;
+    eprintln!(
+        "sent audio {} video {} packets; received audio {} video {}; keyframes {}",
+        sent.audio.packets,
+        sent.video.packets,
+        got.audio.unique_packets,
+        got.video.unique_packets,
+        got.video.keyframes
+    );
+    assert!(total > 600, "the publisher sent too little: {total}");
+    assert!(
+        received * 100 >= total * 95,
+        "only {received} of {total} packets arrived"
+    );
+    assert!(got.video.keyframes >= 1);
+
+    // DELETE ends both sessions; a second DELETE finds nothing.
+    let loc = p.location().clone();
+    p.close().await.unwrap();
+    v.close().await.unwrap();
+    let again = reqwest::Client::new().delete(loc).send().await.unwrap();
+    assert_eq!(again.status(), 404);
+}

@@ -29,6 +29,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Mint a room link (or just its token) signed with the server's secret.
     Token(TokenArgs),
+    /// Check the configuration and print the effective values (file + environment) as JSON.
+    Config(ServeArgs),
 }
 
 /// `ketang serve`
@@ -83,6 +85,16 @@ pub fn run() -> ExitCode {
     };
     match cli.command {
         Command::Serve(args) => serve(&args),
+        Command::Config(args) => match Config::load(args.config.as_deref()) {
+            Ok(c) => {
+                println!("{}", c.to_redacted_json());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Token(args) => match token(&args, SystemTime::now()) {
             Ok(out) => {
                 println!("{}", out.line);

@@ -13,9 +13,8 @@ use ketang_sfu::Role;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
-type Ws = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn next_json(ws: &mut Ws) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
@@ -77,16 +76,32 @@ async fn bad_input_gets_documented_errors_and_the_lesson_goes_on() {
     // --- WHIP / WHEP ---
     let whip = s.url("/whip/math");
     let (st, body) = post_sdp(&whip, &viewer, "application/sdp", "v=0").await;
-    assert_eq!((st, body["error"].as_str()), (403, Some("forbidden")), "{body}");
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (403, Some("forbidden")),
+        "{body}"
+    );
     let (st, body) = post_sdp(&whip, &teacher, "text/plain", "v=0").await;
     assert_eq!(st, 415, "{body}");
     let (st, body) = post_sdp(&whip, &teacher, "application/sdp", "this is not sdp").await;
-    assert_eq!((st, body["error"].as_str()), (400, Some("invalidSdp")), "{body}");
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (400, Some("invalidSdp")),
+        "{body}"
+    );
     let expired = s.expired_token("math", Role::Viewer);
     let (st, body) = post_sdp(&s.url("/whep/math"), &expired, "application/sdp", "v=0").await;
-    assert_eq!((st, body["error"].as_str()), (401, Some("tokenExpired")), "{body}");
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (401, Some("tokenExpired")),
+        "{body}"
+    );
     let (st, body) = post_sdp(&s.url("/whip/physics"), &teacher, "application/sdp", "v=0").await;
-    assert_eq!((st, body["error"].as_str()), (401, Some("tokenWrongRoom")), "{body}");
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (401, Some("tokenWrongRoom")),
+        "{body}"
+    );
     let forger = TokenAuthority::new(&[7u8; 32], Duration::from_secs(30));
     let forged = forger
         .mint(
@@ -102,7 +117,11 @@ async fn bad_input_gets_documented_errors_and_the_lesson_goes_on() {
         )
         .unwrap();
     let (st, body) = post_sdp(&whip, &forged, "application/sdp", "v=0").await;
-    assert_eq!((st, body["error"].as_str()), (401, Some("tokenInvalid")), "{body}");
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (401, Some("tokenInvalid")),
+        "{body}"
+    );
     let (st, _) = post_sdp(&whip, "", "application/sdp", "v=0").await;
     assert_eq!(st, 401);
     let r = reqwest::Client::new()
@@ -113,11 +132,18 @@ async fn bad_input_gets_documented_errors_and_the_lesson_goes_on() {
     assert_eq!(r.status(), 404);
 
     // --- Pages ---
-    let r = reqwest::get(s.url(&format!("/r/math?t={expired}"))).await.unwrap();
+    let r = reqwest::get(s.url(&format!("/r/math?t={expired}")))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     let html = r.text().await.unwrap();
-    assert!(html.contains("tokenExpired") && html.contains("expired"), "{html}");
-    let r = reqwest::get(s.url(&format!("/r/math/session?t={viewer}"))).await.unwrap();
+    assert!(
+        html.contains("tokenExpired") && html.contains("expired"),
+        "{html}"
+    );
+    let r = reqwest::get(s.url(&format!("/r/math/session?t={viewer}")))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let claims: Value = r.json().await.unwrap();
     assert_eq!(claims["role"], "viewer");
@@ -134,7 +160,9 @@ async fn bad_input_gets_documented_errors_and_the_lesson_goes_on() {
     }
 
     let c1 = s.token("math", Role::Classroom, "Rural 3-2");
-    let (mut ws, _) = tokio_tungstenite::connect_async(s.ws_url(&c1)).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(s.ws_url(&c1))
+        .await
+        .unwrap();
     let welcome = next_of(&mut ws, "welcome").await;
     assert_eq!(welcome["role"], "classroom");
     assert!(
@@ -148,7 +176,10 @@ async fn bad_input_gets_documented_errors_and_the_lesson_goes_on() {
 
     ws.send(Message::text(r#"{"type":"dance"}"#)).await.unwrap();
     let e = next_of(&mut ws, "error").await;
-    assert_eq!((e["code"].as_str(), e["ref"].as_str()), (Some("badMessage"), Some("dance")));
+    assert_eq!(
+        (e["code"].as_str(), e["ref"].as_str()),
+        (Some("badMessage"), Some("dance"))
+    );
 
     let big = format!(r#"{{"type":"offer","sdp":"{}"}}"#, "a".repeat(1 << 20));
     ws.send(Message::text(big)).await.unwrap();
@@ -191,7 +222,10 @@ async fn bad_input_gets_documented_errors_and_the_lesson_goes_on() {
             break;
         }
     }
-    assert!(limited >= 50 && pongs >= 30, "pongs {pongs}, limited {limited}");
+    assert!(
+        limited >= 50 && pongs >= 30,
+        "pongs {pongs}, limited {limited}"
+    );
 
     // Frames beyond the hard limit close the socket.
     let huge = "b".repeat(3 << 20);

@@ -24,7 +24,13 @@ async fn whip_publisher_reaches_whep_viewer() {
 
     // The teacher appears in the room like a browser participant.
     let room = ketang_sfu::RoomId::new("math").unwrap();
-    let snapshot = s.server.state.media.shard_of(&room).unwrap().snapshot(room.clone());
+    let snapshot = s
+        .server
+        .state
+        .media
+        .shard_of(&room)
+        .unwrap()
+        .snapshot(room.clone());
     let snapshot = snapshot.await.unwrap().unwrap();
     assert!(
         snapshot

@@ -34,7 +34,13 @@ impl TestServer {
 
     /// A token valid now for `room` with `role`.
     pub fn token(&self, room: &str, role: Role, name: &str) -> String {
-        self.token_at(room, role, name, SystemTime::now(), Duration::from_secs(7200))
+        self.token_at(
+            room,
+            role,
+            name,
+            SystemTime::now(),
+            Duration::from_secs(7200),
+        )
     }
 
     pub fn token_at(

@@ -1,0 +1,149 @@
+//! Tests of configuration loading and validation.
+
+use super::*;
+use figment::providers::{Format, Toml};
+
+fn from_toml(toml: &str) -> Result<Config, ConfigError> {
+    Config::from_figment(&Figment::new().merge(Toml::string(toml)))
+}
+
+fn example_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("config/ketang.example.toml")
+}
+
+#[test]
+fn defaults_validate_and_derive_sensible_values() {
+    let c = from_toml("").expect("empty config must load");
+    assert_eq!(c, Config::default());
+    c.validate().expect("defaults must validate");
+    assert_eq!(c.public_base_url(), "http://127.0.0.1:8080");
+    assert_eq!(c.advertised_ips(), vec![IpAddr::from([127, 0, 0, 1])]);
+    assert!(c.media_shard_count() >= 1);
+    assert_eq!(c.media.connect_timeout, Duration::from_secs(30));
+    assert_eq!(c.signaling.hard_max_message_bytes, 2 * 1024 * 1024);
+}
+
+#[test]
+fn toml_values_override_defaults() {
+    let c = from_toml(
+        r#"
+        [http]
+        public_url = "https://ketang.example.org/"
+        [media]
+        listen = "0.0.0.0:20000"
+        shards = 4
+        advertise = ["203.0.113.7", "2001:db8::7"]
+        connect_timeout = "1m 30s"
+        [log]
+        format = "json"
+        "#,
+    )
+    .expect("valid config");
+    assert_eq!(c.public_base_url(), "https://ketang.example.org");
+    assert_eq!(
+        c.http.public_url.as_deref(),
+        Some("https://ketang.example.org")
+    );
+    assert_eq!(c.media_shard_count(), 4);
+    assert_eq!(c.media.connect_timeout, Duration::from_secs(90));
+    assert_eq!(c.advertised_ips().len(), 2);
+    assert_eq!(c.log.format, LogFormat::Json);
+}
+
+#[test]
+fn durations_serialise_as_humantime_strings() {
+    let v = serde_json::to_value(Config::default()).expect("serialise");
+    assert_eq!(v["media"]["connect_timeout"], "30s");
+    assert_eq!(v["auth"]["clock_skew"], "30s");
+    let err = from_toml("[auth]\nclock_skew = \"soon\"").unwrap_err();
+    assert_eq!(err.key(), Some("auth.clock_skew"), "{err}");
+}
+
+#[test]
+fn unknown_keys_are_refused_by_name() {
+    let err = from_toml("[media]\nshardz = 2").unwrap_err();
+    assert_eq!(err.key(), Some("media.shardz"), "{err}");
+    assert!(err.to_string().contains("unknown key"), "{err}");
+    let err = from_toml("[medai]\nshards = 2").unwrap_err();
+    assert_eq!(err.key(), Some("medai"), "{err}");
+    let err = from_toml("debug = true").unwrap_err();
+    assert_eq!(err.key(), Some("debug"), "{err}");
+}
+
+#[test]
+fn each_validation_error_names_its_key() {
+    let cases = [
+        (
+            "[http]\npublic_url = \"ketang.example.org\"",
+            "http.public_url",
+        ),
+        ("[http]\npublic_url = \"https://\"", "http.public_url"),
+        ("[http]\nlisten = \"not an address\"", "http.listen"),
+        (
+            "[media]\nlisten = \"127.0.0.1:65535\"\nshards = 2",
+            "media.listen",
+        ),
+        ("[media]\nlisten = \"0.0.0.0:10000\"", "media.advertise"),
+        ("[media]\nadvertise = [\"::\"]", "media.advertise"),
+        ("[media]\nconnect_timeout = \"0s\"", "media.connect_timeout"),
+        ("[media]\nshards = -1", "media.shards"),
+        ("[auth]\nsecret = \"too short\"", "auth.secret"),
+        ("[storage]\ndata_dir = \"\"", "storage.data_dir"),
+        (
+            "[signaling]\nmax_message_bytes = 0",
+            "signaling.max_message_bytes",
+        ),
+        (
+            "[signaling]\nhard_max_message_bytes = 1000",
+            "signaling.hard_max_message_bytes",
+        ),
+        (
+            "[signaling]\nmax_sdp_bytes = 70000",
+            "signaling.max_sdp_bytes",
+        ),
+        (
+            "[signaling]\nmessages_per_second = 0",
+            "signaling.messages_per_second",
+        ),
+        ("[signaling]\nburst = 10", "signaling.burst"),
+        ("[log]\nformat = \"xml\"", "log.format"),
+        ("[log]\nfilter = \"info,[\"", "log.filter"),
+    ];
+    for (toml, key) in cases {
+        let err = from_toml(toml).expect_err(toml);
+        assert_eq!(err.key(), Some(key), "{toml:?} gave: {err}");
+        assert!(err.to_string().starts_with(&format!("{key}: ")), "{err}");
+    }
+    // The boundary itself is fine: the last shard gets port 65535.
+    from_toml("[media]\nlisten = \"127.0.0.1:65534\"\nshards = 2").expect("fits");
+}
+
+#[test]
+fn a_missing_config_file_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("nope.toml");
+    let err = Config::load(Some(&path)).unwrap_err();
+    assert!(matches!(err, ConfigError::File { .. }), "{err:?}");
+    assert!(err.to_string().contains("nope.toml"), "{err}");
+}
+
+#[test]
+fn the_example_file_documents_every_key_with_its_default() {
+    let loaded = Config::from_figment(&Figment::new().merge(Toml::file_exact(example_path())))
+        .expect("example must load and validate");
+    assert_eq!(loaded, Config::default());
+    let text = std::fs::read_to_string(example_path()).expect("read example");
+    let v = serde_json::to_value(Config::default()).expect("serialise");
+    for (section, keys) in v.as_object().into_iter().flatten() {
+        assert!(
+            text.contains(&format!("[{section}]")),
+            "[{section}] undocumented"
+        );
+        for key in keys.as_object().into_iter().flatten().map(|(k, _)| k) {
+            assert!(
+                text.contains(&format!("{key} =")),
+                "{section}.{key} undocumented"
+            );
+        }
+    }
+}

@@ -41,7 +41,7 @@ impl Sfu {
             return Err(SfuError::PeerExists(req.peer));
         }
         let named: HashMap<String, TrackSource> = req.sources.iter().cloned().collect();
-        let screened = screen_offer(&req.offer, req.role, req.mode, &named);
+        let screened = screen_offer(&req.offer, req.role, req.mode, &named, &[]);
         let offer = SdpOffer::from_sdp_string(&screened.sdp)
             .map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
         let mut rtc = self.build_rtc(now);
@@ -179,7 +179,8 @@ impl Sfu {
             ));
         }
         let named: HashMap<String, TrackSource> = sources.iter().cloned().collect();
-        let screened = screen_offer(sdp, p.info.role, p.mode, &named);
+        let server_sends: Vec<String> = p.outs.keys().map(|m| m.to_string()).collect();
+        let screened = screen_offer(sdp, p.info.role, p.mode, &named, &server_sends);
         for (mid, acc) in &screened.accepted {
             let mid = Mid::from(mid.as_str());
             if let Accepted::Publish(source) = acc

@@ -93,12 +93,14 @@ struct Section {
 
 /// Screens a client offer for `role` in `mode`. `named` maps mids to the sources the client
 /// declared (signaling clients name their screen share); unnamed m-lines get the default source
-/// of their kind.
+/// of their kind. `server_sends` are the mids the server already sends on (from its own
+/// offers): a re-offer repeats them and they are left as they are.
 pub(crate) fn screen_offer(
     sdp: &str,
     role: Role,
     mode: PeerMode,
     named: &HashMap<String, TrackSource>,
+    server_sends: &[String],
 ) -> Screened {
     let eol = if sdp.contains("\r\n") { "\r\n" } else { "\n" };
     let mut session: Vec<String> = Vec::new();
@@ -157,7 +159,7 @@ pub(crate) fn screen_offer(
             .dir_index
             .and_then(|i| Dir::parse(&sec.lines[i]))
             .unwrap_or(session_dir);
-        if dir == Dir::Inactive {
+        if dir == Dir::Inactive || server_sends.contains(&mid) {
             continue;
         }
         let source = named
@@ -315,7 +317,7 @@ mod tests {
             ("video", "2", Some("sendonly")),
         ]);
         let named = HashMap::from([("2".to_string(), TrackSource::Screen)]);
-        let s = screen_offer(&sdp, Role::Classroom, PeerMode::Signaling, &named);
+        let s = screen_offer(&sdp, Role::Classroom, PeerMode::Signaling, &named, &[]);
         assert_eq!(dir_of(&s.sdp, "0"), "a=sendonly");
         // sendrecv is narrowed: the server never sends on a publishing m-line.
         assert_eq!(dir_of(&s.sdp, "1"), "a=sendonly");
@@ -331,7 +333,13 @@ mod tests {
     #[test]
     fn viewer_send_lines_become_inactive_and_missing_direction_is_sendrecv() {
         let sdp = offer(&[("audio", "0", None), ("video", "1", Some("sendonly"))]);
-        let s = screen_offer(&sdp, Role::Viewer, PeerMode::Signaling, &HashMap::new());
+        let s = screen_offer(
+            &sdp,
+            Role::Viewer,
+            PeerMode::Signaling,
+            &HashMap::new(),
+            &[],
+        );
         assert_eq!(dir_of(&s.sdp, "0"), "a=inactive");
         assert_eq!(dir_of(&s.sdp, "1"), "a=inactive");
         assert_eq!(s.rejected.len(), 2);
@@ -345,7 +353,7 @@ mod tests {
             ("video", "1", Some("sendonly")),
             ("video", "2", Some("sendonly")),
         ]);
-        let s = screen_offer(&sdp, Role::Teacher, PeerMode::Whip, &HashMap::new());
+        let s = screen_offer(&sdp, Role::Teacher, PeerMode::Whip, &HashMap::new(), &[]);
         assert_eq!(s.accepted.len(), 2);
         assert_eq!(dir_of(&s.sdp, "2"), "a=inactive");
         assert!(s.rejected[0].reason.contains("one audio and one video"));
@@ -357,7 +365,7 @@ mod tests {
             ("audio", "0", Some("recvonly")),
             ("video", "1", Some("sendrecv")),
         ]);
-        let s = screen_offer(&sdp, Role::Viewer, PeerMode::Whep, &HashMap::new());
+        let s = screen_offer(&sdp, Role::Viewer, PeerMode::Whep, &HashMap::new(), &[]);
         assert_eq!(s.accepted["0"], Accepted::Slot(TrackKind::Audio));
         assert_eq!(s.accepted["1"], Accepted::Slot(TrackKind::Video));
         assert_eq!(dir_of(&s.sdp, "1"), "a=recvonly");
@@ -365,11 +373,37 @@ mod tests {
     }
 
     #[test]
+    fn a_reoffer_keeps_the_lines_the_server_sends_on() {
+        let sdp = offer(&[
+            ("audio", "0", Some("sendonly")),
+            ("video", "3", Some("recvonly")),
+            ("video", "4", Some("recvonly")),
+        ]);
+        let s = screen_offer(
+            &sdp,
+            Role::Classroom,
+            PeerMode::Signaling,
+            &HashMap::new(),
+            &["3".to_string()],
+        );
+        assert_eq!(dir_of(&s.sdp, "3"), "a=recvonly");
+        // An unknown receive-only line is refused.
+        assert_eq!(dir_of(&s.sdp, "4"), "a=inactive");
+        assert_eq!(s.rejected.len(), 1);
+    }
+
+    #[test]
     fn stopped_and_application_lines_are_left_alone() {
         let mut sdp = offer(&[("audio", "0", Some("sendonly"))]);
         sdp = sdp.replace("m=audio 9", "m=audio 0");
         sdp.push_str("m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:1\r\n");
-        let s = screen_offer(&sdp, Role::Viewer, PeerMode::Signaling, &HashMap::new());
+        let s = screen_offer(
+            &sdp,
+            Role::Viewer,
+            PeerMode::Signaling,
+            &HashMap::new(),
+            &[],
+        );
         assert!(s.rejected.is_empty());
         assert_eq!(s.sdp, sdp);
     }

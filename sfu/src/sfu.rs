@@ -282,3 +282,69 @@ impl Sfu {
         self.schedule(f.publisher);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{JoinRequest, SfuEvent};
+    use crate::role::Role;
+    use crate::sdp::PeerMode;
+    use str0m::media::{Direction, MediaKind};
+
+    fn offer(now: Instant) -> String {
+        let mut rtc = Rtc::builder().build(now);
+        let mut api = rtc.sdp_api();
+        api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+        let (offer, _pending) = api.apply().unwrap();
+        offer.to_sdp_string()
+    }
+
+    fn join(sfu: &mut Sfu, now: Instant, peer: u64) {
+        let req = JoinRequest {
+            peer: PeerId(peer),
+            room: RoomId::new("r").unwrap(),
+            name: format!("p{peer}"),
+            role: Role::Classroom,
+            classroom: None,
+            joined_at_ms: 0,
+            mode: PeerMode::Signaling,
+            offer: offer(now),
+            sources: vec![],
+        };
+        sfu.join(now, req).unwrap();
+    }
+
+    #[test]
+    fn a_panic_while_handling_a_peer_removes_that_peer_only() {
+        let now = Instant::now();
+        let addr = "10.0.0.1:10000".parse().unwrap();
+        let mut sfu = Sfu::new(SfuConfig::new(vec![addr]), now).unwrap();
+        join(&mut sfu, now, 1);
+        join(&mut sfu, now, 2);
+        while !matches!(sfu.poll_output(), SfuOutput::Timeout(_)) {}
+
+        // A bug inside the handling of peer 1 (here: a deliberate panic).
+        let Sfu { peers, fx, .. } = &mut sfu;
+        let r = guard(peers.get_mut(&PeerId(1)).unwrap(), fx, |_, _| -> () {
+            panic!("injected bug")
+        });
+        assert!(r.is_none());
+        sfu.process(now);
+
+        assert_eq!(sfu.peer_count(), 1);
+        assert!(sfu.peers.contains_key(&PeerId(2)));
+        let mut left = Vec::new();
+        loop {
+            match sfu.poll_output() {
+                SfuOutput::Timeout(_) => break,
+                SfuOutput::Event(SfuEvent::PeerLeft { peer, reason, .. }) => {
+                    left.push((peer, reason))
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(left, vec![(PeerId(1), LeaveReason::Internal)]);
+        // The shard keeps working for the other peer.
+        sfu.handle_timeout(now + Duration::from_millis(50));
+    }
+}

@@ -73,6 +73,9 @@ pub struct Net {
     next_peer: u64,
     /// Every event the SFU produced, for assertions.
     pub sfu_events: Vec<String>,
+    hold_offers: bool,
+    /// Offers held back while `hold_offers` is set: (client index, sdp).
+    pub held: Vec<(usize, String)>,
 }
 
 pub fn init_log() {
@@ -100,6 +103,8 @@ impl Net {
             sfu_deadline: now,
             next_peer: 1,
             sfu_events: Vec::new(),
+            hold_offers: false,
+            held: Vec::new(),
         }
     }
 
@@ -198,6 +203,51 @@ impl Net {
         self.clients[i].gone = true;
         self.sfu.leave(self.now, peer, LeaveReason::Left);
         self.drain_sfu();
+    }
+
+    /// The client's network dies without a goodbye: nothing more reaches the SFU from it.
+    pub fn vanish(&mut self, name: &str) {
+        let i = self.idx(name);
+        self.clients[i].gone = true;
+    }
+
+    /// The client renegotiates to publish one more source (a screen share); returns the
+    /// result of the SFU's `client_offer`.
+    pub fn add_source(
+        &mut self,
+        name: &str,
+        source: TrackSource,
+    ) -> Result<Answer, ketang_sfu::SfuError> {
+        let i = self.idx(name);
+        let now = self.now;
+        let c = &mut self.clients[i];
+        let mut api = c.rtc.sdp_api();
+        let kind = match source.kind() {
+            TrackKind::Audio => MediaKind::Audio,
+            TrackKind::Video => MediaKind::Video,
+        };
+        let mid = api.add_media(kind, Direction::SendOnly, None, None, None);
+        let (offer, pending) = api.apply().unwrap();
+        drain_client(c, now);
+        let sources = vec![(mid.to_string(), source)];
+        let peer = c.peer;
+        let result = self
+            .sfu
+            .client_offer(now, peer, &offer.to_sdp_string(), &sources);
+        let c = &mut self.clients[i];
+        if let Ok(answer) = &result {
+            let sdp = SdpAnswer::from_sdp_string(&answer.sdp).unwrap();
+            c.rtc.sdp_api().accept_answer(pending, sdp).unwrap();
+            c.send.push((mid, source));
+            drain_client(c, now);
+        }
+        self.drain_sfu();
+        result
+    }
+
+    /// Offers from the SFU are answered automatically; tests of glare hold them back.
+    pub fn hold_offers(&mut self, hold: bool) {
+        self.hold_offers = hold;
     }
 
     /// Inject a raw datagram into the shard as if it came from `from`.
@@ -318,7 +368,11 @@ impl Net {
                     let Some(i) = self.clients.iter().position(|c| c.peer == peer) else {
                         continue;
                     };
-                    if let PeerEvent::Offer { sdp, tracks } = &event {
+                    if let PeerEvent::Offer { sdp, .. } = &event
+                        && self.hold_offers
+                    {
+                        self.held.push((i, sdp.clone()));
+                    } else if let PeerEvent::Offer { sdp, tracks } = &event {
                         let c = &mut self.clients[i];
                         c.mid_tracks = tracks
                             .iter()

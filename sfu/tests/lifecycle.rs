@@ -1,0 +1,118 @@
+//! Peer lifecycle beyond the happy path: network loss, renegotiation from the client, glare,
+//! keyframe requests across the SFU.
+
+mod common;
+
+use std::time::Duration;
+
+use common::Net;
+use ketang_sfu::{LeaveReason, PeerEvent, Role, SfuError, TrackKind, TrackSource};
+
+const MIC_CAM: &[TrackSource] = &[TrackSource::Mic, TrackSource::Camera];
+
+#[test]
+fn a_peer_whose_network_dies_is_removed_after_the_ice_timeout() {
+    let mut net = Net::new();
+    net.join("teacher", Role::Teacher, MIC_CAM);
+    net.join("c1", Role::Classroom, MIC_CAM);
+    net.run_for(Duration::from_secs(3));
+    let c1 = net.client("c1").peer;
+    net.vanish("c1");
+    // Consent checks stop; after 15 s without them the SFU drops the peer.
+    net.run_for(Duration::from_secs(10));
+    assert_eq!(net.sfu.peer_count(), 2, "too early");
+    net.run_for(Duration::from_secs(10));
+    assert_eq!(net.sfu.peer_count(), 1);
+    let t = net.client("teacher");
+    assert!(t.events.iter().any(|e| matches!(
+        e,
+        PeerEvent::ParticipantLeft { peer, reason: LeaveReason::Disconnected } if *peer == c1
+    )));
+    assert!(t.mid_tracks.values().all(|tr| tr.peer_id != c1));
+}
+
+#[test]
+fn a_peer_that_never_connects_is_removed_after_the_connect_timeout() {
+    let mut net = Net::new();
+    net.join("teacher", Role::Teacher, MIC_CAM);
+    net.join("ghost", Role::Classroom, MIC_CAM);
+    // The ghost's packets never arrive.
+    net.vanish("ghost");
+    net.run_for(Duration::from_secs(31));
+    assert_eq!(net.sfu.peer_count(), 1);
+    assert!(
+        net.sfu_events
+            .iter()
+            .any(|e| e.contains("PeerLeft") && e.contains("Disconnected"))
+    );
+}
+
+#[test]
+fn the_teacher_adds_a_screen_share_and_classrooms_receive_it() {
+    let mut net = Net::new();
+    net.join("teacher", Role::Teacher, MIC_CAM);
+    net.join("c1", Role::Classroom, MIC_CAM);
+    net.run_for(Duration::from_secs(2));
+    let answer = net.add_source("teacher", TrackSource::Screen).unwrap();
+    assert!(answer.rejected.is_empty());
+    net.run_for(Duration::from_secs(3));
+    let c1 = net.client("c1");
+    let screen = c1
+        .mid_tracks
+        .iter()
+        .find(|(_, t)| t.source == TrackSource::Screen)
+        .map(|(mid, _)| *mid)
+        .expect("c1 was offered the screen");
+    assert!(c1.rx[&screen].frames > 50, "{:?}", c1.rx[&screen]);
+    // A classroom trying the same is refused, and keeps its camera.
+    let refused = net.add_source("c1", TrackSource::Screen).unwrap();
+    assert_eq!(refused.rejected.len(), 1);
+    net.run_for(Duration::from_secs(1));
+    let before = net.frames_from("teacher", "c1", TrackKind::Video);
+    net.run_for(Duration::from_secs(1));
+    assert!(net.frames_from("teacher", "c1", TrackKind::Video) > before + 20);
+}
+
+#[test]
+fn a_client_offer_during_a_pending_server_offer_is_glare() {
+    let mut net = Net::new();
+    net.join("c1", Role::Classroom, MIC_CAM);
+    net.run_for(Duration::from_secs(1));
+    // The teacher joins; c1 gets a server offer it does not answer yet.
+    net.hold_offers(true);
+    net.join("teacher", Role::Teacher, MIC_CAM);
+    net.run_for(Duration::from_millis(500));
+    assert!(net.held.iter().any(|(i, _)| net.clients[*i].name == "c1"));
+    let r = net.add_source("c1", TrackSource::Camera);
+    assert!(matches!(r, Err(SfuError::Glare)), "{r:?}");
+}
+
+#[test]
+fn a_subscribers_keyframe_request_reaches_the_publisher() {
+    let mut net = Net::new();
+    net.join("teacher", Role::Teacher, MIC_CAM);
+    net.join("c1", Role::Classroom, MIC_CAM);
+    net.run_for(Duration::from_secs(3));
+    let before: u64 = net.client("c1").rx.values().map(|r| r.keyframes).sum();
+    // c1's decoder lost the picture: it sends a PLI for the teacher's camera.
+    let i = net.idx("c1");
+    let mid = net.clients[i]
+        .mid_tracks
+        .iter()
+        .find(|(_, t)| t.source == TrackSource::Camera)
+        .map(|(m, _)| *m)
+        .unwrap();
+    net.clients[i]
+        .rtc
+        .direct_api()
+        .stream_rx_by_mid(mid, None)
+        .unwrap()
+        .request_keyframe(str0m::media::KeyframeRequestKind::Pli);
+    // Regular keyframes come every 2 s; the requested one comes within a few frames.
+    net.run_for(Duration::from_millis(400));
+    let after: u64 = net.client("c1").rx.values().map(|r| r.keyframes).sum();
+    assert!(
+        after > before,
+        "no keyframe after the PLI: {before} -> {after}"
+    );
+}

@@ -16,8 +16,10 @@ pub fn init(log: &LogConfig) {
     let rust_log = std::env::var("RUST_LOG").ok();
     let (filter, warning) = build_filter(rust_log.as_deref(), &log.filter);
     let layer = match log.format {
+        // Colours only for a terminal: log files and journald get plain text.
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .boxed(),
         // Span fields carry the room and peer ids; without the span list they would only be
         // visible on events logged directly inside the innermost span.

@@ -35,6 +35,8 @@ fn environment_variables_override_the_file() {
             ("KETANG_MEDIA__LISTEN", "0.0.0.0:11000"),
             ("KETANG_MEDIA__ADVERTISE", "[203.0.113.7]"),
             ("KETANG_HTTP__PUBLIC_URL", "https://ketang.example.org/"),
+            // Not config (no section): scripts use such variables; they are ignored.
+            ("KETANG_BIN", "/usr/local/bin/ketang"),
         ],
     );
     assert!(ok, "{err}");

@@ -253,7 +253,12 @@ impl Config {
             }
             figment = figment.merge(Toml::file_exact(path));
         }
-        Ok(figment.merge(Env::prefixed(ENV_PREFIX).split(ENV_SEPARATOR)))
+        // Every key lives in a section, so a config variable always has the separator; other
+        // KETANG_* variables (KETANG_BIN in scripts, say) are not config and are left alone.
+        let env = Env::prefixed(ENV_PREFIX)
+            .filter(|k| k.as_str().contains(ENV_SEPARATOR))
+            .split(ENV_SEPARATOR);
+        Ok(figment.merge(env))
     }
 
     /// Extracts and validates a config from any figment.

@@ -1,0 +1,95 @@
+// Launch Debian's chromium through playwright-core and open room pages, each in a fresh
+// browser context (its own profile: storage, permissions, cookies) with fake camera and mic.
+//
+// Env: CHROMIUM (default /usr/bin/chromium).
+
+import { chromium } from 'playwright-core';
+
+export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+
+export const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--use-fake-device-for-media-stream',
+  '--use-fake-ui-for-media-stream',
+  '--allow-loopback-in-peer-connection',
+  '--autoplay-policy=no-user-gesture-required',
+];
+
+export async function launchBrowser() {
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 30_000 });
+}
+
+/** Collects page console errors, page errors and WebSocket opens for the test log. */
+export class PageLog {
+  constructor() {
+    this.lines = [];
+  }
+
+  add(line) {
+    this.lines.push(`${new Date().toISOString()} ${line}`);
+  }
+
+  text() {
+    return this.lines.join('\n');
+  }
+}
+
+/**
+ * Open `url` in a new context. Returns {page, context, label, websockets, log}.
+ * `websockets` lists the URLs of every WebSocket the page opened.
+ * @param {import('playwright-core').Browser} browser
+ * @param {string} url
+ * @param {{label: string, log: PageLog, locale?: string, beforeGoto?: (page) => Promise<void>}} opts
+ */
+export async function openPage(browser, url, { label, log, locale = 'en-US', beforeGoto = null }) {
+  const context = await browser.newContext({
+    locale,
+    permissions: ['camera', 'microphone'],
+    viewport: { width: 1280, height: 720 },
+  });
+  const page = await context.newPage();
+  const websockets = [];
+  page.on('console', (msg) => {
+    if (msg.type() === 'error' || msg.type() === 'warning') log.add(`[${label}] console.${msg.type()}: ${msg.text()}`);
+  });
+  page.on('pageerror', (err) => log.add(`[${label}] page error: ${err.stack || err.message}`));
+  page.on('requestfailed', (req) => log.add(`[${label}] request failed: ${req.url()} ${req.failure()?.errorText}`));
+  page.on('websocket', (ws) => {
+    websockets.push(ws.url());
+    log.add(`[${label}] websocket opened: ${ws.url().replace(/t=[^&]+/, 't=…')}`);
+    ws.on('close', () => log.add(`[${label}] websocket closed`));
+  });
+  if (beforeGoto) await beforeGoto(page);
+  const response = await page.goto(url, { waitUntil: 'load', timeout: 15_000 });
+  return { page, context, label, websockets, log, response };
+}
+
+/** What a page shows and knows, for failure messages. */
+export async function describePage(p) {
+  try {
+    return await p.page.evaluate(() => {
+      const k = window.ketang;
+      const info = k ? {
+        state: k.state,
+        peerId: k.peerId,
+        role: k.role,
+        wsState: k.wsState,
+        connectionState: k.connectionState,
+        lastError: k.lastError,
+        participants: [...k.participants.values()].map((p) => ({ peerId: p.peerId, name: p.name, role: p.role })),
+        trackMap: [...k.trackMap.values()],
+        received: k.received.slice(-30),
+      } : null;
+      const tiles = [...document.querySelectorAll('[data-peer-id]')].map((e) => e.dataset.peerId);
+      return { url: location.pathname, ketang: info, tiles, text: document.body.innerText.slice(0, 1500) };
+    });
+  } catch (err) {
+    return { error: String(err) };
+  }
+}

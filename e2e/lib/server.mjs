@@ -1,0 +1,198 @@
+// Start and stop a Ketang server for a test, and mint room links with `ketang token`.
+//
+// Env: KETANG_BIN (default ../target/debug/ketang relative to e2e/), RUST_LOG (passed through,
+// default "info"), E2E_KEEP=1 keeps the temp dir (config, data, server.log).
+//
+// The server reads every KETANG_* environment variable as a config key and refuses unknown
+// ones (KETANG_BIN would stop it), so child processes get the environment without them.
+
+import { spawn, execFile } from 'node:child_process';
+import { createHmac, randomBytes } from 'node:crypto';
+import dgram from 'node:dgram';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const execFileP = promisify(execFile);
+
+export const E2E_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const KETANG_BIN = path.resolve(E2E_DIR, process.env.KETANG_BIN || '../target/debug/ketang');
+
+const HEALTH_TIMEOUT_MS = 20_000;
+
+/** A free TCP port on 127.0.0.1 (bind port 0, read it, close). */
+export function freeTcpPort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** A free UDP port on 127.0.0.1. */
+export function freeUdpPort() {
+  return new Promise((resolve, reject) => {
+    const sock = dgram.createSocket('udp4');
+    sock.on('error', reject);
+    sock.bind(0, '127.0.0.1', () => {
+      const { port } = sock.address();
+      sock.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** process.env without KETANG_* (config overrides for the server), plus `extra`. */
+function childEnv(extra = {}) {
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('KETANG_')));
+  return { ...env, ...extra };
+}
+
+export class KetangServer {
+  constructor({ dir, configPath, httpPort, udpPort, logPath, secretHex }) {
+    this.dir = dir;
+    this.secretHex = secretHex;
+    this.configPath = configPath;
+    this.httpPort = httpPort;
+    this.udpPort = udpPort;
+    this.logPath = logPath;
+    this.baseUrl = `http://127.0.0.1:${httpPort}`;
+    this.proc = null;
+    this.exit = null; // {code, signal} once the process has exited
+  }
+
+  /** Everything the server printed so far. */
+  log() {
+    try { return fs.readFileSync(this.logPath, 'utf8'); } catch { return '(no server log)'; }
+  }
+
+  /** Mint a token with `ketang token ... --token-only`. */
+  async mintToken({ room, role, name, classroom = null, ttl = '2h', notBefore = null }) {
+    const args = ['token', '--config', this.configPath, '--room', room, '--role', role, '--name', name];
+    if (classroom) args.push('--classroom', classroom);
+    if (ttl) args.push('--ttl', ttl);
+    if (notBefore) args.push('--not-before', notBefore);
+    args.push('--token-only');
+    let out;
+    try {
+      out = await execFileP(KETANG_BIN, args, { timeout: 15_000, env: childEnv() });
+    } catch (err) {
+      throw new Error(`ketang ${args.join(' ')} failed: ${err.message}\nstdout: ${err.stdout}\nstderr: ${err.stderr}`);
+    }
+    const token = out.stdout.trim();
+    if (!/^[\w-]+\.[\w-]+\.[\w-]+$/.test(token)) {
+      throw new Error(`ketang token printed something that is not a JWT:\n${out.stdout}\nstderr: ${out.stderr}`);
+    }
+    return token;
+  }
+
+  /**
+   * Sign a token (HS256) with the config's secret, for claims `ketang token` refuses to mint
+   * (it will not mint a link that is already expired). `claims` are added to iat and jti.
+   */
+  signToken(claims) {
+    const b64 = (obj) => Buffer.from(JSON.stringify(obj)).toString('base64url');
+    const body = { iat: Math.floor(Date.now() / 1000), jti: randomBytes(16).toString('hex'), ...claims };
+    const input = `${b64({ typ: 'JWT', alg: 'HS256' })}.${b64(body)}`;
+    const sig = createHmac('sha256', Buffer.from(this.secretHex, 'hex')).update(input).digest('base64url');
+    return `${input}.${sig}`;
+  }
+
+  roomUrl(room, token) {
+    return `${this.baseUrl}/r/${encodeURIComponent(room)}?t=${encodeURIComponent(token)}`;
+  }
+
+  async stop() {
+    const proc = this.proc;
+    if (proc && !this.exit) {
+      proc.kill('SIGTERM');
+      const deadline = Date.now() + 5000;
+      while (!this.exit && Date.now() < deadline) await sleep(50);
+      if (!this.exit) {
+        proc.kill('SIGKILL');
+        while (!this.exit) await sleep(50);
+      }
+    }
+    if (!process.env.E2E_KEEP) await fsp.rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Write a temp config with free ports, start the server, and wait for GET /healthz → 200.
+ * @param {{extraConfig?: string}} [opts] TOML appended to the config
+ */
+export async function startServer({ extraConfig = '' } = {}) {
+  if (!fs.existsSync(KETANG_BIN)) {
+    throw new Error(`server binary not found at ${KETANG_BIN}: run \`cargo build -p ketang\` or set KETANG_BIN`);
+  }
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'ketang-e2e-'));
+  const httpPort = await freeTcpPort();
+  const udpPort = await freeUdpPort();
+  const dataDir = path.join(dir, 'data');
+  await fsp.mkdir(dataDir);
+  const configPath = path.join(dir, 'ketang.toml');
+  const secretHex = randomBytes(32).toString('hex'); // 64 hex digits: the server decodes it as hex
+  const config = [
+    '[http]',
+    `listen = "127.0.0.1:${httpPort}"`,
+    '',
+    '[media]',
+    `listen = "127.0.0.1:${udpPort}"`,
+    'shards = 1',
+    '',
+    '[auth]',
+    `secret = "${secretHex}"`,
+    '',
+    '[storage]',
+    `data_dir = ${JSON.stringify(dataDir)}`,
+    '',
+    extraConfig,
+  ].join('\n');
+  await fsp.writeFile(configPath, config);
+  const logPath = path.join(dir, 'server.log');
+  const server = new KetangServer({ dir, configPath, httpPort, udpPort, logPath, secretHex });
+
+  const logFd = fs.openSync(logPath, 'a');
+  const args = ['serve', '--config', configPath];
+  fs.writeSync(logFd, `$ ${KETANG_BIN} ${args.join(' ')}\n`);
+  const proc = spawn(KETANG_BIN, args, {
+    cwd: dir,
+    env: childEnv({ RUST_LOG: process.env.RUST_LOG || 'info', RUST_BACKTRACE: '1', NO_COLOR: '1' }),
+    stdio: ['ignore', logFd, logFd],
+  });
+  fs.closeSync(logFd);
+  server.proc = proc;
+  proc.on('exit', (code, signal) => { server.exit = { code, signal }; });
+  proc.on('error', (err) => { server.exit = { code: null, signal: null, error: err }; });
+
+  const deadline = Date.now() + HEALTH_TIMEOUT_MS;
+  let last = 'no answer yet';
+  while (Date.now() < deadline) {
+    if (server.exit) {
+      const log = server.log();
+      await server.stop();
+      throw new Error(`server exited before /healthz answered (${JSON.stringify(server.exit)})\n--- server log ---\n${log}`);
+    }
+    try {
+      const res = await fetch(`${server.baseUrl}/healthz`, { signal: AbortSignal.timeout(1000) });
+      const body = await res.text();
+      if (res.status === 200) return server;
+      last = `HTTP ${res.status}: ${body.slice(0, 200)}`;
+    } catch (err) {
+      last = String(err.cause?.code || err.message);
+    }
+    await sleep(100);
+  }
+  const log = server.log();
+  await server.stop();
+  throw new Error(`GET /healthz did not answer 200 within ${HEALTH_TIMEOUT_MS} ms (last: ${last})\n--- server log ---\n${log}`);
+}

@@ -1,0 +1,256 @@
+// The media session (protocol.md §4.3): one RTCPeerConnection, negotiation with the server
+// (the server is impolite, this client polite), and the mid → track mapping. No DOM access.
+//
+// Every method whose name starts with `handle` must run inside the signaling queue, so
+// signaling messages and local renegotiations never interleave. Local code that wants a new
+// offer calls `requestOffer()`, which goes through the queue.
+
+function isStopped(tr) {
+  return tr.currentDirection === 'stopped' || tr.stopped === true;
+}
+
+export class MediaSession {
+  /**
+   * @param {object} opts
+   * @param {(msg: object) => void} opts.send   sends a signaling message
+   * @param {{push: (fn: () => Promise<any>) => Promise<any>}} opts.queue  the signaling queue
+   */
+  constructor({ send, queue }) {
+    this.send = send;
+    this.queue = queue;
+    this.pc = null;
+    /** mid → {mid, trackId, peerId, kind, source} for the receiving m-lines of the latest server offer. */
+    this.trackMap = new Map();
+    /** Our sending transceivers: RTCRtpTransceiver → source ('mic' | 'camera' | 'screen'). */
+    this.senders = new Map();
+    this.rejected = [];
+    this.offerInFlight = false; // a client offer awaits the server's answer (or error)
+    this.needsOffer = false;    // a client offer is due once negotiation is stable
+    this.lostOffers = 0;        // offers rolled back by a server offer, whose glare error is still due
+    this.earlyGlare = false;    // a glare error arrived before the server offer that caused it
+    this.answered = 0;          // client offers answered so far
+    this.closed = false;
+    // Callbacks (all optional).
+    this.ontrack = () => {};           // ({track, mid, info, transceiver})
+    this.ontrackschanged = () => {};   // after each server offer has been answered
+    this.onconnectionstatechange = () => {};
+    this.onanswer = () => {};          // (rejected[]) after a client offer was answered
+    this.onnegotiationerror = () => {}; // (error msg) an offer of ours was refused
+  }
+
+  /**
+   * Create the peer connection with our local tracks and send the first offer.
+   * @param {{track: MediaStreamTrack, source: string}[]} localTracks
+   */
+  async handleStart(localTracks) {
+    const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
+    this.pc = pc;
+    pc.ontrack = (ev) => {
+      const mid = ev.transceiver.mid;
+      this.ontrack({ track: ev.track, mid, info: this.trackMap.get(mid) || null, transceiver: ev.transceiver });
+    };
+    pc.onconnectionstatechange = () => this.onconnectionstatechange(pc.connectionState);
+    for (const { track, source } of localTracks) this._addSender(track, source);
+    if (this.senders.size === 0) {
+      // A client that publishes nothing still needs an m-line: offer a data channel.
+      this.dataChannel = pc.createDataChannel('ketang');
+    }
+    await this._negotiate();
+  }
+
+  _addSender(track, source) {
+    const stream = new MediaStream(track ? [track] : []);
+    const kind = track ? track.kind : (source === 'mic' ? 'audio' : 'video');
+    const tr = this.pc.addTransceiver(track || kind, { direction: 'sendonly', streams: [stream] });
+    this.senders.set(tr, source);
+    return tr;
+  }
+
+  /** The sending transceiver for a source, if any. */
+  transceiverFor(source) {
+    if (!this.pc) return null;
+    for (const [tr, src] of this.senders) if (src === source && !isStopped(tr)) return tr;
+    return null;
+  }
+
+  /**
+   * Put `track` on the sender for `source` (null to send nothing). replaceTrack needs no
+   * renegotiation; only a source we never sent before (or one set inactive) needs a new offer.
+   * Returns false if the session has not started yet.
+   */
+  async setSourceTrack(source, track) {
+    if (!this.pc) return false;
+    const tr = this.transceiverFor(source);
+    if (tr && (tr.direction === 'sendonly' || !track)) {
+      await tr.sender.replaceTrack(track);
+      return true;
+    }
+    if (!track) return true;
+    await this.queue.push(async () => {
+      const t = this.transceiverFor(source);
+      if (t) {
+        await t.sender.replaceTrack(track);
+        t.direction = 'sendonly';
+      } else {
+        this._addSender(track, source);
+      }
+      await this._negotiate();
+    });
+    return true;
+  }
+
+  /** Stop sending a source altogether (e.g. end a screen share): the m-line goes inactive. */
+  async stopSource(source) {
+    await this.queue.push(async () => {
+      const tr = this.transceiverFor(source);
+      if (!tr || tr.direction === 'inactive') return;
+      await tr.sender.replaceTrack(null);
+      tr.direction = 'inactive';
+      await this._negotiate();
+    });
+  }
+
+  /** The source we send on `mid`, if it is one of our sending m-lines. */
+  sourceOfMid(mid) {
+    for (const [tr, source] of this.senders) if (tr.mid === mid) return source;
+    return null;
+  }
+
+  /** Ask for a client offer (goes through the signaling queue). */
+  requestOffer() {
+    return this.queue.push(() => this._negotiate());
+  }
+
+  async _negotiate() {
+    if (this.closed || !this.pc) return;
+    if (this.pc.signalingState !== 'stable' || this.offerInFlight) {
+      this.needsOffer = true;
+      return;
+    }
+    this.needsOffer = false;
+    await this.pc.setLocalDescription(await this.pc.createOffer());
+    const tracks = [];
+    for (const [tr, source] of this.senders) {
+      if (tr.mid !== null && !isStopped(tr) && (tr.direction === 'sendonly' || tr.direction === 'sendrecv')) {
+        tracks.push({ mid: tr.mid, source });
+      }
+    }
+    this.offerInFlight = true;
+    this.send({ type: 'offer', sdp: this.pc.localDescription.sdp, tracks });
+  }
+
+  /** Server `answer` to our offer. */
+  async handleAnswer(msg) {
+    if (!this.pc || this.pc.signalingState !== 'have-local-offer') {
+      console.warn('ketang: answer without a pending local offer; ignored');
+      return;
+    }
+    await this.pc.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
+    this.offerInFlight = false;
+    this.answered += 1;
+    this.rejected = Array.isArray(msg.rejected) ? msg.rejected : [];
+    this.onanswer(this.rejected);
+    if (this.needsOffer) await this._negotiate();
+  }
+
+  /** Server `offer`: apply it (rolling back a pending offer of ours), answer, record the mapping. */
+  async handleOffer(msg) {
+    if (!this.pc) {
+      console.warn('ketang: server offer before the session started; ignored');
+      return;
+    }
+    // Update the mapping first so that `ontrack`, fired during setRemoteDescription, sees it.
+    this.trackMap.clear();
+    for (const t of Array.isArray(msg.tracks) ? msg.tracks : []) {
+      if (t && typeof t.mid === 'string') this.trackMap.set(t.mid, { ...t });
+    }
+    const hadLocalOffer = this.pc.signalingState === 'have-local-offer';
+    await this.pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp }); // implicit rollback
+    if (hadLocalOffer) {
+      // The server (impolite) ignores our offer and will send `glare`: offer again after answering.
+      this.offerInFlight = false;
+      this.needsOffer = true;
+      if (this.earlyGlare) this.earlyGlare = false;
+      else this.lostOffers += 1;
+    }
+    await this.pc.setLocalDescription(await this.pc.createAnswer());
+    this.send({ type: 'answer', sdp: this.pc.localDescription.sdp });
+    this.ontrackschanged();
+    if (this.needsOffer) await this._negotiate();
+  }
+
+  /** Server `error` about one of our offers (`ref: "offer"`, or `glare`). Returns true if handled. */
+  async handleOfferError(msg) {
+    if (msg.code === 'glare') {
+      if (this.lostOffers > 0) {
+        this.lostOffers -= 1; // the rolled-back offer; its re-offer was already sent or queued
+      } else if (this.pc?.signalingState === 'have-local-offer') {
+        // The error came before the server's offer: re-offer once that offer is answered.
+        this.earlyGlare = true;
+        this.offerInFlight = false;
+        this.needsOffer = true;
+      } else {
+        this.offerInFlight = false;
+        await this._negotiate();
+      }
+      return true;
+    }
+    if (msg.ref !== 'offer') return false;
+    // Our offer was refused (invalidSdp, rateLimited, forbidden, ...): roll it back.
+    if (this.pc?.signalingState === 'have-local-offer') {
+      await this.pc.setLocalDescription({ type: 'rollback' });
+    }
+    this.offerInFlight = false;
+    if (msg.code === 'rateLimited') {
+      setTimeout(() => this.requestOffer(), 1000);
+    } else {
+      this.onnegotiationerror(msg);
+    }
+    return true;
+  }
+
+  /** The receiving transceivers with a known mapping: [{mid, info, track, transceiver}]. */
+  receivingTracks() {
+    const out = [];
+    if (!this.pc) return out;
+    for (const tr of this.pc.getTransceivers()) {
+      if (isStopped(tr) || tr.mid === null || this.senders.has(tr)) continue;
+      const info = this.trackMap.get(tr.mid);
+      if (info) out.push({ mid: tr.mid, info, track: tr.receiver.track, transceiver: tr });
+    }
+    return out;
+  }
+
+  /** Inbound video RTP stats mapped to peers: [{peerId, source, mid, trackId, framesDecoded, frameHeight, bytesReceived}]. */
+  async inboundVideoStats() {
+    if (!this.pc) return [];
+    const byTrackId = new Map();
+    for (const tr of this.pc.getTransceivers()) {
+      if (tr.mid !== null) byTrackId.set(tr.receiver.track.id, tr.mid);
+    }
+    const report = await this.pc.getStats();
+    const out = [];
+    for (const s of report.values()) {
+      if (s.type !== 'inbound-rtp' || s.kind !== 'video') continue;
+      const mid = s.mid ?? byTrackId.get(s.trackIdentifier) ?? null;
+      const info = mid !== null ? this.trackMap.get(mid) : undefined;
+      out.push({
+        peerId: info ? info.peerId : null,
+        source: info ? info.source : null,
+        trackId: info ? info.trackId : null,
+        mid,
+        ssrc: s.ssrc,
+        framesDecoded: s.framesDecoded ?? 0,
+        frameWidth: s.frameWidth ?? 0,
+        frameHeight: s.frameHeight ?? 0,
+        bytesReceived: s.bytesReceived ?? 0,
+      });
+    }
+    return out;
+  }
+
+  close() {
+    this.closed = true;
+    if (this.pc) this.pc.close();
+  }
+}

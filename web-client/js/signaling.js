@@ -1,0 +1,144 @@
+// Signaling transport (protocol.md §3, §4): room link parsing, the claims request, and the
+// WebSocket with a serial message queue. No DOM access here.
+
+/** Runs async tasks strictly one after another, in the order they were pushed. */
+export class SerialQueue {
+  constructor(onError = (err) => console.error(err)) {
+    this.tail = Promise.resolve();
+    this.onError = onError;
+  }
+
+  /** Append `fn` to the queue; the returned promise settles when `fn` has run. */
+  push(fn) {
+    const run = this.tail.then(() => fn());
+    this.tail = run.catch((err) => this.onError(err));
+    return run;
+  }
+}
+
+/** `{room, token}` from a location like `/r/{room}?t=TOKEN`; room is null if the path does not match. */
+export function parseRoomLocation(loc) {
+  const m = /^\/r\/([A-Za-z0-9_-]{1,64})\/?$/.exec(loc.pathname);
+  const token = new URLSearchParams(loc.search).get('t');
+  return { room: m ? m[1] : null, token: token || null };
+}
+
+/** Error thrown by `fetchClaims`: `code` is the protocol's error code (or `serverUnavailable`). */
+export class ClaimsError extends Error {
+  constructor(code, message, body = {}) {
+    super(message || code);
+    this.code = code;
+    this.body = body;
+  }
+}
+
+/** GET /r/{room}/session?t= → claims, or throws ClaimsError with the server's error code. */
+export async function fetchClaims(room, token) {
+  const url = `/r/${encodeURIComponent(room)}/session?t=${encodeURIComponent(token)}`;
+  let res;
+  try {
+    res = await fetch(url, { headers: { Accept: 'application/json' }, cache: 'no-store' });
+  } catch (err) {
+    throw new ClaimsError('serverUnavailable', String(err));
+  }
+  let body = null;
+  try { body = await res.json(); } catch { /* not JSON */ }
+  if (res.ok && body && typeof body.role === 'string') return body;
+  if (res.status === 401 && body && typeof body.error === 'string') {
+    throw new ClaimsError(body.error, body.message, body);
+  }
+  throw new ClaimsError(res.status >= 500 || res.status === 404 ? 'serverUnavailable' : 'unknownError',
+    body?.message || `HTTP ${res.status}`, body || {});
+}
+
+/** The signaling URL for this page: ws: or wss: matching http: or https:. */
+export function signalingUrl(token, loc = globalThis.location) {
+  const scheme = loc.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${scheme}//${loc.host}/ws?t=${encodeURIComponent(token)}`;
+}
+
+/**
+ * One signaling connection. Incoming messages are parsed and handed to `onmessage` one at a
+ * time through `queue` (a handler's promise must settle before the next message is handled).
+ * Callbacks: onmessage(msg), onstatechange(state), onclose({code, reason, wasClean}).
+ */
+export class Signaling {
+  constructor(url, { queue = new SerialQueue(), pingIntervalMs = 20000 } = {}) {
+    this.url = url;
+    this.queue = queue;
+    this.pingIntervalMs = pingIntervalMs;
+    this.state = 'new';
+    this.ws = null;
+    this.outbox = [];
+    this.pingTimer = null;
+    this.onmessage = async () => {};
+    this.onstatechange = () => {};
+    this.onclose = () => {};
+  }
+
+  _setState(state) {
+    this.state = state;
+    this.onstatechange(state);
+  }
+
+  /** Open the socket. Resolves when it is open; rejects if it closes before opening. */
+  connect() {
+    this._setState('connecting');
+    const ws = new WebSocket(this.url);
+    this.ws = ws;
+    return new Promise((resolve, reject) => {
+      ws.onopen = () => {
+        this._setState('open');
+        for (const text of this.outbox.splice(0)) ws.send(text);
+        this.pingTimer = setInterval(() => this.send({ type: 'ping' }), this.pingIntervalMs);
+        resolve();
+      };
+      ws.onmessage = (ev) => this._receive(ev.data);
+      ws.onclose = (ev) => {
+        clearInterval(this.pingTimer);
+        const wasOpen = this.state === 'open' || this.state === 'closing';
+        this._setState('closed');
+        if (!wasOpen) reject(new Error(`WebSocket closed before opening (code ${ev.code})`));
+        // Let queued handlers (e.g. a `bye`) run before reporting the close.
+        this.queue.push(() => this.onclose({ code: ev.code, reason: ev.reason, wasClean: ev.wasClean }));
+      };
+      ws.onerror = () => { /* a close event follows */ };
+    });
+  }
+
+  _receive(data) {
+    if (typeof data !== 'string') {
+      console.warn('ketang: ignoring binary signaling frame');
+      return;
+    }
+    let msg;
+    try {
+      msg = JSON.parse(data);
+    } catch {
+      console.warn('ketang: ignoring non-JSON signaling frame');
+      return;
+    }
+    if (!msg || typeof msg.type !== 'string') {
+      console.warn('ketang: ignoring signaling message without type', msg);
+      return;
+    }
+    this.queue.push(() => this.onmessage(msg));
+  }
+
+  /** Send a message object (queued until the socket opens; dropped once it is closed). */
+  send(msg) {
+    const text = JSON.stringify(msg);
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(text);
+    else if (this.state === 'new' || this.state === 'connecting') this.outbox.push(text);
+    else console.warn('ketang: signaling closed, dropping', msg.type);
+  }
+
+  /** Close the socket (after sending whatever is buffered). */
+  close(code = 1000, reason = '') {
+    clearInterval(this.pingTimer);
+    if (this.ws && this.ws.readyState <= WebSocket.OPEN) {
+      this.state = 'closing';
+      this.ws.close(code, reason);
+    }
+  }
+}

@@ -200,7 +200,7 @@ async fn post(
                     }
                     break;
                 }
-                PeerSignal::Event(_) => {}
+                PeerSignal::Event(_) | PeerSignal::Notice(_) => {}
             }
         }
         watcher.http_sessions.remove(&sid);

@@ -29,6 +29,8 @@ pub enum PeerSignal {
     Left(LeaveReason),
     /// The application ends the session (a newer session replaced it, the server stops...).
     Close(crate::signaling::protocol::ByeReason),
+    /// A message from the application for every client of a room (e.g. the lesson ends soon).
+    Notice(crate::signaling::protocol::Notice),
 }
 
 /// Where shards deliver peer signals: one channel per live peer.
@@ -63,6 +65,11 @@ pub enum ShardCommand {
     Snapshot {
         room: RoomId,
         reply: oneshot::Sender<Option<RoomSnapshot>>,
+    },
+    /// Deliver a notice to every peer of the room.
+    Notify {
+        room: RoomId,
+        notice: crate::signaling::protocol::Notice,
     },
     Stop,
 }
@@ -201,6 +208,54 @@ impl MediaPlane {
     pub fn shard_of(&self, room: &RoomId) -> Option<&ShardHandle> {
         let index = *self.rooms.get(room)?;
         self.shards.get(index)
+    }
+
+    /// Tells every client of a live room; false if the room is not live.
+    pub fn notify_room(&self, room: &RoomId, notice: crate::signaling::protocol::Notice) -> bool {
+        match self.shard_of(room) {
+            Some(s) => s
+                .send(ShardCommand::Notify {
+                    room: room.clone(),
+                    notice,
+                })
+                .is_ok(),
+            None => false,
+        }
+    }
+
+    /// Closes a live room: every peer gets `bye` with `reason`. False if the room is not live.
+    pub fn close_room(&self, room: &RoomId, reason: LeaveReason) -> bool {
+        match self.shard_of(room) {
+            Some(s) => {
+                s.close_room(room.clone(), reason);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes one peer from a live room (its client gets `bye` with `reason`).
+    pub fn remove_peer(&self, room: &RoomId, peer: PeerId, reason: LeaveReason) -> bool {
+        match self.shard_of(room) {
+            Some(s) => {
+                s.leave(peer, reason);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Snapshots of every live room.
+    pub async fn snapshots(&self) -> Vec<RoomSnapshot> {
+        let mut out = Vec::new();
+        for room in self.rooms() {
+            if let Some(s) = self.shard_of(&room)
+                && let Ok(Some(snap)) = s.snapshot(room).await
+            {
+                out.push(snap);
+            }
+        }
+        out
     }
 
     /// Live rooms.

@@ -211,6 +211,17 @@ fn command(sfu: &mut Sfu, cmd: ShardCommand, ctx: &ShardContext) {
         ShardCommand::Snapshot { room, reply } => {
             let _ = reply.send(sfu.room_snapshot(&room));
         }
+        ShardCommand::Notify { room, notice } => {
+            let peers = sfu
+                .room_snapshot(&room)
+                .map(|s| s.participants)
+                .unwrap_or_default();
+            for p in peers {
+                if let Some(tx) = ctx.registry.get(&p.peer_id) {
+                    let _ = tx.send(PeerSignal::Notice(notice.clone()));
+                }
+            }
+        }
         ShardCommand::Stop => {}
     }
 }

@@ -114,6 +114,22 @@ pub enum ServerMsg {
         message: String,
     },
     Pong {},
+    /// See [`Notice::LessonEnding`].
+    LessonEnding {
+        ends_at: u64,
+    },
+}
+
+/// Application notices for every client of a room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(
+    tag = "type",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
+pub enum Notice {
+    /// The lesson's window closes at `ends_at` (Unix seconds); the room closes then.
+    LessonEnding { ends_at: u64 },
 }
 
 /// `error.code` values (protocol §7).
@@ -182,6 +198,12 @@ impl ServerMsg {
         ServerMsg::Bye {
             reason,
             message: reason.message().into(),
+        }
+    }
+
+    pub fn from_notice(n: Notice) -> ServerMsg {
+        match n {
+            Notice::LessonEnding { ends_at } => ServerMsg::LessonEnding { ends_at },
         }
     }
 

@@ -142,6 +142,9 @@ impl Session {
                         self.send(ServerMsg::bye(ByeReason::from_leave(reason))).await;
                         return End::AlreadyGone;
                     }
+                    Some(PeerSignal::Notice(n)) => {
+                        self.send(ServerMsg::from_notice(n)).await;
+                    }
                     Some(PeerSignal::Close(reason)) => {
                         self.send(ServerMsg::bye(reason)).await;
                         return End::Leave(LeaveReason::Removed);

@@ -36,6 +36,9 @@ pub(crate) struct Effects {
     pub layer_paused: Vec<(PeerId, Mid, Option<Rid>, bool)>,
     /// Peers whose str0m instance says they are gone.
     pub leaving: Vec<(PeerId, LeaveReason)>,
+    /// Peers whose state others see changed (reconnecting or back): their room's state must
+    /// be pushed again.
+    pub floor_changed: Vec<PeerId>,
 }
 
 impl Effects {
@@ -55,5 +58,6 @@ impl Effects {
             || !self.media_added.is_empty()
             || !self.layer_paused.is_empty()
             || !self.leaving.is_empty()
+            || !self.floor_changed.is_empty()
     }
 }

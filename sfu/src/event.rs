@@ -90,6 +90,121 @@ pub enum PeerEvent {
     },
     /// This peer's own media connection is up (ICE and DTLS done).
     Connected,
+    /// The room's floor changed: stage, hands, mutes, screen, questions, participants.
+    RoomState(Box<RoomState>),
+    /// A chat message for everyone in the room.
+    Chat(ChatMessage),
+    /// The loudest participant changed.
+    ActiveSpeaker {
+        /// Who speaks now (`None`: the speaker left).
+        peer: Option<PeerId>,
+    },
+    /// The teacher's random roll call picked a classroom.
+    RollCall {
+        /// The classroom picked (now on stage).
+        peer: PeerId,
+    },
+}
+
+/// The floor of a room, pushed whole to every participant whenever it changes.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomState {
+    /// Increases with every change; clients ignore older states.
+    pub seq: u64,
+    /// The lesson mode.
+    pub mode: crate::floor::LessonMode,
+    /// On stage, in call order.
+    pub stage: Vec<PeerId>,
+    /// Raised hands, in raise order.
+    pub hands: Vec<HandInfo>,
+    /// Teachers, classrooms, and watchers who are on stage or have a hand up.
+    pub participants: Vec<ParticipantState>,
+    /// How many watchers (observers and viewers) are present.
+    pub audience: usize,
+    /// The shared screen, if any.
+    pub screen: Option<TrackInfo>,
+    /// Questions from viewers (broadcast lessons), newest last.
+    pub questions: Vec<Question>,
+}
+
+/// A raised hand.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct HandInfo {
+    /// Whose.
+    pub peer_id: PeerId,
+    /// Unix ms.
+    pub raised_at: u64,
+}
+
+/// One participant in the room state.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ParticipantState {
+    /// Who.
+    #[serde(flatten)]
+    pub info: ParticipantInfo,
+    /// On stage now.
+    pub on_stage: bool,
+    /// Microphone muted (by itself or the teacher).
+    pub mic_muted: bool,
+    /// Camera stopped (by itself or the teacher).
+    pub video_stopped: bool,
+    /// Muted by the teacher: the participant cannot undo it.
+    pub muted_by_teacher: bool,
+    /// Camera stopped by the teacher.
+    pub video_stopped_by_teacher: bool,
+    /// Its media stopped arriving a few seconds ago; it may come back.
+    pub reconnecting: bool,
+}
+
+/// A chat message.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatMessage {
+    /// Per room, increasing.
+    pub id: u64,
+    /// Sender.
+    pub peer_id: PeerId,
+    /// Sender's name.
+    pub name: String,
+    /// Sender's role.
+    pub role: Role,
+    /// The text (plain text; clients never interpret it as markup).
+    pub text: String,
+    /// Unix ms.
+    pub at: u64,
+}
+
+/// A viewer's question.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Question {
+    /// Per room, increasing.
+    pub id: u64,
+    /// Asker.
+    pub peer_id: PeerId,
+    /// Asker's name.
+    pub name: String,
+    /// The question.
+    pub text: String,
+    /// Unix ms.
+    pub at: u64,
+    /// `open`, `answered` or `dismissed`.
+    pub status: QuestionStatus,
+}
+
+/// Where a question stands.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum QuestionStatus {
+    /// Waiting for the teacher.
+    Open,
+    /// The teacher answered it.
+    Answered,
+    /// The teacher set it aside.
+    Dismissed,
 }
 
 /// A participant as others see it.
@@ -184,6 +299,8 @@ pub struct JoinRequest {
     pub mode: crate::sdp::PeerMode,
     /// The client's SDP offer.
     pub offer: String,
+    /// The lesson's mode; the room takes it from its first peer.
+    pub lesson_mode: crate::floor::LessonMode,
     /// Sources the client named per mid (screen shares); others default by kind.
     pub sources: Vec<(String, TrackSource)>,
 }

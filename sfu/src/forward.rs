@@ -40,6 +40,9 @@ impl Peer {
         let SubState::Open(mid) = sub.state else {
             return ForwardResult::Dropped;
         };
+        if !sub.active {
+            return ForwardResult::Dropped;
+        }
         // Until bandwidth allocation decides per subscriber, everyone gets the best layer the
         // publisher sends.
         if sub.selector.target() != best_layer {

@@ -62,10 +62,12 @@
 #![cfg_attr(test, allow(clippy::disallowed_methods))]
 
 mod config;
+mod control;
 mod demux;
 mod effects;
 mod error;
 mod event;
+mod floor;
 mod forward;
 mod ids;
 mod keyframe;
@@ -78,19 +80,25 @@ mod role;
 mod room;
 mod sdp;
 mod sfu;
+mod speaker;
+mod subscribe;
 mod subscription;
 mod timers;
 mod track;
 
 pub use config::SfuConfig;
+pub use control::{FloorCommand, FloorContext, FloorOutcome, MAX_TEXT_CHARS};
 pub use error::SfuError;
 pub use event::{
-    Answer, JoinRequest, LeaveReason, MidTrack, ParticipantInfo, PeerEvent, RoomSnapshot, SfuEvent,
+    Answer, ChatMessage, HandInfo, JoinRequest, LeaveReason, MidTrack, ParticipantInfo,
+    ParticipantState, PeerEvent, Question, QuestionStatus, RoomSnapshot, RoomState, SfuEvent,
     SfuOutput, TrackInfo, Transmit,
 };
+pub use floor::{Floor, FloorError, LessonMode};
 pub use ids::{ClassroomId, InvalidId, PeerId, RoomId, TrackId};
 pub use layer::{LayerSelector, Selection};
 pub use rewrite::{Rewriter, Rewritten, SourceFields};
 pub use role::{Role, TrackKind, TrackSource};
 pub use sdp::{PeerMode, RejectedMid};
 pub use sfu::Sfu;
+pub use speaker::SpeakerDetector;

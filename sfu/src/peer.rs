@@ -17,6 +17,10 @@ use str0m::rtp::Ssrc;
 use str0m::{Event, IceConnectionState, Input, Output, Rtc};
 
 use crate::effects::{Effects, Forward};
+
+/// No datagram for this long marks a connected peer as reconnecting. Browsers send RTCP and
+/// consent checks several times a second, so a quiet peer has lost its network.
+const SILENCE: std::time::Duration = std::time::Duration::from_secs(4);
 use crate::event::{LeaveReason, ParticipantInfo, PeerEvent, SfuOutput, Transmit};
 use crate::ids::{PeerId, RoomId, TrackId};
 use crate::role::{TrackKind, TrackSource};
@@ -43,6 +47,14 @@ pub(crate) struct Peer {
     pub connect_deadline: Instant,
     /// When the peer next needs `handle_timeout`.
     pub next_timeout: Instant,
+    /// The last datagram from the peer: silence means its network is gone.
+    pub last_rx: Instant,
+    /// Its media stopped arriving; it has until `last_rx + grace` to come back.
+    pub reconnecting: bool,
+    /// Its signaling connection is gone since then; it has the same grace to come back.
+    pub detached_since: Option<Instant>,
+    /// How long a silent or detached peer is kept for its return.
+    pub grace: std::time::Duration,
 
     // ---- publishing ----
     /// Accepted publishing m-lines and their sources, until str0m reports them added.
@@ -86,6 +98,10 @@ impl Peer {
             connected: false,
             connect_deadline,
             next_timeout: now,
+            last_rx: now,
+            reconnecting: false,
+            detached_since: None,
+            grace: std::time::Duration::from_secs(30),
             publish_sources: HashMap::new(),
             tracks_in: HashMap::new(),
             incoming: HashMap::new(),
@@ -113,11 +129,7 @@ impl Peer {
             };
             match out {
                 Output::Timeout(t) => {
-                    self.next_timeout = if self.connected {
-                        t
-                    } else {
-                        t.min(self.connect_deadline)
-                    };
+                    self.next_timeout = t.min(self.own_deadline());
                     return;
                 }
                 Output::Transmit(t) => fx.out.push_back(SfuOutput::Transmit(Transmit {
@@ -136,8 +148,10 @@ impl Peer {
                 self.connected = true;
                 fx.send_to_peer(self.id, PeerEvent::Connected);
             }
+            // Consent checks stopped. The peer may come back (the network returned, or an ICE
+            // restart): the silence and grace timers decide when it is gone.
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
-                fx.leaving.push((self.id, LeaveReason::Disconnected));
+                tracing::info!(peer = %self.id, "ICE disconnected; waiting for the peer to return");
             }
             Event::Closed => fx.leaving.push((self.id, LeaveReason::Left)),
             Event::MediaAdded(m) => fx.media_added.push((self.id, m)),
@@ -168,6 +182,40 @@ impl Peer {
             Event::StreamPaused(p) => fx.layer_paused.push((self.id, p.mid, p.rid, p.paused)),
             _ => {}
         }
+    }
+
+    /// The SFU's own deadline for this peer: connect timeout, silence, grace.
+    fn own_deadline(&self) -> Instant {
+        if !self.connected {
+            return self.connect_deadline;
+        }
+        let mut t = if self.reconnecting {
+            self.last_rx + self.grace
+        } else {
+            self.last_rx + SILENCE
+        };
+        if let Some(d) = self.detached_since {
+            t = t.min(d + self.grace);
+        }
+        t
+    }
+
+    /// Checks silence and grace; `Some(true/false)` when `reconnecting` changed.
+    fn check_liveness(&mut self, now: Instant, fx: &mut Effects) -> Option<bool> {
+        if !self.connected {
+            return None;
+        }
+        if self.detached_since.is_some_and(|d| now >= d + self.grace)
+            || (self.reconnecting && now >= self.last_rx + self.grace)
+        {
+            fx.leaving.push((self.id, LeaveReason::Disconnected));
+            return None;
+        }
+        if !self.reconnecting && now >= self.last_rx + SILENCE {
+            self.reconnecting = true;
+            return Some(true);
+        }
+        None
     }
 
     fn resolve_incoming(&mut self, ssrc: Ssrc, pt: u8) -> Option<Incoming> {
@@ -205,6 +253,11 @@ impl Peer {
         if let Err(e) = self.rtc.handle_input(input) {
             tracing::debug!(peer = %self.id, "dropped datagram: {e}");
         }
+        self.last_rx = now;
+        if self.reconnecting {
+            self.reconnecting = false;
+            fx.floor_changed.push(self.id);
+        }
         self.drain(fx);
     }
 
@@ -212,6 +265,9 @@ impl Peer {
         if !self.connected && now >= self.connect_deadline {
             fx.leaving.push((self.id, LeaveReason::Disconnected));
             return;
+        }
+        if self.check_liveness(now, fx).is_some() {
+            fx.floor_changed.push(self.id);
         }
         if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
             tracing::debug!(peer = %self.id, "timeout handling failed: {e}");

@@ -79,11 +79,13 @@ impl Role {
     }
 
     /// Whether a participant of this role receives tracks published by `publisher`.
+    /// Observers publish only when invited to speak (master lessons), and then everyone
+    /// hears them.
     pub fn receives_from(self, publisher: Role) -> bool {
         match publisher {
-            Role::Teacher => true,
+            Role::Teacher | Role::Observer => true,
             Role::Classroom => !matches!(self, Role::Viewer),
-            Role::Observer | Role::Viewer => false,
+            Role::Viewer => false,
         }
     }
 

@@ -1,11 +1,20 @@
-//! `Room`: the peers of one lesson and the tracks they publish. All of a room lives on one
-//! shard, so routing a packet never leaves the thread.
+//! `Room`: the peers of one lesson, the tracks they publish, and the lesson's floor. All of a
+//! room lives on one shard, so routing a packet never leaves the thread.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
-use crate::event::{RoomSnapshot, TrackInfo};
+use crate::event::{
+    HandInfo, ParticipantInfo, ParticipantState, Question, RoomSnapshot, RoomState, TrackInfo,
+};
+use crate::floor::{Floor, LessonMode};
 use crate::ids::{PeerId, RoomId, TrackId};
+use crate::role::{Role, TrackSource};
+use crate::speaker::SpeakerDetector;
 use crate::track::TrackIn;
+
+/// Questions kept per room; older answered ones are dropped first.
+const MAX_QUESTIONS: usize = 200;
 
 #[derive(Debug)]
 pub(crate) struct Room {
@@ -14,14 +23,30 @@ pub(crate) struct Room {
     pub peers: Vec<PeerId>,
     /// Ordered so that snapshots and offers list tracks deterministically.
     pub tracks: BTreeMap<TrackId, TrackIn>,
+    pub floor: Floor,
+    pub speaker: SpeakerDetector,
+    pub questions: Vec<Question>,
+    pub state_seq: u64,
+    pub next_message_id: u64,
+}
+
+/// Observers and viewers: possibly hundreds, so they are counted rather than listed, and
+/// their comings and goings are told only to the people who run the lesson.
+pub(crate) fn is_audience(role: Role) -> bool {
+    matches!(role, Role::Observer | Role::Viewer)
 }
 
 impl Room {
-    pub fn new(id: RoomId) -> Self {
+    pub fn new(id: RoomId, mode: LessonMode) -> Self {
         Room {
             id,
             peers: Vec::new(),
             tracks: BTreeMap::new(),
+            floor: Floor::new(mode),
+            speaker: SpeakerDetector::new(Duration::from_millis(300)),
+            questions: Vec::new(),
+            state_seq: 0,
+            next_message_id: 1,
         }
     }
 
@@ -29,11 +54,85 @@ impl Room {
         self.tracks.values().map(|t| t.info.clone()).collect()
     }
 
-    pub fn snapshot(&self, participants: Vec<crate::event::ParticipantInfo>) -> RoomSnapshot {
+    pub fn snapshot(&self, participants: Vec<ParticipantInfo>) -> RoomSnapshot {
         RoomSnapshot {
             room: self.id.clone(),
             participants,
             tracks: self.track_infos(),
         }
+    }
+
+    /// The latest screen share in the room.
+    pub fn screen(&self) -> Option<TrackInfo> {
+        self.tracks
+            .values()
+            .rev()
+            .find(|t| t.info.source == TrackSource::Screen)
+            .map(|t| t.info.clone())
+    }
+
+    /// The room state, given each peer's info and whether it is reconnecting.
+    pub fn state(&mut self, people: &[(ParticipantInfo, bool)]) -> RoomState {
+        self.state_seq += 1;
+        let f = &self.floor;
+        let hands: Vec<HandInfo> = f
+            .hands()
+            .filter_map(|p| {
+                f.hand_raised_at(p).map(|raised_at| HandInfo {
+                    peer_id: p,
+                    raised_at,
+                })
+            })
+            .collect();
+        let mut audience = 0;
+        let mut participants = Vec::new();
+        for (info, reconnecting) in people {
+            let p = info.peer_id;
+            let listed = !is_audience(info.role) || f.on_stage(p) || f.hand_raised_at(p).is_some();
+            if is_audience(info.role) {
+                audience += 1;
+            }
+            if !listed {
+                continue;
+            }
+            let (muted_by_teacher, video_stopped_by_teacher) = f.muted_by_teacher(p);
+            participants.push(ParticipantState {
+                info: info.clone(),
+                on_stage: f.on_stage(p),
+                mic_muted: f.mic_muted(p),
+                video_stopped: f.video_stopped(p),
+                muted_by_teacher,
+                video_stopped_by_teacher,
+                reconnecting: *reconnecting,
+            });
+        }
+        RoomState {
+            seq: self.state_seq,
+            mode: f.mode(),
+            stage: f.stage().to_vec(),
+            hands,
+            participants,
+            audience,
+            screen: self.screen(),
+            questions: self.questions.clone(),
+        }
+    }
+
+    pub fn add_question(&mut self, q: Question) {
+        if self.questions.len() >= MAX_QUESTIONS {
+            let drop = self
+                .questions
+                .iter()
+                .position(|q| q.status != crate::event::QuestionStatus::Open)
+                .unwrap_or(0);
+            self.questions.remove(drop);
+        }
+        self.questions.push(q);
+    }
+
+    pub fn next_id(&mut self) -> u64 {
+        let id = self.next_message_id;
+        self.next_message_id += 1;
+        id
     }
 }

@@ -94,13 +94,15 @@ struct Section {
 /// Screens a client offer for `role` in `mode`. `named` maps mids to the sources the client
 /// declared (signaling clients name their screen share); unnamed m-lines get the default source
 /// of their kind. `server_sends` are the mids the server already sends on (from its own
-/// offers): a re-offer repeats them and they are left as they are.
+/// offers): a re-offer repeats them and they are left as they are. `may_publish` is the
+/// floor's say on each source (an invited observer may speak).
 pub(crate) fn screen_offer(
     sdp: &str,
     role: Role,
     mode: PeerMode,
     named: &HashMap<String, TrackSource>,
     server_sends: &[String],
+    may_publish: &dyn Fn(TrackSource) -> bool,
 ) -> Screened {
     let eol = if sdp.contains("\r\n") { "\r\n" } else { "\n" };
     let mut session: Vec<String> = Vec::new();
@@ -166,7 +168,7 @@ pub(crate) fn screen_offer(
             .get(&mid)
             .copied()
             .unwrap_or_else(|| TrackSource::default_for(kind));
-        match decide(role, mode, kind, dir, source, &mut seen) {
+        match decide(role, mode, kind, dir, source, may_publish, &mut seen) {
             Ok(a) => {
                 let new_dir = match a {
                     Accepted::Publish(_) => Dir::SendOnly,
@@ -222,6 +224,7 @@ fn decide(
     kind: TrackKind,
     dir: Dir,
     source: TrackSource,
+    may_publish: &dyn Fn(TrackSource) -> bool,
     seen: &mut Seen,
 ) -> Result<Accepted, String> {
     match mode {
@@ -240,7 +243,7 @@ fn decide(
                     "source {} does not match the m-line's media kind",
                     source.as_str()
                 ))
-            } else if role.may_publish(source) {
+            } else if may_publish(source) {
                 Ok(Accepted::Publish(source))
             } else {
                 Err(role.publish_refusal(source))
@@ -317,7 +320,14 @@ mod tests {
             ("video", "2", Some("sendonly")),
         ]);
         let named = HashMap::from([("2".to_string(), TrackSource::Screen)]);
-        let s = screen_offer(&sdp, Role::Classroom, PeerMode::Signaling, &named, &[]);
+        let s = screen_offer(
+            &sdp,
+            Role::Classroom,
+            PeerMode::Signaling,
+            &named,
+            &[],
+            &|s| Role::Classroom.may_publish(s),
+        );
         assert_eq!(dir_of(&s.sdp, "0"), "a=sendonly");
         // sendrecv is narrowed: the server never sends on a publishing m-line.
         assert_eq!(dir_of(&s.sdp, "1"), "a=sendonly");
@@ -339,6 +349,7 @@ mod tests {
             PeerMode::Signaling,
             &HashMap::new(),
             &[],
+            &|s| Role::Viewer.may_publish(s),
         );
         assert_eq!(dir_of(&s.sdp, "0"), "a=inactive");
         assert_eq!(dir_of(&s.sdp, "1"), "a=inactive");
@@ -353,7 +364,14 @@ mod tests {
             ("video", "1", Some("sendonly")),
             ("video", "2", Some("sendonly")),
         ]);
-        let s = screen_offer(&sdp, Role::Teacher, PeerMode::Whip, &HashMap::new(), &[]);
+        let s = screen_offer(
+            &sdp,
+            Role::Teacher,
+            PeerMode::Whip,
+            &HashMap::new(),
+            &[],
+            &|s| Role::Teacher.may_publish(s),
+        );
         assert_eq!(s.accepted.len(), 2);
         assert_eq!(dir_of(&s.sdp, "2"), "a=inactive");
         assert!(s.rejected[0].reason.contains("one audio and one video"));
@@ -365,7 +383,14 @@ mod tests {
             ("audio", "0", Some("recvonly")),
             ("video", "1", Some("sendrecv")),
         ]);
-        let s = screen_offer(&sdp, Role::Viewer, PeerMode::Whep, &HashMap::new(), &[]);
+        let s = screen_offer(
+            &sdp,
+            Role::Viewer,
+            PeerMode::Whep,
+            &HashMap::new(),
+            &[],
+            &|s| Role::Viewer.may_publish(s),
+        );
         assert_eq!(s.accepted["0"], Accepted::Slot(TrackKind::Audio));
         assert_eq!(s.accepted["1"], Accepted::Slot(TrackKind::Video));
         assert_eq!(dir_of(&s.sdp, "1"), "a=recvonly");
@@ -385,6 +410,7 @@ mod tests {
             PeerMode::Signaling,
             &HashMap::new(),
             &["3".to_string()],
+            &|s| Role::Classroom.may_publish(s),
         );
         assert_eq!(dir_of(&s.sdp, "3"), "a=recvonly");
         // An unknown receive-only line is refused.
@@ -403,6 +429,7 @@ mod tests {
             PeerMode::Signaling,
             &HashMap::new(),
             &[],
+            &|s| Role::Viewer.may_publish(s),
         );
         assert!(s.rejected.is_empty());
         assert_eq!(s.sdp, sdp);

@@ -195,6 +195,20 @@ impl Sfu {
                 }
                 continue;
             }
+            if !self.fx.floor_changed.is_empty() {
+                let mut rooms: Vec<RoomId> = Vec::new();
+                for peer in std::mem::take(&mut self.fx.floor_changed) {
+                    if let Some(p) = self.peers.get(&peer)
+                        && !rooms.contains(&p.room)
+                    {
+                        rooms.push(p.room.clone());
+                    }
+                }
+                for r in rooms {
+                    self.push_state(&r, false);
+                }
+                continue;
+            }
             if !self.fx.leaving.is_empty() {
                 for (peer, reason) in std::mem::take(&mut self.fx.leaving) {
                     self.remove_peer(now, peer, reason);
@@ -256,6 +270,20 @@ impl Sfu {
                 vp8: None,
             },
         };
+        if track.info.kind == TrackKind::Audio
+            && let Some(level) = f.packet.header.ext_vals.audio_level
+            && !room.floor.mic_muted(f.publisher)
+            && let Some(speaker) = room.speaker.observe(f.publisher, level, now)
+        {
+            for p in &room.peers {
+                fx.send_to_peer(
+                    *p,
+                    crate::event::PeerEvent::ActiveSpeaker {
+                        peer: Some(speaker),
+                    },
+                );
+            }
+        }
         let mut need_keyframe: u32 = 0;
         for sid in &track.subscribers {
             let Some(sp) = peers.get_mut(sid) else {
@@ -310,6 +338,7 @@ mod tests {
             mode: PeerMode::Signaling,
             offer: offer(now),
             sources: vec![],
+            lesson_mode: crate::floor::LessonMode::Open,
         };
         sfu.join(now, req).unwrap();
     }

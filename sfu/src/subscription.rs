@@ -29,15 +29,27 @@ pub(crate) struct Subscription {
     pub info: TrackInfo,
     pub state: SubState,
     pub selector: LayerSelector,
+    /// The floor lets this track through to this peer now. An inactive subscription keeps
+    /// its m-line, so going on stage is instant: no renegotiation, one keyframe.
+    pub active: bool,
 }
 
 impl Subscription {
-    pub fn new(info: TrackInfo) -> Self {
+    pub fn new(info: TrackInfo, active: bool) -> Self {
         let gated = info.kind == TrackKind::Video;
         Subscription {
             info,
             state: SubState::Wanted,
             selector: LayerSelector::new(gated),
+            active,
+        }
+    }
+
+    /// Turns forwarding on or off; off pauses at once, on resumes at the next keyframe.
+    pub fn set_active(&mut self, active: bool) {
+        self.active = active;
+        if !active {
+            self.selector.set_target(None);
         }
     }
 

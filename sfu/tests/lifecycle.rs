@@ -10,18 +10,29 @@ use ketang_sfu::{LeaveReason, PeerEvent, Role, SfuError, TrackKind, TrackSource}
 
 const MIC_CAM: &[TrackSource] = &[TrackSource::Mic, TrackSource::Camera];
 
+fn reconnecting(net: &Net, viewer: &str, peer: ketang_sfu::PeerId) -> Option<bool> {
+    net.state_of(viewer)?
+        .participants
+        .iter()
+        .find(|p| p.info.peer_id == peer)
+        .map(|p| p.reconnecting)
+}
+
 #[test]
-fn a_peer_whose_network_dies_is_removed_after_the_ice_timeout() {
+fn a_peer_whose_network_dies_shows_reconnecting_then_is_removed_after_the_grace() {
     let mut net = Net::new();
     net.join("teacher", Role::Teacher, MIC_CAM);
     net.join("c1", Role::Classroom, MIC_CAM);
     net.run_for(Duration::from_secs(3));
     let c1 = net.client("c1").peer;
+    assert_eq!(reconnecting(&net, "teacher", c1), Some(false));
     net.vanish("c1");
-    // Consent checks stop; after 15 s without them the SFU drops the peer.
-    net.run_for(Duration::from_secs(10));
-    assert_eq!(net.sfu.peer_count(), 2, "too early");
-    net.run_for(Duration::from_secs(10));
+    // A few seconds of silence: others see it reconnecting, not gone.
+    net.run_for(Duration::from_secs(6));
+    assert_eq!(reconnecting(&net, "teacher", c1), Some(true));
+    net.run_for(Duration::from_secs(20));
+    assert_eq!(net.sfu.peer_count(), 2, "removed before the 30 s grace");
+    net.run_for(Duration::from_secs(6));
     assert_eq!(net.sfu.peer_count(), 1);
     let t = net.client("teacher");
     assert!(t.events.iter().any(|e| matches!(
@@ -29,6 +40,37 @@ fn a_peer_whose_network_dies_is_removed_after_the_ice_timeout() {
         PeerEvent::ParticipantLeft { peer, reason: LeaveReason::Disconnected } if *peer == c1
     )));
     assert!(t.mid_tracks.values().all(|tr| tr.peer_id != c1));
+}
+
+#[test]
+fn a_network_cut_of_ten_seconds_heals_and_keeps_the_stage() {
+    let mut net = Net::new();
+    net.mode = ketang_sfu::LessonMode::Dedicated;
+    net.join("teacher", Role::Teacher, MIC_CAM);
+    net.join("c1", Role::Classroom, MIC_CAM);
+    net.join("c2", Role::Classroom, MIC_CAM);
+    net.run_for(Duration::from_secs(3));
+    let c1 = net.client("c1").peer;
+    net.floor(
+        "teacher",
+        ketang_sfu::FloorCommand::CallOn {
+            peer: c1,
+            replace: true,
+        },
+    )
+    .unwrap();
+    net.run_for(Duration::from_secs(1));
+    let i = net.idx("c1");
+    net.clients[i].cut = true;
+    net.run_for(Duration::from_secs(10));
+    assert_eq!(reconnecting(&net, "c2", c1), Some(true));
+    let before = net.frames_from("c2", "c1", TrackKind::Video);
+    net.clients[i].cut = false;
+    net.run_for(Duration::from_secs(4));
+    assert_eq!(reconnecting(&net, "c2", c1), Some(false));
+    assert!(net.state_of("c2").unwrap().stage.contains(&c1));
+    assert!(net.frames_from("c2", "c1", TrackKind::Video) > before + 30);
+    assert_eq!(net.sfu.peer_count(), 3);
 }
 
 #[test]

@@ -165,6 +165,7 @@ async fn post(
         },
         offer,
         sources: Vec::new(),
+        lesson_mode: ketang_sfu::LessonMode::Open,
     };
     let (shard, answer) = match state.media.join(req).await {
         Ok(r) => r,

@@ -265,6 +265,7 @@ impl Session {
                     mode: PeerMode::Signaling,
                     offer: sdp,
                     sources,
+                    lesson_mode: ketang_sfu::LessonMode::Open,
                 };
                 match self.state.media.join(req).await {
                     Ok((shard, answer)) => {

@@ -15,8 +15,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use ketang_sfu::{
-    Answer, JoinRequest, LeaveReason, PeerEvent, PeerId, PeerMode, Role, RoomId, Sfu, SfuConfig,
-    SfuEvent, SfuOutput, TrackInfo, TrackKind, TrackSource,
+    Answer, FloorCommand, FloorContext, FloorOutcome, JoinRequest, LeaveReason, LessonMode,
+    PeerEvent, PeerId, PeerMode, Role, RoomId, Sfu, SfuConfig, SfuError, SfuEvent, SfuOutput,
+    TrackInfo, TrackKind, TrackSource,
 };
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::format::Codec;
@@ -55,10 +56,15 @@ pub struct Client {
     pub keyframe_wanted: bool,
     pub sent_frames: u64,
     frame_no: u64,
+    audio_no: u64,
     next_audio: Instant,
     next_video: Instant,
     /// Stop sending media (the client stays connected).
     pub muted: bool,
+    /// The network is cut: everything to and from the client is lost (it keeps running).
+    pub cut: bool,
+    /// The RFC 6464 level (dBov) put on outgoing audio: -127 silent, -20 talking.
+    pub audio_level: i8,
     pub gone: bool,
 }
 
@@ -69,6 +75,8 @@ pub struct Net {
     pub sfu_addr: SocketAddr,
     pub clients: Vec<Client>,
     pub room: RoomId,
+    /// The lesson mode clients join with.
+    pub mode: LessonMode,
     sfu_deadline: Instant,
     next_peer: u64,
     /// Every event the SFU produced, for assertions.
@@ -100,6 +108,7 @@ impl Net {
             sfu_addr,
             clients: Vec::new(),
             room: RoomId::new("lesson-1").unwrap(),
+            mode: LessonMode::Open,
             sfu_deadline: now,
             next_peer: 1,
             sfu_events: Vec::new(),
@@ -158,6 +167,7 @@ impl Net {
             mode,
             offer: offer.to_sdp_string(),
             sources: send.iter().map(|(m, s)| (m.to_string(), *s)).collect(),
+            lesson_mode: self.mode,
         };
         let answer = self.sfu.join(self.now, req).expect("join accepted");
         let sdp = SdpAnswer::from_sdp_string(&answer.sdp).unwrap();
@@ -180,9 +190,12 @@ impl Net {
             keyframe_wanted: true,
             sent_frames: 0,
             frame_no: 0,
+            audio_no: 0,
             next_audio: now,
             next_video: now,
             muted: false,
+            audio_level: -100,
+            cut: false,
             gone: false,
         });
         self.drain_sfu();
@@ -243,6 +256,26 @@ impl Net {
         }
         self.drain_sfu();
         result
+    }
+
+    /// `actor` does a floor action.
+    pub fn floor(&mut self, actor: &str, cmd: FloorCommand) -> Result<FloorOutcome, SfuError> {
+        let peer = self.client(actor).peer;
+        let ctx = FloorContext {
+            now_ms: self.now.duration_since(self.start).as_millis() as u64,
+            random: 7,
+        };
+        let r = self.sfu.floor(self.now, peer, cmd, ctx);
+        self.drain_sfu();
+        r
+    }
+
+    /// The latest room state a client received.
+    pub fn state_of(&self, name: &str) -> Option<ketang_sfu::RoomState> {
+        self.client(name).events.iter().rev().find_map(|e| match e {
+            PeerEvent::RoomState(s) => Some((**s).clone()),
+            _ => None,
+        })
     }
 
     /// Offers from the SFU are answered automatically; tests of glare hold them back.
@@ -311,7 +344,9 @@ impl Net {
             // Network: client → SFU.
             self.clients[i].up.handle_input(NIn::Timeout(now));
             while let Some(o) = self.clients[i].up.poll_output() {
-                if let NOut::Packet(data) = o {
+                if let NOut::Packet(data) = o
+                    && !self.clients[i].cut
+                {
                     let from = self.clients[i].addr;
                     self.sfu.handle_datagram(now, from, self.sfu_addr, &data);
                 }
@@ -321,7 +356,9 @@ impl Net {
             let c = &mut self.clients[i];
             c.down.handle_input(NIn::Timeout(now));
             while let Some(o) = c.down.poll_output() {
-                if let NOut::Packet(data) = o {
+                if let NOut::Packet(data) = o
+                    && !c.cut
+                {
                     let Ok(contents) = data.as_slice().try_into() else {
                         continue;
                     };
@@ -457,17 +494,13 @@ fn send_media(c: &mut Client, now: Instant) {
     }
     if now >= c.next_audio {
         c.next_audio = now + AUDIO_EVERY;
+        c.audio_no += 1;
         for (mid, src) in c.send.clone() {
             if src == TrackSource::Mic {
-                let t = c.frame_no * 960;
-                write_frame(
-                    c,
-                    mid,
-                    Codec::Opus,
-                    now,
-                    MediaTime::new(t, str0m::media::Frequency::FORTY_EIGHT_KHZ),
-                    &opus_frame(),
-                );
+                let t = c.audio_no * 960;
+                let level = c.audio_level;
+                let time = MediaTime::new(t, str0m::media::Frequency::FORTY_EIGHT_KHZ);
+                write_audio(c, mid, now, time, level);
             }
         }
     }
@@ -490,6 +523,26 @@ fn send_media(c: &mut Client, now: Instant) {
                 );
             }
         }
+    }
+}
+
+fn write_audio(c: &mut Client, mid: Mid, now: Instant, t: MediaTime, level: i8) {
+    let Some(writer) = c.rtc.writer(mid) else {
+        return;
+    };
+    let Some(pt) = writer
+        .payload_params()
+        .find(|p| p.spec().codec == Codec::Opus)
+        .map(|p| p.pt())
+    else {
+        return;
+    };
+    if writer
+        .audio_level(level, level > -50)
+        .write(pt, now, t, opus_frame())
+        .is_ok()
+    {
+        c.sent_frames += 1;
     }
 }
 

@@ -1,0 +1,365 @@
+//! Lesson control: the floor actions of participants (hands, calling on, mutes, roll call,
+//! chat, questions, removal), and keeping forwarding and everyone's view in step with them.
+
+use std::time::Instant;
+
+use crate::error::SfuError;
+use crate::event::{ChatMessage, LeaveReason, PeerEvent, Question, QuestionStatus};
+use crate::ids::{PeerId, RoomId};
+use crate::role::Role;
+use crate::room::is_audience;
+use crate::sfu::Sfu;
+
+/// Longest chat message or question, in characters.
+pub const MAX_TEXT_CHARS: usize = 500;
+
+/// A floor action by a participant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FloorCommand {
+    /// A classroom or observer asks to speak.
+    RaiseHand,
+    /// It no longer does.
+    LowerHand,
+    /// Teacher: put `peer` on stage (with `replace`, whoever was there steps down).
+    CallOn {
+        /// Who.
+        peer: PeerId,
+        /// Replace the stage.
+        replace: bool,
+    },
+    /// Teacher: take `peer` off stage.
+    Done {
+        /// Who.
+        peer: PeerId,
+    },
+    /// Teacher: call on a present classroom picked at random.
+    RollCall,
+    /// Teacher: mute or unmute a participant's microphone and/or camera.
+    Mute {
+        /// Who.
+        peer: PeerId,
+        /// Microphone muted (None: unchanged).
+        mic: Option<bool>,
+        /// Camera stopped (None: unchanged).
+        video: Option<bool>,
+    },
+    /// Teacher: mute every classroom's microphone.
+    MuteAllClassrooms,
+    /// A participant mutes or unmutes itself (a teacher's mute cannot be undone this way).
+    SelfMute {
+        /// Microphone muted (None: unchanged).
+        mic: Option<bool>,
+        /// Camera stopped (None: unchanged).
+        video: Option<bool>,
+    },
+    /// A chat message to the room.
+    Chat {
+        /// Plain text, validated by the caller (length, control characters).
+        text: String,
+    },
+    /// A viewer's question (broadcast lessons; any watcher may ask).
+    Ask {
+        /// Plain text.
+        text: String,
+    },
+    /// Teacher: mark a question answered (`true`) or dismissed (`false`).
+    SettleQuestion {
+        /// The question.
+        id: u64,
+        /// Answered or dismissed.
+        answered: bool,
+    },
+    /// Teacher: remove a participant from the lesson.
+    Remove {
+        /// Who.
+        peer: PeerId,
+    },
+}
+
+/// Wall-clock time and randomness for a floor action (the SFU reads neither itself).
+#[derive(Debug, Clone, Copy)]
+pub struct FloorContext {
+    /// Unix milliseconds now.
+    pub now_ms: u64,
+    /// A random number (for the roll call).
+    pub random: u64,
+}
+
+/// What a floor action did, for the application's records (attendance, bans).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FloorOutcome {
+    /// Applied.
+    Done,
+    /// `peer` was called on (directly or by roll call).
+    CalledOn(PeerId),
+    /// `peer` was removed from the lesson.
+    Removed(PeerId),
+}
+
+fn teacher_only(role: Role, what: &'static str) -> Result<(), SfuError> {
+    if role == Role::Teacher {
+        Ok(())
+    } else {
+        Err(SfuError::Forbidden(format!("only the teacher may {what}")))
+    }
+}
+
+impl Sfu {
+    /// Applies a floor action of `actor`.
+    pub fn floor(
+        &mut self,
+        now: Instant,
+        actor: PeerId,
+        cmd: FloorCommand,
+        ctx: FloorContext,
+    ) -> Result<FloorOutcome, SfuError> {
+        let a = self.peers.get(&actor).ok_or(SfuError::UnknownPeer(actor))?;
+        let (role, name, room_id) = (a.info.role, a.info.name.clone(), a.room.clone());
+        // A target must be a peer of the same room.
+        let target_role = |peer: PeerId| -> Result<Role, SfuError> {
+            self.peers
+                .get(&peer)
+                .filter(|p| p.room == room_id)
+                .map(|p| p.info.role)
+                .ok_or(SfuError::UnknownPeer(peer))
+        };
+        let mut outcome = FloorOutcome::Done;
+        let mut changed = false;
+        match cmd {
+            FloorCommand::RaiseHand => {
+                let room = self.room_mut(&room_id)?;
+                changed = room
+                    .floor
+                    .raise_hand(role, actor, ctx.now_ms)
+                    .map_err(|e| SfuError::Forbidden(e.to_string()))?;
+            }
+            FloorCommand::LowerHand => changed = self.room_mut(&room_id)?.floor.lower_hand(actor),
+            FloorCommand::CallOn { peer, replace } => {
+                teacher_only(role, "call on a classroom")?;
+                let r = target_role(peer)?;
+                changed = self
+                    .room_mut(&room_id)?
+                    .floor
+                    .call_on(peer, r, replace)
+                    .map_err(|e| SfuError::Forbidden(e.to_string()))?;
+                outcome = FloorOutcome::CalledOn(peer);
+            }
+            FloorCommand::Done { peer } => {
+                teacher_only(role, "end a turn")?;
+                changed = self.room_mut(&room_id)?.floor.done(peer);
+            }
+            FloorCommand::RollCall => {
+                teacher_only(role, "hold a roll call")?;
+                let present: Vec<PeerId> = self
+                    .rooms
+                    .get(&room_id)
+                    .map(|r| {
+                        r.peers
+                            .iter()
+                            .copied()
+                            .filter(|p| {
+                                self.peers
+                                    .get(p)
+                                    .is_some_and(|p| p.info.role == Role::Classroom)
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let room = self.room_mut(&room_id)?;
+                let Some(picked) = room.floor.roll_call(&present, ctx.random) else {
+                    return Err(SfuError::Forbidden("no classroom is present".into()));
+                };
+                changed = room
+                    .floor
+                    .call_on(picked, Role::Classroom, true)
+                    .map_err(|e| SfuError::Forbidden(e.to_string()))?;
+                let peers = room.peers.clone();
+                for p in peers {
+                    self.fx
+                        .send_to_peer(p, PeerEvent::RollCall { peer: picked });
+                }
+                outcome = FloorOutcome::CalledOn(picked);
+            }
+            FloorCommand::Mute { peer, mic, video } => {
+                teacher_only(role, "mute others")?;
+                target_role(peer)?;
+                changed = self
+                    .room_mut(&room_id)?
+                    .floor
+                    .set_teacher_mute(peer, mic, video);
+            }
+            FloorCommand::MuteAllClassrooms => {
+                teacher_only(role, "mute all classrooms")?;
+                let classrooms: Vec<PeerId> = self
+                    .rooms
+                    .get(&room_id)
+                    .map(|r| r.peers.clone())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|p| {
+                        self.peers
+                            .get(p)
+                            .is_some_and(|p| p.info.role == Role::Classroom)
+                    })
+                    .collect();
+                let room = self.room_mut(&room_id)?;
+                for c in classrooms {
+                    changed |= room.floor.set_teacher_mute(c, Some(true), None);
+                }
+            }
+            FloorCommand::SelfMute { mic, video } => {
+                changed = self
+                    .room_mut(&room_id)?
+                    .floor
+                    .set_self_mute(actor, mic, video);
+            }
+            FloorCommand::Chat { text } => {
+                let room = self.room_mut(&room_id)?;
+                let msg = ChatMessage {
+                    id: room.next_id(),
+                    peer_id: actor,
+                    name,
+                    role,
+                    text: clip(text),
+                    at: ctx.now_ms,
+                };
+                let peers = room.peers.clone();
+                for p in peers {
+                    self.fx.send_to_peer(p, PeerEvent::Chat(msg.clone()));
+                }
+            }
+            FloorCommand::Ask { text } => {
+                if !is_audience(role) {
+                    return Err(SfuError::Forbidden(
+                        "questions are for viewers and observers; use the chat".into(),
+                    ));
+                }
+                let room = self.room_mut(&room_id)?;
+                let q = Question {
+                    id: room.next_id(),
+                    peer_id: actor,
+                    name,
+                    text: clip(text),
+                    at: ctx.now_ms,
+                    status: QuestionStatus::Open,
+                };
+                room.add_question(q);
+                changed = true;
+            }
+            FloorCommand::SettleQuestion { id, answered } => {
+                teacher_only(role, "settle questions")?;
+                let room = self.room_mut(&room_id)?;
+                let q = room
+                    .questions
+                    .iter_mut()
+                    .find(|q| q.id == id)
+                    .ok_or_else(|| SfuError::Forbidden(format!("no question {id}")))?;
+                q.status = if answered {
+                    QuestionStatus::Answered
+                } else {
+                    QuestionStatus::Dismissed
+                };
+                changed = true;
+            }
+            FloorCommand::Remove { peer } => {
+                teacher_only(role, "remove participants")?;
+                if target_role(peer)? == Role::Teacher {
+                    return Err(SfuError::Forbidden("a teacher cannot be removed".into()));
+                }
+                self.remove_peer(now, peer, LeaveReason::Removed);
+                outcome = FloorOutcome::Removed(peer);
+            }
+        }
+        if changed {
+            self.refresh_forwarding(&room_id);
+            self.push_state(&room_id, false);
+        }
+        self.process(now);
+        Ok(outcome)
+    }
+
+    fn room_mut(&mut self, room: &RoomId) -> Result<&mut crate::room::Room, SfuError> {
+        self.rooms
+            .get_mut(room)
+            .ok_or_else(|| SfuError::UnknownRoom(room.clone()))
+    }
+
+    /// Re-decides, for every subscription in the room, whether the floor lets it through.
+    pub(crate) fn refresh_forwarding(&mut self, room_id: &RoomId) {
+        let Some(room) = self.rooms.get(room_id) else {
+            return;
+        };
+        let roles: Vec<(PeerId, Role)> = room
+            .peers
+            .iter()
+            .filter_map(|p| self.peers.get(p).map(|x| (*p, x.info.role)))
+            .collect();
+        let role_of = |p: PeerId| roles.iter().find(|(id, _)| *id == p).map(|(_, r)| *r);
+        for (pid, sub_role) in &roles {
+            let Some(peer) = self.peers.get_mut(pid) else {
+                continue;
+            };
+            for sub in peer.subs.values_mut() {
+                let Some(pub_role) = role_of(sub.info.peer_id) else {
+                    continue;
+                };
+                let active = room.floor.forwards(
+                    *sub_role,
+                    *pid,
+                    pub_role,
+                    sub.info.peer_id,
+                    sub.info.source,
+                );
+                if active != sub.active {
+                    sub.set_active(active);
+                }
+            }
+        }
+    }
+
+    /// Sends the room state to everyone (or, for a change only the lesson's runners see,
+    /// such as a watcher coming or going, to everyone but the audience).
+    pub(crate) fn push_state(&mut self, room_id: &RoomId, runners_only: bool) {
+        let people: Vec<(crate::event::ParticipantInfo, bool)> = self
+            .rooms
+            .get(room_id)
+            .map(|r| {
+                r.peers
+                    .iter()
+                    .filter_map(|p| self.peers.get(p))
+                    .map(|p| (p.info.clone(), p.reconnecting))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let Some(room) = self.rooms.get_mut(room_id) else {
+            return;
+        };
+        let state = Box::new(room.state(&people));
+        for (info, _) in &people {
+            if runners_only && is_audience(info.role) {
+                continue;
+            }
+            self.fx
+                .send_to_peer(info.peer_id, PeerEvent::RoomState(state.clone()));
+        }
+    }
+
+    /// Whether `peer` was ever called on in its room (for attendance).
+    pub fn was_called(&self, peer: PeerId) -> bool {
+        self.peers
+            .get(&peer)
+            .and_then(|p| self.rooms.get(&p.room))
+            .is_some_and(|r| r.floor.was_called(peer))
+    }
+}
+
+/// Caps a text at `MAX_TEXT_CHARS` characters (callers validate; this is the last guard).
+fn clip(text: String) -> String {
+    if text.chars().count() <= MAX_TEXT_CHARS {
+        text
+    } else {
+        text.chars().take(MAX_TEXT_CHARS).collect()
+    }
+}

@@ -5,6 +5,7 @@
 //! server talks to it only through [`ShardCommand`]s. Locks (`DashMap`) live here, never on the
 //! packet path inside a shard.
 
+mod people;
 mod shard;
 
 use std::net::SocketAddr;
@@ -13,11 +14,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use dashmap::DashMap;
 use ketang_sfu::{
-    Answer, JoinRequest, LeaveReason, PeerEvent, PeerId, RoomId, RoomSnapshot, SfuConfig, SfuError,
-    TrackSource,
+    Answer, FloorCommand, FloorContext, FloorOutcome, JoinRequest, LeaveReason, PeerEvent, PeerId,
+    RoomId, RoomSnapshot, SfuConfig, SfuError, TrackSource,
 };
 use tokio::sync::{mpsc, oneshot};
 
+pub use people::{Identity, People, Removed};
 pub use shard::ShardStats;
 
 /// What a shard tells a peer's session.
@@ -53,6 +55,28 @@ pub enum ShardCommand {
         peer: PeerId,
         sdp: String,
         reply: oneshot::Sender<Result<(), MediaError>>,
+    },
+    /// A reconnecting client replaces its peer's connection.
+    Rejoin {
+        peer: PeerId,
+        sdp: String,
+        sources: Vec<(String, TrackSource)>,
+        reply: oneshot::Sender<Result<Answer, MediaError>>,
+    },
+    /// A new signaling session takes over a peer.
+    Attach {
+        peer: PeerId,
+        reply: oneshot::Sender<Result<(), MediaError>>,
+    },
+    /// The peer's signaling session is gone; keep the peer for the grace period.
+    Detach {
+        peer: PeerId,
+    },
+    Floor {
+        peer: PeerId,
+        cmd: FloorCommand,
+        ctx: FloorContext,
+        reply: oneshot::Sender<Result<FloorOutcome, MediaError>>,
     },
     Leave {
         peer: PeerId,
@@ -106,6 +130,8 @@ pub struct MediaPlane {
     shards: Vec<ShardHandle>,
     rooms: Arc<DashMap<RoomId, usize>>,
     pub registry: Arc<PeerRegistry>,
+    /// Which link each peer joined with, and removed links.
+    pub people: Arc<People>,
 }
 
 /// Settings for starting the media plane.
@@ -122,6 +148,7 @@ impl MediaPlane {
     /// Binds every shard's socket and starts the shard threads.
     pub fn start(settings: &MediaSettings) -> std::io::Result<MediaPlane> {
         let registry: Arc<PeerRegistry> = Arc::new(DashMap::new());
+        let people = Arc::new(People::default());
         let rooms: Arc<DashMap<RoomId, usize>> = Arc::new(DashMap::new());
         let mut shards = Vec::new();
         for index in 0..settings.shards.max(1) {
@@ -151,6 +178,7 @@ impl MediaPlane {
                 socket,
                 commands: rx,
                 registry: registry.clone(),
+                people: people.clone(),
                 rooms: rooms.clone(),
                 load: load.clone(),
                 stats: stats.clone(),
@@ -170,6 +198,7 @@ impl MediaPlane {
             shards,
             rooms,
             registry,
+            people,
         })
     }
 
@@ -310,6 +339,48 @@ impl ShardHandle {
     pub async fn answer(&self, peer: PeerId, sdp: String) -> Result<(), MediaError> {
         let (reply, rx) = oneshot::channel();
         self.send(ShardCommand::Answer { peer, sdp, reply })?;
+        rx.await.map_err(|_| MediaError::ShardGone)?
+    }
+
+    pub async fn rejoin(
+        &self,
+        peer: PeerId,
+        sdp: String,
+        sources: Vec<(String, TrackSource)>,
+    ) -> Result<Answer, MediaError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(ShardCommand::Rejoin {
+            peer,
+            sdp,
+            sources,
+            reply,
+        })?;
+        rx.await.map_err(|_| MediaError::ShardGone)?
+    }
+
+    pub async fn attach(&self, peer: PeerId) -> Result<(), MediaError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(ShardCommand::Attach { peer, reply })?;
+        rx.await.map_err(|_| MediaError::ShardGone)?
+    }
+
+    pub fn detach(&self, peer: PeerId) {
+        let _ = self.send(ShardCommand::Detach { peer });
+    }
+
+    pub async fn floor(
+        &self,
+        peer: PeerId,
+        cmd: FloorCommand,
+        ctx: FloorContext,
+    ) -> Result<FloorOutcome, MediaError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(ShardCommand::Floor {
+            peer,
+            cmd,
+            ctx,
+            reply,
+        })?;
         rx.await.map_err(|_| MediaError::ShardGone)?
     }
 

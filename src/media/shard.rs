@@ -15,7 +15,7 @@ use ketang_sfu::{LeaveReason, RoomId, Sfu, SfuConfig, SfuEvent, SfuOutput};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use super::{MediaError, PeerRegistry, PeerSignal, ShardCommand};
+use super::{MediaError, PeerRegistry, PeerSignal, People, ShardCommand};
 
 /// Datagrams read per wake-up before the SFU's output is flushed.
 const RECV_BATCH: usize = 64;
@@ -36,6 +36,7 @@ pub(super) struct ShardContext {
     pub socket: std::net::UdpSocket,
     pub commands: mpsc::UnboundedReceiver<ShardCommand>,
     pub registry: Arc<PeerRegistry>,
+    pub people: Arc<People>,
     pub rooms: Arc<DashMap<RoomId, usize>>,
     pub load: Arc<AtomicUsize>,
     pub stats: Arc<ShardStats>,
@@ -153,12 +154,14 @@ fn route(e: SfuEvent, ctx: &ShardContext) {
         }
         SfuEvent::PeerLeft { peer, reason, .. } => {
             ctx.load.fetch_sub(1, Ordering::Relaxed);
+            ctx.people.left(peer, reason == LeaveReason::Removed);
             if let Some(tx) = ctx.registry.get(&peer) {
                 let _ = tx.send(PeerSignal::Left(reason));
             }
         }
         SfuEvent::RoomClosed { room } => {
             ctx.rooms.remove_if(&room, |_, owner| *owner == ctx.index);
+            ctx.people.forget_room(&room);
             ctx.stats.rooms.fetch_sub(1, Ordering::Relaxed);
         }
         _ => {}
@@ -202,6 +205,28 @@ fn command(sfu: &mut Sfu, cmd: ShardCommand, ctx: &ShardContext) {
         }
         ShardCommand::Answer { peer, sdp, reply } => {
             let r = sfu.client_answer(now, peer, &sdp);
+            let _ = reply.send(r.map_err(MediaError::from));
+        }
+        ShardCommand::Rejoin {
+            peer,
+            sdp,
+            sources,
+            reply,
+        } => {
+            let r = sfu.rejoin(now, peer, &sdp, &sources);
+            let _ = reply.send(r.map_err(MediaError::from));
+        }
+        ShardCommand::Attach { peer, reply } => {
+            let _ = reply.send(sfu.attach(now, peer).map_err(MediaError::from));
+        }
+        ShardCommand::Detach { peer } => sfu.detach(now, peer),
+        ShardCommand::Floor {
+            peer,
+            cmd,
+            ctx: fctx,
+            reply,
+        } => {
+            let r = sfu.floor(now, peer, cmd, fctx);
             let _ = reply.send(r.map_err(MediaError::from));
         }
         ShardCommand::Leave { peer, reason } => {

@@ -1,6 +1,7 @@
 //! WebSocket signaling at `GET /ws?t=TOKEN` (protocol §4): the token is checked before the
 //! upgrade, then a [`session`] actor serves the connection.
 
+mod floor;
 pub mod protocol;
 mod ratelimit;
 mod session;

@@ -2,8 +2,8 @@
 //! `docs/protocol.md` §4 is the specification; keep the two in step.
 
 use ketang_sfu::{
-    ClassroomId, LeaveReason, MidTrack, ParticipantInfo, PeerEvent, PeerId, RejectedMid, Role,
-    RoomId, TrackId, TrackInfo, TrackSource,
+    ChatMessage, ClassroomId, LeaveReason, MidTrack, ParticipantInfo, PeerEvent, PeerId,
+    RejectedMid, Role, RoomId, RoomState, TrackId, TrackInfo, TrackSource,
 };
 use serde::{Deserialize, Serialize};
 
@@ -15,11 +15,15 @@ use serde::{Deserialize, Serialize};
     rename_all_fields = "camelCase"
 )]
 pub enum ClientMsg {
-    /// The client's SDP offer: the first one joins, later ones renegotiate.
+    /// The client's SDP offer: the first one joins, later ones renegotiate. `fresh` marks the
+    /// first offer of a new `RTCPeerConnection` (after a reload or a failed connection), so a
+    /// resumed session replaces the old connection instead of renegotiating it.
     Offer {
         sdp: String,
         #[serde(default)]
         tracks: Vec<TrackSourceDecl>,
+        #[serde(default)]
+        fresh: bool,
     },
     /// The answer to the latest server offer.
     Answer { sdp: String },
@@ -27,6 +31,47 @@ pub enum ClientMsg {
     Leave {},
     /// Liveness check.
     Ping {},
+    /// A classroom or observer asks to speak.
+    RaiseHand {},
+    /// ... and no longer does.
+    LowerHand {},
+    /// Teacher: put a participant on stage.
+    CallOn {
+        peer_id: PeerId,
+        #[serde(default = "yes")]
+        replace: bool,
+    },
+    /// Teacher: end a participant's turn.
+    Done { peer_id: PeerId },
+    /// Teacher: call on a present classroom at random.
+    RollCall {},
+    /// Teacher: mute or unmute someone's microphone and/or camera.
+    Mute {
+        peer_id: PeerId,
+        mic: Option<bool>,
+        video: Option<bool>,
+    },
+    /// Teacher: mute every classroom.
+    MuteAllClassrooms {},
+    /// Mute or unmute oneself.
+    SetMuted {
+        mic: Option<bool>,
+        video: Option<bool>,
+    },
+    /// A chat message to the room.
+    Chat { text: String },
+    /// A viewer's question.
+    Ask { text: String },
+    /// Teacher: mark a question answered or dismissed.
+    SettleQuestion { id: u64, answered: bool },
+    /// Teacher: remove a participant; its link cannot rejoin unless re-admitted.
+    Remove { peer_id: PeerId },
+    /// Teacher: let a removed participant's link in again.
+    Readmit { peer_id: PeerId },
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// The source a client declares for one of its sending m-lines.
@@ -80,6 +125,8 @@ pub enum ServerMsg {
         tracks: Vec<TrackInfo>,
         limits: Limits,
         expires_at: u64,
+        /// The session took over a peer that was still in the room (a reconnect).
+        resumed: bool,
     },
     Answer {
         sdp: String,
@@ -117,6 +164,18 @@ pub enum ServerMsg {
     /// See [`Notice::LessonEnding`].
     LessonEnding {
         ends_at: u64,
+    },
+    RoomState {
+        state: Box<RoomState>,
+    },
+    Chat {
+        message: ChatMessage,
+    },
+    ActiveSpeaker {
+        peer_id: Option<PeerId>,
+    },
+    RollCall {
+        peer_id: PeerId,
     },
 }
 
@@ -223,6 +282,10 @@ impl ServerMsg {
                 track_id: track,
                 peer_id: peer,
             },
+            PeerEvent::RoomState(state) => ServerMsg::RoomState { state },
+            PeerEvent::Chat(message) => ServerMsg::Chat { message },
+            PeerEvent::ActiveSpeaker { peer } => ServerMsg::ActiveSpeaker { peer_id: peer },
+            PeerEvent::RollCall { peer } => ServerMsg::RollCall { peer_id: peer },
             _ => return None,
         })
     }
@@ -247,7 +310,8 @@ mod tests {
         )
         .unwrap();
         match m {
-            ClientMsg::Offer { sdp, tracks } => {
+            ClientMsg::Offer { sdp, tracks, fresh } => {
+                assert!(!fresh);
                 assert_eq!(sdp, "v=0");
                 assert_eq!(tracks[0].source, TrackSource::Screen);
             }
@@ -262,6 +326,21 @@ mod tests {
             ClientMsg::Ping {}
         ));
         assert!(serde_json::from_str::<ClientMsg>(r#"{"type":"dance"}"#).is_err());
+        match serde_json::from_str::<ClientMsg>(r#"{"type":"callOn","peerId":4}"#).unwrap() {
+            ClientMsg::CallOn { peer_id, replace } => {
+                assert_eq!(peer_id, PeerId(4));
+                assert!(replace, "replace defaults to true");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            serde_json::from_str::<ClientMsg>(r#"{"type":"mute","peerId":4,"mic":true}"#).unwrap(),
+            ClientMsg::Mute {
+                mic: Some(true),
+                video: None,
+                ..
+            }
+        ));
         assert!(serde_json::from_str::<ClientMsg>(r#"{"type":"answer"}"#).is_err());
         assert!(serde_json::from_str::<ClientMsg>(r#"{"sdp":"x"}"#).is_err());
     }

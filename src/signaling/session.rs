@@ -3,12 +3,16 @@
 //!
 //! Requests that need a shard's reply (join, renegotiate) are awaited inline, before any queued
 //! event is read, so the client always receives an `answer` before the `offer` that follows it.
+//!
+//! A connection that drops without `leave` does not end the peer: the shard keeps it for a
+//! grace period, and a new connection with the same room link takes it over (`resumed`), with
+//! its place on stage, hand and mutes.
 
 use std::time::{Duration, SystemTime};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::{SinkExt, StreamExt};
-use ketang_sfu::{JoinRequest, LeaveReason, PeerId, PeerMode, SfuError};
+use ketang_sfu::{JoinRequest, LeaveReason, LessonMode, PeerId, PeerMode, SfuError, TrackSource};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -16,7 +20,7 @@ use tracing::Instrument;
 use super::protocol::{ByeReason, ClientMsg, ErrorCode, Limits, ServerMsg, message_type};
 use super::ratelimit::TokenBucket;
 use crate::auth::RoomClaims;
-use crate::media::{MediaError, PeerSignal};
+use crate::media::{Identity, MediaError, PeerSignal};
 use crate::state::{AppState, unix_ms};
 
 /// WebSocket keepalive: proxies drop idle connections.
@@ -27,63 +31,110 @@ const CLOSE_TOO_BIG: u16 = 1009;
 
 type WsSink = futures_util::stream::SplitSink<WebSocket, Message>;
 
-struct Session {
-    state: AppState,
-    claims: RoomClaims,
-    peer: PeerId,
-    /// The shard the peer joined, once joined.
-    shard: Option<usize>,
+pub(super) struct Session {
+    pub state: AppState,
+    pub claims: RoomClaims,
+    pub peer: PeerId,
+    /// The shard the peer lives on, once joined.
+    pub shard: Option<usize>,
     sink: WsSink,
     bucket: TokenBucket,
+    /// Chat and questions have their own, slower budget.
+    pub text_bucket: TokenBucket,
 }
 
 /// How the session ended, deciding what to tell the shard.
 enum End {
-    /// The client went away or left; the shard must remove the peer.
+    /// The client left or was sent away; the shard must remove the peer.
     Leave(LeaveReason),
-    /// The shard already removed the peer.
-    AlreadyGone,
+    /// The connection dropped; the peer waits for a reconnect.
+    Detach,
+    /// The shard already removed the peer, or a newer session owns it.
+    Nothing,
 }
 
 pub async fn run(socket: WebSocket, state: AppState, claims: RoomClaims) {
-    let peer = state.next_peer_id();
+    // A link whose peer is still in the room takes that peer over.
+    let existing = state.media.people.peer_of(&claims.jti);
+    let peer = existing.unwrap_or_else(|| state.next_peer_id());
     let span = tracing::info_span!("session", room = %claims.room, %peer);
-    run_session(socket, state, claims, peer)
+    run_session(socket, state, claims, peer, existing.is_some())
         .instrument(span)
         .await
 }
 
-async fn run_session(socket: WebSocket, state: AppState, claims: RoomClaims, peer: PeerId) {
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    state.media.registry.insert(peer, tx);
-    // One live session per link: a second page with the same link replaces the first.
-    if let Some(old) = state.sessions.insert(claims.jti.clone(), peer)
-        && let Some(old_tx) = state.media.registry.get(&old)
-    {
-        let _ = old_tx.send(PeerSignal::Close(ByeReason::Replaced));
-    }
-
+async fn run_session(
+    socket: WebSocket,
+    state: AppState,
+    claims: RoomClaims,
+    peer: PeerId,
+    existing: bool,
+) {
     let (sink, mut stream) = socket.split();
     let cfg = &state.config.signaling;
+    let now = Instant::now();
     let mut s = Session {
-        bucket: TokenBucket::new(cfg.messages_per_second, cfg.burst, Instant::now()),
+        bucket: TokenBucket::new(cfg.messages_per_second, cfg.burst, now),
+        text_bucket: TokenBucket::new(1, 5, now),
         state: state.clone(),
         claims,
         peer,
         shard: None,
         sink,
     };
-    let end = s.serve(&mut stream, &mut rx).await;
-
-    if let End::Leave(reason) = end
-        && let Some(shard) = s.shard.and_then(|i| state.media.shards().get(i))
-    {
-        shard.leave(peer, reason);
+    if state.media.people.is_removed(&s.claims.room, &s.claims.jti) {
+        s.send(ServerMsg::bye(ByeReason::Removed)).await;
+        let _ = s.sink.close().await;
+        return;
     }
-    state.media.registry.remove(&peer);
-    state.sessions.remove_if(&s.claims.jti, |_, p| *p == peer);
+
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    // One live session per link: an older one (another tab, a half-dead connection) is told
+    // it was replaced, and no longer owns the peer.
+    if let Some(old_tx) = state.media.registry.insert(peer, tx.clone()) {
+        let _ = old_tx.send(PeerSignal::Close(ByeReason::Replaced));
+    }
+    let mut resumed = false;
+    if existing && let Some(shard) = state.media.shard_of(&s.claims.room) {
+        resumed = shard.attach(peer).await.is_ok();
+        if resumed {
+            s.shard = Some(shard.index);
+        }
+    }
+    if existing && !resumed {
+        // The old peer is gone after all: start over under a new id.
+        state
+            .media
+            .registry
+            .remove_if(&peer, |_, t| t.same_channel(&tx));
+        let fresh = state.next_peer_id();
+        state.media.registry.insert(fresh, tx.clone());
+        s.peer = fresh;
+    }
+    state.media.people.insert(
+        s.peer,
+        Identity {
+            link: s.claims.jti.clone(),
+            room: s.claims.room.clone(),
+            name: s.claims.name.clone(),
+        },
+    );
+
+    let end = s.serve(&mut stream, &mut rx, resumed).await;
+
+    let shard = s.shard.and_then(|i| state.media.shards().get(i));
+    match (end, shard) {
+        (End::Leave(reason), Some(shard)) => shard.leave(s.peer, reason),
+        (End::Detach, Some(shard)) => shard.detach(s.peer),
+        _ => {}
+    }
+    // Unless a newer session took the peer over, its channel goes with this session.
+    state
+        .media
+        .registry
+        .remove_if(&s.peer, |_, t| t.same_channel(&tx));
     let _ = s.sink.close().await;
-    tracing::info!(room = %s.claims.room, %peer, "signaling session ended");
+    tracing::info!(room = %s.claims.room, peer = %s.peer, "signaling session ended");
 }
 
 impl Session {
@@ -91,9 +142,10 @@ impl Session {
         &mut self,
         stream: &mut futures_util::stream::SplitStream<WebSocket>,
         rx: &mut mpsc::UnboundedReceiver<PeerSignal>,
+        resumed: bool,
     ) -> End {
-        if !self.welcome().await {
-            return End::Leave(LeaveReason::Left);
+        if !self.welcome(resumed).await {
+            return End::Detach;
         }
         let expires = token_deadline(self.claims.exp);
         let mut ping = tokio::time::interval(PING_EVERY);
@@ -114,7 +166,7 @@ impl Session {
                         ))
                         .await;
                     }
-                    Some(Ok(Message::Close(_))) | None => return End::Leave(LeaveReason::Left),
+                    Some(Ok(Message::Close(_))) | None => return End::Detach,
                     Some(Ok(_)) => {}
                     Some(Err(e)) => {
                         // tungstenite refuses frames over the hard limit; say why before closing.
@@ -129,7 +181,7 @@ impl Session {
                                 })))
                                 .await;
                         }
-                        return End::Leave(LeaveReason::Left);
+                        return End::Detach;
                     }
                 },
                 sig = rx.recv() => match sig {
@@ -138,18 +190,22 @@ impl Session {
                             self.send(m).await;
                         }
                     }
-                    Some(PeerSignal::Left(reason)) => {
-                        self.send(ServerMsg::bye(ByeReason::from_leave(reason))).await;
-                        return End::AlreadyGone;
-                    }
                     Some(PeerSignal::Notice(n)) => {
                         self.send(ServerMsg::from_notice(n)).await;
+                    }
+                    Some(PeerSignal::Left(reason)) => {
+                        self.send(ServerMsg::bye(ByeReason::from_leave(reason))).await;
+                        return End::Nothing;
+                    }
+                    Some(PeerSignal::Close(ByeReason::Replaced)) => {
+                        self.send(ServerMsg::bye(ByeReason::Replaced)).await;
+                        return End::Nothing;
                     }
                     Some(PeerSignal::Close(reason)) => {
                         self.send(ServerMsg::bye(reason)).await;
                         return End::Leave(LeaveReason::Removed);
                     }
-                    None => return End::Leave(LeaveReason::Left),
+                    None => return End::Detach,
                 },
                 _ = tokio::time::sleep_until(expires) => {
                     self.send(ServerMsg::bye(ByeReason::TokenExpired)).await;
@@ -157,14 +213,14 @@ impl Session {
                 }
                 _ = ping.tick() => {
                     if self.sink.send(Message::Ping(Default::default())).await.is_err() {
-                        return End::Leave(LeaveReason::Left);
+                        return End::Detach;
                     }
                 }
             }
         }
     }
 
-    async fn welcome(&mut self) -> bool {
+    async fn welcome(&mut self, resumed: bool) -> bool {
         let snapshot = match self.state.media.shard_of(&self.claims.room) {
             Some(shard) => shard
                 .snapshot(self.claims.room.clone())
@@ -173,9 +229,13 @@ impl Session {
                 .flatten(),
             None => None,
         };
-        let (participants, tracks) = snapshot
+        let (mut participants, tracks) = snapshot
             .map(|s| (s.participants, s.tracks))
             .unwrap_or_default();
+        // Watchers (possibly hundreds) are listed only to the people who run the lesson.
+        if is_audience(self.claims.role) {
+            participants.retain(|p| !is_audience(p.role));
+        }
         let cfg = &self.state.config.signaling;
         let msg = ServerMsg::Welcome {
             peer_id: self.peer,
@@ -191,6 +251,7 @@ impl Session {
                 messages_per_second: cfg.messages_per_second,
             },
             expires_at: self.claims.exp,
+            resumed,
         };
         self.send(msg).await
     }
@@ -232,9 +293,9 @@ impl Session {
             }
         };
         match msg {
-            ClientMsg::Offer { sdp, tracks } => {
+            ClientMsg::Offer { sdp, tracks, fresh } => {
                 let sources = tracks.into_iter().map(|t| (t.mid, t.source)).collect();
-                self.on_offer(sdp, sources).await;
+                self.on_offer(sdp, sources, fresh).await;
             }
             ClientMsg::Answer { sdp } => self.on_answer(sdp).await,
             ClientMsg::Leave {} => {
@@ -244,15 +305,17 @@ impl Session {
             ClientMsg::Ping {} => {
                 self.send(ServerMsg::Pong {}).await;
             }
+            other => self.on_floor(other).await,
         }
         None
     }
 
-    async fn on_offer(&mut self, sdp: String, sources: Vec<(String, ketang_sfu::TrackSource)>) {
+    async fn on_offer(&mut self, sdp: String, sources: Vec<(String, TrackSource)>, fresh: bool) {
         if !self.sdp_fits(&sdp, "offer").await {
             return;
         }
         let result = match self.shard.and_then(|i| self.state.media.shards().get(i)) {
+            Some(shard) if fresh => shard.rejoin(self.peer, sdp, sources).await,
             Some(shard) => shard.offer(self.peer, sdp, sources).await,
             None => {
                 let req = JoinRequest {
@@ -265,7 +328,7 @@ impl Session {
                     mode: PeerMode::Signaling,
                     offer: sdp,
                     sources,
-                    lesson_mode: ketang_sfu::LessonMode::Open,
+                    lesson_mode: LessonMode::Open,
                 };
                 match self.state.media.join(req).await {
                     Ok((shard, answer)) => {
@@ -320,12 +383,13 @@ impl Session {
         false
     }
 
-    async fn send_media_error(&mut self, e: MediaError, reference: &str) {
+    pub(super) async fn send_media_error(&mut self, e: MediaError, reference: &str) {
         let code = match &e {
             MediaError::Sfu(SfuError::InvalidSdp(_)) => ErrorCode::InvalidSdp,
             MediaError::Sfu(SfuError::Glare) => ErrorCode::Glare,
             MediaError::Sfu(SfuError::NoPendingOffer) => ErrorCode::NoPendingOffer,
             MediaError::Sfu(SfuError::Forbidden(_)) => ErrorCode::Forbidden,
+            MediaError::Sfu(SfuError::UnknownPeer(_)) => ErrorCode::BadMessage,
             _ => ErrorCode::Internal,
         };
         if code == ErrorCode::Internal {
@@ -336,7 +400,7 @@ impl Session {
     }
 
     /// Sends one message; false if the socket is gone.
-    async fn send(&mut self, msg: ServerMsg) -> bool {
+    pub(super) async fn send(&mut self, msg: ServerMsg) -> bool {
         match serde_json::to_string(&msg) {
             Ok(json) => self.sink.send(Message::Text(json.into())).await.is_ok(),
             Err(e) => {
@@ -345,6 +409,10 @@ impl Session {
             }
         }
     }
+}
+
+fn is_audience(role: ketang_sfu::Role) -> bool {
+    matches!(role, ketang_sfu::Role::Observer | ketang_sfu::Role::Viewer)
 }
 
 /// The instant a token's `exp` (Unix seconds) falls on.

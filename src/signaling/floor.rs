@@ -1,0 +1,157 @@
+//! Lesson-control messages of a signaling session: validated here (text, rate, role for
+//! re-admission), decided by the shard's floor policy.
+
+use ketang_sfu::{FloorCommand, FloorContext, MAX_TEXT_CHARS, Role};
+use tokio::time::Instant;
+
+use super::protocol::{ClientMsg, ErrorCode, ServerMsg};
+use super::session::Session;
+use crate::state::unix_ms;
+
+/// Chat text as the server accepts it: trimmed, 1–500 characters, no control characters
+/// except line breaks. Clients render it as text, never as markup.
+pub fn clean_text(text: &str) -> Result<String, String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err("the text is empty".into());
+    }
+    if t.chars().count() > MAX_TEXT_CHARS {
+        return Err(format!(
+            "the text is longer than {MAX_TEXT_CHARS} characters"
+        ));
+    }
+    Ok(t.chars()
+        .filter(|c| !c.is_control() || *c == '\n')
+        .collect())
+}
+
+impl Session {
+    pub(super) async fn on_floor(&mut self, msg: ClientMsg) {
+        let reference = message_name(&msg);
+        let cmd = match msg {
+            ClientMsg::RaiseHand {} => FloorCommand::RaiseHand,
+            ClientMsg::LowerHand {} => FloorCommand::LowerHand,
+            ClientMsg::CallOn { peer_id, replace } => FloorCommand::CallOn {
+                peer: peer_id,
+                replace,
+            },
+            ClientMsg::Done { peer_id } => FloorCommand::Done { peer: peer_id },
+            ClientMsg::RollCall {} => FloorCommand::RollCall,
+            ClientMsg::Mute {
+                peer_id,
+                mic,
+                video,
+            } => FloorCommand::Mute {
+                peer: peer_id,
+                mic,
+                video,
+            },
+            ClientMsg::MuteAllClassrooms {} => FloorCommand::MuteAllClassrooms,
+            ClientMsg::SetMuted { mic, video } => FloorCommand::SelfMute { mic, video },
+            ClientMsg::Chat { text } | ClientMsg::Ask { text } if !self.text_allowed() => {
+                let _ = text;
+                self.send(ServerMsg::error(
+                    ErrorCode::RateLimited,
+                    "more than one chat message per second; message dropped",
+                    Some(reference),
+                ))
+                .await;
+                return;
+            }
+            ClientMsg::Chat { text } => match clean_text(&text) {
+                Ok(text) => FloorCommand::Chat { text },
+                Err(m) => return self.bad(m, reference).await,
+            },
+            ClientMsg::Ask { text } => match clean_text(&text) {
+                Ok(text) => FloorCommand::Ask { text },
+                Err(m) => return self.bad(m, reference).await,
+            },
+            ClientMsg::SettleQuestion { id, answered } => {
+                FloorCommand::SettleQuestion { id, answered }
+            }
+            ClientMsg::Remove { peer_id } => FloorCommand::Remove { peer: peer_id },
+            ClientMsg::Readmit { peer_id } => {
+                if self.claims.role != Role::Teacher {
+                    self.send(ServerMsg::error(
+                        ErrorCode::Forbidden,
+                        "only the teacher may re-admit participants",
+                        Some(reference),
+                    ))
+                    .await;
+                } else if !self.state.media.people.readmit(&self.claims.room, peer_id) {
+                    self.bad(format!("{peer_id} was not removed"), reference)
+                        .await;
+                }
+                return;
+            }
+            // Offer, answer, leave and ping are handled by the session itself.
+            _ => return,
+        };
+        let Some(shard) = self.shard.and_then(|i| self.state.media.shards().get(i)) else {
+            self.send(ServerMsg::error(
+                ErrorCode::NotJoined,
+                "join with an offer first",
+                Some(reference),
+            ))
+            .await;
+            return;
+        };
+        let ctx = FloorContext {
+            now_ms: unix_ms(),
+            random: rand::random(),
+        };
+        if let Err(e) = shard.floor(self.peer, cmd, ctx).await {
+            self.send_media_error(e, reference).await;
+        }
+    }
+
+    fn text_allowed(&mut self) -> bool {
+        self.text_bucket.take(Instant::now())
+    }
+
+    async fn bad(&mut self, message: String, reference: &str) {
+        self.send(ServerMsg::error(
+            ErrorCode::BadMessage,
+            message,
+            Some(reference),
+        ))
+        .await;
+    }
+}
+
+fn message_name(m: &ClientMsg) -> &'static str {
+    match m {
+        ClientMsg::Offer { .. } => "offer",
+        ClientMsg::Answer { .. } => "answer",
+        ClientMsg::Leave {} => "leave",
+        ClientMsg::Ping {} => "ping",
+        ClientMsg::RaiseHand {} => "raiseHand",
+        ClientMsg::LowerHand {} => "lowerHand",
+        ClientMsg::CallOn { .. } => "callOn",
+        ClientMsg::Done { .. } => "done",
+        ClientMsg::RollCall {} => "rollCall",
+        ClientMsg::Mute { .. } => "mute",
+        ClientMsg::MuteAllClassrooms {} => "muteAllClassrooms",
+        ClientMsg::SetMuted { .. } => "setMuted",
+        ClientMsg::Chat { .. } => "chat",
+        ClientMsg::Ask { .. } => "ask",
+        ClientMsg::SettleQuestion { .. } => "settleQuestion",
+        ClientMsg::Remove { .. } => "remove",
+        ClientMsg::Readmit { .. } => "readmit",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chat_text_is_trimmed_bounded_and_free_of_control_characters() {
+        assert_eq!(clean_text("  hi\u{7}\n there ").unwrap(), "hi\n there");
+        assert!(clean_text("   ").is_err());
+        assert!(clean_text(&"字".repeat(501)).is_err());
+        assert_eq!(clean_text(&"字".repeat(500)).unwrap().chars().count(), 500);
+        // Markup is kept as text: escaping is the renderer's job (textContent).
+        assert_eq!(clean_text("<b>x</b>").unwrap(), "<b>x</b>");
+    }
+}

@@ -56,6 +56,9 @@ pub struct TokenArgs {
     /// Classroom id, for attendance.
     #[arg(long)]
     pub classroom: Option<ClassroomId>,
+    /// Lesson mode of the room: dedicated, master or broadcast (default: an open room).
+    #[arg(long, value_parser = parse_mode)]
+    pub mode: Option<ketang_sfu::LessonMode>,
     /// How long the link stays valid, from --not-before (e.g. 90m, 2h, 7days).
     #[arg(long, default_value = "2h", value_parser = parse_ttl)]
     pub ttl: Duration,
@@ -184,6 +187,19 @@ pub fn token(args: &TokenArgs, now: SystemTime) -> Result<TokenOutput, TokenComm
     token_with_config(args, &config, now)
 }
 
+fn parse_mode(s: &str) -> Result<ketang_sfu::LessonMode, String> {
+    use ketang_sfu::LessonMode::*;
+    match s {
+        "open" => Ok(Open),
+        "dedicated" => Ok(Dedicated),
+        "master" => Ok(Master),
+        "broadcast" => Ok(Broadcast),
+        other => Err(format!(
+            "unknown mode {other:?}: expected dedicated, master, broadcast or open"
+        )),
+    }
+}
+
 fn token_with_config(
     args: &TokenArgs,
     config: &Config,
@@ -204,6 +220,7 @@ fn token_with_config(
         role: args.role,
         name: args.name.clone(),
         classroom: args.classroom.clone(),
+        mode: args.mode,
         not_before: args.not_before,
         ttl: args.ttl,
     };

@@ -110,6 +110,7 @@ async fn bad_input_gets_documented_errors_and_the_lesson_goes_on() {
                 role: Role::Teacher,
                 name: "mallory".into(),
                 classroom: None,
+                mode: None,
                 not_before: None,
                 ttl: Duration::from_secs(600),
             },

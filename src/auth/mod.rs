@@ -34,6 +34,9 @@ pub struct RoomClaims {
     /// Classroom, for attendance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub classroom: Option<ClassroomId>,
+    /// The lesson mode of the room (scheduled lessons); absent for ad-hoc rooms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<ketang_sfu::LessonMode>,
     /// Not valid before (Unix seconds).
     pub nbf: u64,
     /// Expiry (Unix seconds).
@@ -55,6 +58,8 @@ pub struct MintRequest {
     pub name: String,
     /// Classroom, for attendance.
     pub classroom: Option<ClassroomId>,
+    /// Lesson mode of the room; `None` for an ad-hoc room.
+    pub mode: Option<ketang_sfu::LessonMode>,
     /// Start of validity; `None` means now.
     pub not_before: Option<SystemTime>,
     /// Validity, counted from `not_before`.
@@ -224,6 +229,7 @@ impl TokenAuthority {
             role: req.role,
             name: req.name.clone(),
             classroom: req.classroom.clone(),
+            mode: req.mode,
             nbf,
             exp,
             iat,

@@ -20,6 +20,7 @@ fn request() -> MintRequest {
         role: Role::Classroom,
         name: "Dongshan Primary 3-2".to_owned(),
         classroom: Some(ClassroomId::new("ds-3-2").expect("valid classroom id")),
+        mode: Some(ketang_sfu::LessonMode::Dedicated),
         not_before: None,
         ttl: Duration::from_secs(7200),
     }
@@ -43,6 +44,7 @@ fn minted_tokens_verify_with_all_claims() {
         c.classroom.as_ref().map(ClassroomId::as_str),
         Some("ds-3-2")
     );
+    assert_eq!(c.mode, Some(ketang_sfu::LessonMode::Dedicated));
     assert_eq!((c.iat, c.nbf, c.exp), (T0, T0, T0 + 7200));
     assert_eq!(c.jti.len(), 32);
     assert!(c.jti.bytes().all(|b| b.is_ascii_hexdigit()));

@@ -165,7 +165,7 @@ async fn post(
         },
         offer,
         sources: Vec::new(),
-        lesson_mode: ketang_sfu::LessonMode::Open,
+        lesson_mode: claims.mode.unwrap_or_default(),
     };
     let (shard, answer) = match state.media.join(req).await {
         Ok(r) => r,

@@ -328,7 +328,7 @@ impl Session {
                     mode: PeerMode::Signaling,
                     offer: sdp,
                     sources,
-                    lesson_mode: LessonMode::Open,
+                    lesson_mode: self.claims.mode.unwrap_or(LessonMode::Open),
                 };
                 match self.state.media.join(req).await {
                     Ok((shard, answer)) => {

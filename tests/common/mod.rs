@@ -56,6 +56,7 @@ impl TestServer {
             role,
             name: name.into(),
             classroom: None,
+            mode: None,
             not_before: Some(not_before),
             ttl,
         };

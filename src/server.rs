@@ -44,6 +44,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         shards: config.media_shard_count(),
         advertise: config.advertised_ips(),
         connect_timeout: config.media.connect_timeout,
+        record: None,
     };
     let media = MediaPlane::start(&settings).map_err(|e| ServerError(e.to_string()))?;
     let listener = TcpListener::bind(config.http.listen)

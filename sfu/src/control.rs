@@ -317,6 +317,7 @@ impl Sfu {
                 }
             }
         }
+        self.refresh_recorder(room_id);
     }
 
     /// Sends the room state to everyone (or, for a change only the lesson's runners see,

@@ -17,6 +17,8 @@ pub enum SfuOutput {
     Transmit(Transmit),
     /// Something the application must act on.
     Event(SfuEvent),
+    /// Media for the lesson recording (only while a room is recorded).
+    Record(crate::recorder::RecordEvent),
     /// Nothing more to do before this instant (unless input arrives).
     Timeout(Instant),
 }

@@ -67,6 +67,7 @@ mod demux;
 mod effects;
 mod error;
 mod event;
+mod fanout;
 mod floor;
 mod forward;
 mod ids;
@@ -75,6 +76,7 @@ mod layer;
 mod membership;
 mod negotiate;
 mod peer;
+mod recorder;
 mod rewrite;
 mod role;
 mod room;
@@ -95,6 +97,7 @@ pub use event::{
     SfuOutput, TrackInfo, Transmit,
 };
 pub use floor::{Floor, FloorError, LessonMode};
+pub use recorder::{RecordEvent, VideoCodec};
 pub use ids::{ClassroomId, InvalidId, PeerId, RoomId, TrackId};
 pub use layer::{LayerSelector, Selection};
 pub use rewrite::{Rewriter, Rewritten, SourceFields};

@@ -405,7 +405,15 @@ impl Sfu {
         });
         tracing::info!(peer = %id, room = %room_id, reason = reason.as_str(), "left");
         if self.rooms.get(&room_id).is_some_and(|r| r.peers.is_empty()) {
-            self.rooms.remove(&room_id);
+            if let Some(r) = self.rooms.remove(&room_id)
+                && r.recorder.is_some()
+            {
+                self.fx.out.push_back(crate::event::SfuOutput::Record(
+                    crate::recorder::RecordEvent::Stopped {
+                        room: room_id.clone(),
+                    },
+                ));
+            }
             self.fx.event(SfuEvent::RoomClosed { room: room_id });
         } else {
             self.refresh_forwarding(&room_id);

@@ -28,6 +28,8 @@ pub(crate) struct Room {
     pub questions: Vec<Question>,
     pub state_seq: u64,
     pub next_message_id: u64,
+    /// The virtual subscriber that feeds the lesson recording, while recording.
+    pub recorder: Option<crate::recorder::RecorderTap>,
 }
 
 /// Observers and viewers: possibly hundreds, so they are counted rather than listed, and
@@ -47,6 +49,7 @@ impl Room {
             questions: Vec::new(),
             state_seq: 0,
             next_message_id: 1,
+            recorder: None,
         }
     }
 

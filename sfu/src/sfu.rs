@@ -12,14 +12,11 @@ use str0m::config::DtlsCert;
 
 use crate::config::SfuConfig;
 use crate::demux::Demux;
-use crate::effects::{Effects, Forward};
+use crate::effects::Effects;
 use crate::error::SfuError;
 use crate::event::{LeaveReason, RoomSnapshot, SfuOutput};
-use crate::forward::ForwardResult;
 use crate::ids::{PeerId, RoomId};
-use crate::keyframe::{self, PayloadInfo};
 use crate::peer::Peer;
-use crate::role::TrackKind;
 use crate::room::Room;
 use crate::timers::Timers;
 
@@ -239,75 +236,6 @@ impl Sfu {
         if !deadlines.is_empty() {
             self.timers.compact(&deadlines);
         }
-    }
-
-    /// Sends one published packet to every subscriber of its track.
-    fn fan_out(&mut self, now: Instant, f: Forward) {
-        let Sfu {
-            peers,
-            rooms,
-            fx,
-            config,
-            timers,
-            ..
-        } = self;
-        let Some(room_id) = peers.get(&f.publisher).map(|p| p.room.clone()) else {
-            return;
-        };
-        let Some(room) = rooms.get_mut(&room_id) else {
-            return;
-        };
-        let Some(track) = room.tracks.get_mut(&f.track) else {
-            return;
-        };
-        let layer = track.layer_of(f.rid, config.keyframe_interval);
-        track.on_packet(layer);
-        let best = track.best_layer();
-        let info = match track.info.kind {
-            TrackKind::Video => keyframe::inspect(f.params.spec().codec, &f.packet.payload),
-            TrackKind::Audio => PayloadInfo {
-                keyframe_start: true,
-                vp8: None,
-            },
-        };
-        if track.info.kind == TrackKind::Audio
-            && let Some(level) = f.packet.header.ext_vals.audio_level
-            && !room.floor.mic_muted(f.publisher)
-            && let Some(speaker) = room.speaker.observe(f.publisher, level, now)
-        {
-            for p in &room.peers {
-                fx.send_to_peer(
-                    *p,
-                    crate::event::PeerEvent::ActiveSpeaker {
-                        peer: Some(speaker),
-                    },
-                );
-            }
-        }
-        let mut need_keyframe: u32 = 0;
-        for sid in &track.subscribers {
-            let Some(sp) = peers.get_mut(sid) else {
-                continue;
-            };
-            let r = guard(sp, fx, |p, fx| p.forward(&f, layer, best, &info, fx));
-            match r {
-                Some(ForwardResult::NeedKeyframe(l)) => need_keyframe |= 1 << l.min(31),
-                // A write moves the subscriber's pacer deadline.
-                Some(ForwardResult::Sent) => timers.push(sp.next_timeout, *sid),
-                _ => {}
-            }
-        }
-        for l in 0..track.layers.len().min(32) {
-            if need_keyframe & (1 << l) != 0 && track.allow_keyframe_request(l, now) {
-                let (mid, rid) = (track.mid, track.rid_of(l));
-                if let Some(p) = peers.get_mut(&f.publisher) {
-                    guard(p, fx, |p, fx| {
-                        p.request_keyframe(mid, rid, str0m::media::KeyframeRequestKind::Pli, fx)
-                    });
-                }
-            }
-        }
-        self.schedule(f.publisher);
     }
 }
 

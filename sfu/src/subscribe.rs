@@ -61,6 +61,7 @@ impl Sfu {
         }
         // A WHEP slot freed by this track can carry another teacher track.
         self.fill_slots(room_id);
+        self.refresh_recorder(room_id);
         if track.info.source == TrackSource::Screen {
             self.push_state(room_id, false);
         }
@@ -245,6 +246,7 @@ impl Sfu {
         if source == TrackSource::Screen {
             self.push_state(&room_id, false);
         }
+        self.refresh_recorder(&room_id);
     }
 
     /// A subscriber's browser asked for a keyframe: pass it to the publisher (throttled).

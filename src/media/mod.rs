@@ -35,6 +35,9 @@ pub enum PeerSignal {
     Notice(crate::signaling::protocol::Notice),
 }
 
+/// Where shards deliver recording media: one bounded queue to the recording writer.
+pub type RecordSink = mpsc::Sender<ketang_sfu::RecordEvent>;
+
 /// Where shards deliver peer signals: one channel per live peer.
 pub type PeerRegistry = DashMap<PeerId, mpsc::UnboundedSender<PeerSignal>>;
 
@@ -85,6 +88,12 @@ pub enum ShardCommand {
     CloseRoom {
         room: RoomId,
         reason: LeaveReason,
+    },
+    /// Start or stop recording a room; replies whether the room exists.
+    SetRecording {
+        room: RoomId,
+        on: bool,
+        reply: oneshot::Sender<bool>,
     },
     Snapshot {
         room: RoomId,
@@ -142,6 +151,8 @@ pub struct MediaSettings {
     /// IPs announced as host candidates.
     pub advertise: Vec<std::net::IpAddr>,
     pub connect_timeout: std::time::Duration,
+    /// The recording writer's queue, if recording is enabled.
+    pub record: Option<RecordSink>,
 }
 
 impl MediaPlane {
@@ -182,6 +193,7 @@ impl MediaPlane {
                 rooms: rooms.clone(),
                 load: load.clone(),
                 stats: stats.clone(),
+                record: settings.record.clone(),
             };
             let thread = shard::spawn(ctx, sfu_config)?;
             tracing::info!(shard = index, %local_addr, "media shard started");
@@ -261,6 +273,24 @@ impl MediaPlane {
             }
             None => false,
         }
+    }
+
+    /// Starts or stops recording a live room; false if the room is not live.
+    pub async fn set_recording(&self, room: &RoomId, on: bool) -> bool {
+        let Some(s) = self.shard_of(room) else {
+            return false;
+        };
+        let (reply, rx) = oneshot::channel();
+        if s.send(ShardCommand::SetRecording {
+            room: room.clone(),
+            on,
+            reply,
+        })
+        .is_err()
+        {
+            return false;
+        }
+        rx.await.unwrap_or(false)
     }
 
     /// Removes one peer from a live room (its client gets `bye` with `reason`).

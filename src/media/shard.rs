@@ -29,6 +29,9 @@ pub struct ShardStats {
     pub bytes_out: AtomicU64,
     pub send_errors: AtomicU64,
     pub rooms: AtomicUsize,
+    /// Recording packets dropped because the writer fell behind (a slow disk never slows
+    /// forwarding: the queue to the writer is bounded and never waited on).
+    pub record_dropped: AtomicU64,
 }
 
 pub(super) struct ShardContext {
@@ -40,6 +43,7 @@ pub(super) struct ShardContext {
     pub rooms: Arc<DashMap<RoomId, usize>>,
     pub load: Arc<AtomicUsize>,
     pub stats: Arc<ShardStats>,
+    pub record: Option<RecordSink>,
 }
 
 pub(super) fn spawn(
@@ -141,6 +145,13 @@ async fn flush(sfu: &mut Sfu, socket: &UdpSocket, ctx: &ShardContext) -> Instant
                 }
             }
             SfuOutput::Event(e) => route(e, ctx),
+            SfuOutput::Record(e) => {
+                if let Some(tx) = &ctx.record
+                    && let Err(tokio::sync::mpsc::error::TrySendError::Full(_)) = tx.try_send(e)
+                {
+                    ctx.stats.record_dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         }
     }
 }
@@ -233,6 +244,9 @@ fn command(sfu: &mut Sfu, cmd: ShardCommand, ctx: &ShardContext) {
             sfu.leave(now, peer, reason);
         }
         ShardCommand::CloseRoom { room, reason } => sfu.close_room(now, &room, reason),
+        ShardCommand::SetRecording { room, on, reply } => {
+            let _ = reply.send(sfu.set_recording(now, &room, on));
+        }
         ShardCommand::Snapshot { room, reply } => {
             let _ = reply.send(sfu.room_snapshot(&room));
         }

@@ -82,6 +82,8 @@ pub struct Net {
     /// Every event the SFU produced, for assertions.
     pub sfu_events: Vec<String>,
     hold_offers: bool,
+    /// What the recorder tap emitted.
+    pub recorded: Vec<ketang_sfu::RecordEvent>,
     /// Offers held back while `hold_offers` is set: (client index, sdp).
     pub held: Vec<(usize, String)>,
 }
@@ -113,6 +115,7 @@ impl Net {
             next_peer: 1,
             sfu_events: Vec::new(),
             hold_offers: false,
+            recorded: Vec::new(),
             held: Vec::new(),
         }
     }
@@ -426,6 +429,7 @@ impl Net {
                     self.clients[i].events.push(event);
                 }
                 SfuOutput::Event(e) => self.sfu_events.push(format!("{e:?}")),
+                SfuOutput::Record(r) => self.recorded.push(r),
             }
         }
         panic!("SFU output did not settle");

@@ -15,7 +15,7 @@ use ketang_sfu::{LeaveReason, RoomId, Sfu, SfuConfig, SfuEvent, SfuOutput};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use super::{MediaError, PeerRegistry, PeerSignal, People, ShardCommand};
+use super::{MediaError, People, PeerRegistry, PeerSignal, RecordSink, ShardCommand};
 
 /// Datagrams read per wake-up before the SFU's output is flushed.
 const RECV_BATCH: usize = 64;

@@ -39,6 +39,8 @@ pub(crate) struct Effects {
     /// Peers whose state others see changed (reconnecting or back): their room's state must
     /// be pushed again.
     pub floor_changed: Vec<PeerId>,
+    /// Peers whose bandwidth allocation is due.
+    pub allocate: Vec<PeerId>,
 }
 
 impl Effects {
@@ -59,5 +61,6 @@ impl Effects {
             || !self.layer_paused.is_empty()
             || !self.leaving.is_empty()
             || !self.floor_changed.is_empty()
+            || !self.allocate.is_empty()
     }
 }

@@ -101,11 +101,39 @@ pub enum PeerEvent {
         /// Who speaks now (`None`: the speaker left).
         peer: Option<PeerId>,
     },
+    /// Dynacast: which simulcast layers of the peer's own m-line `mid` anyone needs. The
+    /// client turns the others off (`RTCRtpEncodingParameters.active = false`).
+    PublishLayers {
+        /// The publisher's m-line.
+        mid: String,
+        /// Each layer by rid, lowest first.
+        layers: Vec<LayerWanted>,
+    },
     /// The teacher's random roll call picked a classroom.
     RollCall {
         /// The classroom picked (now on stage).
         peer: PeerId,
     },
+}
+
+/// One simulcast layer in a `PublishLayers` event.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct LayerWanted {
+    /// The rid.
+    pub rid: String,
+    /// Send it.
+    pub active: bool,
+}
+
+/// Bandwidth limits of a peer's link, from the lesson's configuration (classroom downlink,
+/// its share of the school budget). `None`: no configured limit, the estimate alone decides.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerCaps {
+    /// Most the SFU sends to the peer, bit/s.
+    pub down_bps: Option<u64>,
+    /// Most the peer should publish, bit/s (enforced by turning simulcast layers off).
+    pub up_bps: Option<u64>,
 }
 
 /// The floor of a room, pushed whole to every participant whenever it changes.
@@ -303,6 +331,8 @@ pub struct JoinRequest {
     pub offer: String,
     /// The lesson's mode; the room takes it from its first peer.
     pub lesson_mode: crate::floor::LessonMode,
+    /// Bandwidth limits of the peer's link.
+    pub caps: PeerCaps,
     /// Sources the client named per mid (screen shares); others default by kind.
     pub sources: Vec<(String, TrackSource)>,
 }

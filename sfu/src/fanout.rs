@@ -41,8 +41,9 @@ impl Sfu {
             return;
         };
         let layer = track.layer_of(f.rid, config.keyframe_interval);
-        track.on_packet(layer);
+        track.on_packet(layer, now, f.packet.payload.len());
         let best = track.best_layer();
+        let lowest = track.layers.iter().position(|l| l.active);
         let kind = track.info.kind;
         let info = match kind {
             TrackKind::Video => keyframe::inspect(f.params.spec().codec, &f.packet.payload),
@@ -70,7 +71,7 @@ impl Sfu {
             let Some(sp) = peers.get_mut(sid) else {
                 continue;
             };
-            let r = guard(sp, fx, |p, fx| p.forward(&f, layer, best, &info, fx));
+            let r = guard(sp, fx, |p, fx| p.forward(&f, layer, lowest, &info, fx));
             match r {
                 Some(ForwardResult::NeedKeyframe(l)) => need_keyframe |= 1 << l.min(31),
                 // A write moves the subscriber's pacer deadline.
@@ -159,16 +160,20 @@ impl Sfu {
         match (on, room.recorder.is_some()) {
             (true, false) => {
                 room.recorder = Some(RecorderTap::new());
-                self.fx.out.push_back(SfuOutput::Record(RecordEvent::Started {
-                    room: room_id.clone(),
-                }));
+                self.fx
+                    .out
+                    .push_back(SfuOutput::Record(RecordEvent::Started {
+                        room: room_id.clone(),
+                    }));
                 self.refresh_recorder(room_id);
             }
             (false, true) => {
                 room.recorder = None;
-                self.fx.out.push_back(SfuOutput::Record(RecordEvent::Stopped {
-                    room: room_id.clone(),
-                }));
+                self.fx
+                    .out
+                    .push_back(SfuOutput::Record(RecordEvent::Stopped {
+                        room: room_id.clone(),
+                    }));
             }
             _ => {}
         }
@@ -219,10 +224,12 @@ impl Sfu {
             .iter()
             .filter(|p| role_of(**p) == Some(Role::Teacher))
             .find_map(|p| camera_of(*p));
-        let video = screen
-            .or(on_stage)
-            .or(teacher)
-            .map(|t| (t.info.track_id, t.best_layer().unwrap_or(t.layers.len() - 1)));
+        let video = screen.or(on_stage).or(teacher).map(|t| {
+            (
+                t.info.track_id,
+                t.best_layer().unwrap_or(t.layers.len() - 1),
+            )
+        });
         let Some(room) = self.rooms.get_mut(room_id) else {
             return;
         };
@@ -231,6 +238,8 @@ impl Sfu {
         };
         let changed = tap.set_video(video) | (tap.audio != audio);
         tap.audio = audio;
+        let track = tap.video_track();
+        self.set_recorder_want(room_id, track);
         if changed {
             self.announce_recording_sources(room_id);
         }
@@ -246,10 +255,12 @@ impl Sfu {
         let info = |t: &TrackId| room.tracks.get(t).map(|t| t.info.clone());
         let video = tap.video_track().and_then(|t| info(&t));
         let audio = tap.audio.iter().filter_map(info).collect();
-        self.fx.out.push_back(SfuOutput::Record(RecordEvent::Sources {
-            room: room_id.clone(),
-            video,
-            audio,
-        }));
+        self.fx
+            .out
+            .push_back(SfuOutput::Record(RecordEvent::Sources {
+                room: room_id.clone(),
+                video,
+                audio,
+            }));
     }
 }

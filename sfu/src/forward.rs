@@ -5,6 +5,8 @@
 //! with `write_rtp`, and the subscriber is drained so the SRTP datagram is ready to send.
 //! NACKs from the subscriber are answered by str0m from its send buffer (`nackable`).
 
+use std::time::{Duration, Instant};
+
 use str0m::media::MediaKind;
 use str0m::rtp::{ExtensionValues, RtpWrite, Vp8Patch, Vp8PatchError};
 
@@ -30,7 +32,7 @@ impl Peer {
         &mut self,
         f: &Forward,
         layer: usize,
-        best_layer: Option<usize>,
+        lowest_active: Option<usize>,
         info: &PayloadInfo,
         fx: &mut Effects,
     ) -> ForwardResult {
@@ -43,24 +45,38 @@ impl Peer {
         if !sub.active {
             return ForwardResult::Dropped;
         }
-        // Until bandwidth allocation decides per subscriber, everyone gets the best layer the
-        // publisher sends.
-        if sub.selector.target() != best_layer {
-            sub.selector.set_target(best_layer);
+        // A new (or resumed) subscription starts on the lowest layer that flows; the bandwidth
+        // allocator moves it up within one round (unless it paused it on purpose).
+        if sub.selector.target().is_none() && !sub.alloc_paused {
+            sub.selector.set_target(lowest_active);
         }
-        let new_segment = match sub.selector.select(layer, info.keyframe_start) {
-            Selection::Forward { new_segment } => new_segment,
-            Selection::Drop => return ForwardResult::Dropped,
-            Selection::DropNeedKeyframe => {
-                return ForwardResult::NeedKeyframe(sub.selector.target().unwrap_or(layer));
-            }
-        };
         let kind = sub.info.kind;
         let Some(out) = self.outs.get_mut(&mid) else {
             return ForwardResult::Dropped;
         };
         let Some(ssrc) = out.ssrc else {
             return ForwardResult::Dropped;
+        };
+        // The link to this subscriber is congested when video waits in str0m's pacer: more
+        // video would only queue behind it (and the pacer force-drains after 2 s, flooding the
+        // link further). Stop the video until the queue has drained, then restart at a
+        // keyframe. Audio is never held back.
+        let queued = if kind == TrackKind::Video {
+            queue_delay(&mut self.rtc, ssrc, f.packet.timestamp)
+        } else {
+            Duration::ZERO
+        };
+        if queued > CONGESTED {
+            sub.selector.interrupt();
+            return ForwardResult::Dropped;
+        }
+        let new_segment = match sub.selector.select(layer, info.keyframe_start) {
+            Selection::Forward { new_segment } => new_segment,
+            Selection::Drop => return ForwardResult::Dropped,
+            Selection::DropNeedKeyframe if queued > DRAINED => return ForwardResult::Dropped,
+            Selection::DropNeedKeyframe => {
+                return ForwardResult::NeedKeyframe(sub.selector.target().unwrap_or(layer));
+            }
         };
         let Some(pt) = out.map_pt(&self.rtc, mid, &f.params) else {
             return ForwardResult::Dropped;
@@ -108,6 +124,21 @@ impl Peer {
         self.drain(fx);
         ForwardResult::Sent
     }
+}
+
+/// Video waiting longer than this in the pacer means the subscriber's link is congested.
+pub(crate) const CONGESTED: Duration = Duration::from_millis(150);
+
+/// Below this the queue counts as drained: a stopped video may restart.
+const DRAINED: Duration = Duration::from_millis(80);
+
+/// How long the oldest packet of an outgoing stream has waited in str0m's send queue.
+pub(crate) fn queue_delay(rtc: &mut str0m::Rtc, ssrc: str0m::rtp::Ssrc, now: Instant) -> Duration {
+    rtc.direct_api()
+        .stream_tx(&ssrc)
+        .and_then(|tx| tx.queue_info().and_then(|q| q.first_unsent()))
+        .map(|t| now.saturating_duration_since(t))
+        .unwrap_or(Duration::ZERO)
 }
 
 /// The VP8 descriptor patch for rewritten picture ids. A publisher using 7-bit picture ids

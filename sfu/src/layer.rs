@@ -49,12 +49,25 @@ impl LayerSelector {
         self.target
     }
 
-    /// Sets the wanted layer; `None` pauses the subscription at once.
+    /// Sets the wanted layer; `None` pauses the subscription at once. A step down also stops
+    /// the current layer at once: it no longer fits the link, and flooding a congested link
+    /// while waiting for the lower layer's keyframe would delay everything behind it. A step up
+    /// keeps the current layer until the new one's keyframe.
     pub fn set_target(&mut self, target: Option<usize>) {
+        let down = match (target, self.current) {
+            (None, _) => true,
+            (Some(t), Some(c)) => t < c,
+            _ => false,
+        };
         self.target = target;
-        if target.is_none() {
+        if down {
             self.current = None;
         }
+    }
+
+    /// Stops forwarding now and resumes at the target's next keyframe (the link is congested).
+    pub fn interrupt(&mut self) {
+        self.current = None;
     }
 
     /// Decides for one packet of `layer`.
@@ -132,13 +145,15 @@ mod tests {
     }
 
     #[test]
-    fn downswitch_is_gated_too() {
+    fn downswitch_stops_the_old_layer_at_once_and_resumes_at_a_keyframe() {
         let mut s = LayerSelector::new(true);
         s.set_target(Some(2));
         s.select(2, KEY);
+        // The link cannot carry layer 2 any more: it stops now, not at layer 0's keyframe.
         s.set_target(Some(0));
+        assert_eq!(s.current(), None);
+        assert_eq!(s.select(2, DELTA), Drop);
         assert_eq!(s.select(0, DELTA), DropNeedKeyframe);
-        assert_eq!(s.select(2, DELTA), Forward { new_segment: false });
         assert_eq!(s.select(0, KEY), Forward { new_segment: true });
         assert_eq!(s.select(2, DELTA), Drop);
     }

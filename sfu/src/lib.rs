@@ -61,6 +61,8 @@
 // Unit tests may read the clock to get a starting instant; the library itself never does.
 #![cfg_attr(test, allow(clippy::disallowed_methods))]
 
+mod allocation;
+mod allocator;
 mod config;
 mod control;
 mod demux;
@@ -76,6 +78,7 @@ mod layer;
 mod membership;
 mod negotiate;
 mod peer;
+mod rate;
 mod recorder;
 mod rewrite;
 mod role;
@@ -88,18 +91,21 @@ mod subscription;
 mod timers;
 mod track;
 
+pub use allocation::{PeerBandwidth, TrackBandwidth};
+pub use allocator::{AllocatorConfig, BandwidthAllocator, Decision, Demand, Priority};
 pub use config::SfuConfig;
 pub use control::{FloorCommand, FloorContext, FloorOutcome, MAX_TEXT_CHARS};
 pub use error::SfuError;
 pub use event::{
-    Answer, ChatMessage, HandInfo, JoinRequest, LeaveReason, MidTrack, ParticipantInfo,
-    ParticipantState, PeerEvent, Question, QuestionStatus, RoomSnapshot, RoomState, SfuEvent,
-    SfuOutput, TrackInfo, Transmit,
+    Answer, ChatMessage, HandInfo, JoinRequest, LayerWanted, LeaveReason, MidTrack,
+    ParticipantInfo, ParticipantState, PeerCaps, PeerEvent, Question, QuestionStatus, RoomSnapshot,
+    RoomState, SfuEvent, SfuOutput, TrackInfo, Transmit,
 };
 pub use floor::{Floor, FloorError, LessonMode};
-pub use recorder::{RecordEvent, VideoCodec};
 pub use ids::{ClassroomId, InvalidId, PeerId, RoomId, TrackId};
 pub use layer::{LayerSelector, Selection};
+pub use rate::RateMeter;
+pub use recorder::{RecordEvent, VideoCodec};
 pub use rewrite::{Rewriter, Rewritten, SourceFields};
 pub use role::{Role, TrackKind, TrackSource};
 pub use sdp::{PeerMode, RejectedMid};

@@ -61,6 +61,7 @@ impl Sfu {
             now,
         );
         apply_screened(&mut peer, &screened);
+        peer.caps = req.caps;
 
         let room = self
             .rooms

@@ -56,6 +56,20 @@ pub(crate) struct Peer {
     /// How long a silent or detached peer is kept for its return.
     pub grace: std::time::Duration,
 
+    // ---- bandwidth ----
+    /// The latest send-side estimate towards this peer (TWCC), bit/s.
+    pub estimate_bps: Option<u64>,
+    pub caps: crate::event::PeerCaps,
+    pub allocator: crate::allocator::BandwidthAllocator,
+    pub next_alloc: Instant,
+    /// The last (minimum, desired) given to the estimator, to avoid repeating it.
+    pub bwe_target: (u64, u64),
+    /// Added to the desired rate to re-trigger probing (see `allocation.rs`).
+    pub probe_nudge: u64,
+    pub next_probe_nudge: Instant,
+    /// The last allocation, for the stats API.
+    pub last_decision: Option<crate::allocator::Decision>,
+
     // ---- publishing ----
     /// Accepted publishing m-lines and their sources, until str0m reports them added.
     pub publish_sources: HashMap<Mid, TrackSource>,
@@ -102,6 +116,14 @@ impl Peer {
             reconnecting: false,
             detached_since: None,
             grace: std::time::Duration::from_secs(30),
+            estimate_bps: None,
+            caps: Default::default(),
+            allocator: Default::default(),
+            next_alloc: now,
+            bwe_target: (0, 0),
+            probe_nudge: 0,
+            next_probe_nudge: now,
+            last_decision: None,
             publish_sources: HashMap::new(),
             tracks_in: HashMap::new(),
             incoming: HashMap::new(),
@@ -180,15 +202,24 @@ impl Peer {
             }
             Event::KeyframeRequest(r) => fx.keyframe_requests.push((self.id, r.mid, r.kind)),
             Event::StreamPaused(p) => fx.layer_paused.push((self.id, p.mid, p.rid, p.paused)),
+            Event::EgressBitrateEstimate(str0m::bwe::BweKind::Twcc { estimate, .. }) => {
+                self.estimate_bps = Some(estimate.as_u64());
+                fx.allocate.push(self.id);
+            }
             _ => {}
         }
     }
 
-    /// The SFU's own deadline for this peer: connect timeout, silence, grace.
+    /// The SFU's own deadline for this peer: connect timeout, silence, grace, allocation.
     fn own_deadline(&self) -> Instant {
         if !self.connected {
             return self.connect_deadline;
         }
+        let alloc = if self.subs.is_empty() {
+            self.last_rx + self.grace
+        } else {
+            self.next_alloc
+        };
         let mut t = if self.reconnecting {
             self.last_rx + self.grace
         } else {
@@ -197,7 +228,7 @@ impl Peer {
         if let Some(d) = self.detached_since {
             t = t.min(d + self.grace);
         }
-        t
+        t.min(alloc)
     }
 
     /// Checks silence and grace; `Some(true/false)` when `reconnecting` changed.
@@ -268,6 +299,9 @@ impl Peer {
         }
         if self.check_liveness(now, fx).is_some() {
             fx.floor_changed.push(self.id);
+        }
+        if now >= self.next_alloc && !self.subs.is_empty() {
+            fx.allocate.push(self.id);
         }
         if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
             tracing::debug!(peer = %self.id, "timeout handling failed: {e}");

@@ -186,10 +186,16 @@ mod tests {
         let t0 = Instant::now();
         let (cam, screen) = (TrackId(1), TrackId(2));
         let mut tap = RecorderTap::new();
-        assert_eq!(tap.on_video(cam, 0, true, src(t0, 0, 10, 0)), TapVideo::Drop);
+        assert_eq!(
+            tap.on_video(cam, 0, true, src(t0, 0, 10, 0)),
+            TapVideo::Drop
+        );
         assert!(tap.set_video(Some((cam, 1))));
         // Wrong layer of the right track: not recorded.
-        assert_eq!(tap.on_video(cam, 0, true, src(t0, 0, 10, 0)), TapVideo::Drop);
+        assert_eq!(
+            tap.on_video(cam, 0, true, src(t0, 0, 10, 0)),
+            TapVideo::Drop
+        );
         assert_eq!(
             tap.on_video(cam, 1, false, src(t0, 0, 50, 0)),
             TapVideo::NeedKeyframe
@@ -218,6 +224,9 @@ mod tests {
         };
         assert_eq!(sc, sb + 2);
         assert!(tc > tb);
-        assert_eq!(tap.on_video(cam, 1, true, src(t0, 110, 54, 9900)), TapVideo::Drop);
+        assert_eq!(
+            tap.on_video(cam, 1, true, src(t0, 110, 54, 9900)),
+            TapVideo::Drop
+        );
     }
 }

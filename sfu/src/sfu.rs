@@ -206,6 +206,15 @@ impl Sfu {
                 }
                 continue;
             }
+            if !self.fx.allocate.is_empty() {
+                let mut due = std::mem::take(&mut self.fx.allocate);
+                due.sort();
+                due.dedup();
+                for peer in due {
+                    self.allocate(now, peer);
+                }
+                continue;
+            }
             if !self.fx.leaving.is_empty() {
                 for (peer, reason) in std::mem::take(&mut self.fx.leaving) {
                     self.remove_peer(now, peer, reason);
@@ -267,6 +276,7 @@ mod tests {
             offer: offer(now),
             sources: vec![],
             lesson_mode: crate::floor::LessonMode::Open,
+            caps: Default::default(),
         };
         sfu.join(now, req).unwrap();
     }

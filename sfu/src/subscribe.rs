@@ -247,6 +247,7 @@ impl Sfu {
             self.push_state(&room_id, false);
         }
         self.refresh_recorder(&room_id);
+        self.apply_uplink_caps(&room_id);
     }
 
     /// A subscriber's browser asked for a keyframe: pass it to the publisher (throttled).

@@ -32,6 +32,8 @@ pub(crate) struct Subscription {
     /// The floor lets this track through to this peer now. An inactive subscription keeps
     /// its m-line, so going on stage is instant: no renegotiation, one keyframe.
     pub active: bool,
+    /// The bandwidth allocator paused this video (it does not fit the subscriber's link).
+    pub alloc_paused: bool,
 }
 
 impl Subscription {
@@ -42,6 +44,7 @@ impl Subscription {
             state: SubState::Wanted,
             selector: LayerSelector::new(gated),
             active,
+            alloc_paused: false,
         }
     }
 

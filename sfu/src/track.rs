@@ -1,6 +1,7 @@
 //! `TrackIn`: one published track (a microphone, a camera, a screen) and its simulcast layers,
 //! with the list of peers subscribed to it. Owned by the room.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use str0m::media::{Mid, Rid};
@@ -8,6 +9,12 @@ use str0m::media::{Mid, Rid};
 use crate::event::TrackInfo;
 use crate::ids::PeerId;
 use crate::keyframe::KeyframeThrottle;
+use crate::rate::RateMeter;
+use crate::role::TrackKind;
+
+/// A layer that nobody wants stays on this long before the publisher is told to pause it
+/// (dynacast): a subscriber's estimate dipping for a moment must not stop an encoder.
+pub(crate) const DYNACAST_HOLD: Duration = Duration::from_secs(5);
 
 /// One encoding of a track: the whole track without simulcast, or one simulcast layer.
 #[derive(Debug)]
@@ -17,6 +24,11 @@ pub(crate) struct LayerIn {
     pub active: bool,
     pub throttle: KeyframeThrottle,
     pub packets: u64,
+    pub meter: RateMeter,
+    /// Last measured rate while active, for planning when the layer is paused.
+    pub last_bps: u64,
+    /// Since when no subscriber wants this layer.
+    pub unwanted_since: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -27,6 +39,12 @@ pub(crate) struct TrackIn {
     /// Layers from lowest to highest quality.
     pub layers: Vec<LayerIn>,
     pub subscribers: Vec<PeerId>,
+    /// The highest layer each subscriber (or the recorder) would like, for dynacast.
+    pub wants: HashMap<PeerId, usize>,
+    /// Layers the publisher was last told to send (`None`: never told, all on).
+    pub published: Option<Vec<bool>>,
+    /// Highest layer the publisher's uplink allows (school budget), if capped.
+    pub uplink_max: Option<usize>,
 }
 
 /// Quality rank of well-known rid names; the web client uses q/h/f (quarter, half, full).
@@ -59,6 +77,9 @@ impl TrackIn {
             mid,
             layers,
             subscribers: Vec::new(),
+            wants: HashMap::new(),
+            published: None,
+            uplink_max: None,
         }
     }
 
@@ -75,12 +96,58 @@ impl TrackIn {
         self.layers.len() - 1
     }
 
-    /// A packet of `layer` arrived.
-    pub fn on_packet(&mut self, layer: usize) {
+    /// A packet of `layer` with `bytes` of payload arrived.
+    pub fn on_packet(&mut self, layer: usize, now: Instant, bytes: usize) {
         if let Some(l) = self.layers.get_mut(layer) {
             l.packets += 1;
             l.active = true;
+            l.meter.add(now, bytes);
         }
+    }
+
+    /// What each layer costs, lowest first: measured while it flows, else its last measured
+    /// rate, else a nominal rate for its kind and rank. Kept increasing so the allocator's
+    /// steps are positive.
+    pub fn layer_bps(&mut self, now: Instant) -> Vec<u64> {
+        let kind = self.info.kind;
+        let n = self.layers.len();
+        let mut out = Vec::with_capacity(n);
+        let mut floor = 0;
+        for (i, l) in self.layers.iter_mut().enumerate() {
+            let measured = l.meter.bps(now);
+            if measured > 0 {
+                l.last_bps = measured;
+            }
+            let nominal = match kind {
+                TrackKind::Audio => 40_000,
+                TrackKind::Video => nominal_video_bps(i, n),
+            };
+            let bps = if l.last_bps > 0 { l.last_bps } else { nominal };
+            floor = bps.max(floor + 1);
+            out.push(floor);
+        }
+        out
+    }
+
+    /// The layers the publisher should send, given what subscribers want and its uplink cap:
+    /// the lowest always (quick fallback), the rest while wanted within `DYNACAST_HOLD`.
+    pub fn wanted_layers(&mut self, now: Instant) -> Vec<bool> {
+        let top_wanted = self.wants.values().copied().max();
+        let cap = self.uplink_max.unwrap_or(usize::MAX);
+        let mut on = Vec::with_capacity(self.layers.len());
+        for (i, l) in self.layers.iter_mut().enumerate() {
+            let wanted = i == 0 || top_wanted.is_some_and(|t| t >= i);
+            if wanted {
+                l.unwanted_since = None;
+            } else if l.unwanted_since.is_none() {
+                l.unwanted_since = Some(now);
+            }
+            let held = l
+                .unwanted_since
+                .is_some_and(|t| now.saturating_duration_since(t) < DYNACAST_HOLD);
+            on.push(i <= cap && (wanted || held));
+        }
+        on
     }
 
     pub fn set_paused(&mut self, rid: Option<Rid>, paused: bool) {
@@ -107,6 +174,7 @@ impl TrackIn {
 
     pub fn remove_subscriber(&mut self, peer: PeerId) {
         self.subscribers.retain(|p| *p != peer);
+        self.wants.remove(&peer);
     }
 }
 
@@ -117,7 +185,25 @@ impl LayerIn {
             active: false,
             throttle: KeyframeThrottle::new(keyframe_interval),
             packets: 0,
+            meter: RateMeter::default(),
+            last_bps: 0,
+            unwanted_since: None,
         }
+    }
+}
+
+/// Planning rate of a video layer not measured yet: the web client's simulcast ladder
+/// (q 150k, h 500k, f 1.5M), or 500 kbit/s for a single layer (a 360p camera).
+fn nominal_video_bps(layer: usize, layers: usize) -> u64 {
+    if layers <= 1 {
+        return 500_000;
+    }
+    const LADDER: [u64; 3] = [150_000, 500_000, 1_500_000];
+    let from_top = layers - 1 - layer;
+    if from_top < LADDER.len() {
+        LADDER[LADDER.len() - 1 - from_top]
+    } else {
+        150_000
     }
 }
 
@@ -147,11 +233,12 @@ mod tests {
             .collect();
         assert_eq!(names, ["q", "h", "f"]);
         assert_eq!(t.best_layer(), None, "nothing seen yet");
+        let now = Instant::now();
         let q = t.layer_of(Some(Rid::from("q")), Duration::ZERO);
-        t.on_packet(q);
+        t.on_packet(q, now, 100);
         assert_eq!(t.best_layer(), Some(0));
         let f = t.layer_of(Some(Rid::from("f")), Duration::ZERO);
-        t.on_packet(f);
+        t.on_packet(f, now, 100);
         assert_eq!(t.best_layer(), Some(2));
         t.set_paused(Some(Rid::from("f")), true);
         assert_eq!(t.best_layer(), Some(0));
@@ -166,5 +253,40 @@ mod tests {
         let mut plain = TrackIn::new(info(), Mid::from("1"), &[], Duration::ZERO);
         assert_eq!(plain.layers.len(), 1);
         assert_eq!(plain.layer_of(None, Duration::ZERO), 0);
+    }
+
+    #[test]
+    fn layer_rates_are_measured_or_nominal_and_increasing() {
+        let rids = [Rid::from("q"), Rid::from("h"), Rid::from("f")];
+        let mut t = TrackIn::new(info(), Mid::from("1"), &rids, Duration::ZERO);
+        let t0 = Instant::now();
+        assert_eq!(t.layer_bps(t0), vec![150_000, 500_000, 1_500_000]);
+        // h measured at 100 kbit/s (a static scene): still above q.
+        for i in 0..100 {
+            t.on_packet(1, t0 + Duration::from_millis(10 * i), 125);
+        }
+        let bps = t.layer_bps(t0 + Duration::from_millis(999));
+        assert_eq!(bps[0], 150_000);
+        assert!(bps[1] > bps[0] && bps[2] == 1_500_000, "{bps:?}");
+    }
+
+    #[test]
+    fn dynacast_keeps_the_lowest_layer_and_pauses_unwanted_ones_after_a_hold() {
+        let rids = [Rid::from("q"), Rid::from("h"), Rid::from("f")];
+        let mut t = TrackIn::new(info(), Mid::from("1"), &rids, Duration::ZERO);
+        let t0 = Instant::now();
+        t.wants.insert(PeerId(7), 2);
+        assert_eq!(t.wanted_layers(t0), vec![true, true, true]);
+        t.wants.insert(PeerId(7), 0);
+        assert_eq!(
+            t.wanted_layers(t0 + Duration::from_secs(1)),
+            vec![true, true, true]
+        );
+        let later = t0 + Duration::from_secs(1) + DYNACAST_HOLD;
+        assert_eq!(t.wanted_layers(later), vec![true, false, false]);
+        // A school's uplink cap keeps the top layer off even when wanted.
+        t.wants.insert(PeerId(7), 2);
+        t.uplink_max = Some(1);
+        assert_eq!(t.wanted_layers(later), vec![true, true, false]);
     }
 }

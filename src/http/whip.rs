@@ -166,6 +166,7 @@ async fn post(
         offer,
         sources: Vec::new(),
         lesson_mode: claims.mode.unwrap_or_default(),
+        caps: Default::default(),
     };
     let (shard, answer) = match state.media.join(req).await {
         Ok(r) => r,

@@ -177,6 +177,11 @@ pub enum ServerMsg {
     RollCall {
         peer_id: PeerId,
     },
+    /// Dynacast: which simulcast layers of the client's own m-line anyone needs.
+    PublishLayers {
+        mid: String,
+        layers: Vec<ketang_sfu::LayerWanted>,
+    },
 }
 
 /// Application notices for every client of a room.
@@ -286,6 +291,7 @@ impl ServerMsg {
             PeerEvent::Chat(message) => ServerMsg::Chat { message },
             PeerEvent::ActiveSpeaker { peer } => ServerMsg::ActiveSpeaker { peer_id: peer },
             PeerEvent::RollCall { peer } => ServerMsg::RollCall { peer_id: peer },
+            PeerEvent::PublishLayers { mid, layers } => ServerMsg::PublishLayers { mid, layers },
             _ => return None,
         })
     }

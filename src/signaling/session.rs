@@ -329,6 +329,7 @@ impl Session {
                     offer: sdp,
                     sources,
                     lesson_mode: self.claims.mode.unwrap_or(LessonMode::Open),
+                    caps: Default::default(),
                 };
                 match self.state.media.join(req).await {
                     Ok((shard, answer)) => {

@@ -35,6 +35,8 @@ pub struct RxCount {
     pub keyframes: u64,
     pub bytes: u64,
     pub last_at: Option<Instant>,
+    /// Every frame: (arrival, bytes).
+    pub log: Vec<(Instant, usize)>,
 }
 
 pub struct Client {
@@ -55,12 +57,16 @@ pub struct Client {
     pub offers_answered: u32,
     pub keyframe_wanted: bool,
     pub sent_frames: u64,
+    /// Simulcast ladder of the camera: (rid, bytes per frame).
+    pub ladder: Option<Vec<(&'static str, usize)>>,
     frame_no: u64,
     audio_no: u64,
     next_audio: Instant,
     next_video: Instant,
     /// Stop sending media (the client stays connected).
     pub muted: bool,
+    /// Every datagram delivered to the client: (arrival, bytes).
+    pub down_log: Vec<(Instant, usize)>,
     /// The network is cut: everything to and from the client is lost (it keeps running).
     pub cut: bool,
     /// The RFC 6464 level (dBov) put on outgoing audio: -127 silent, -20 talking.
@@ -77,6 +83,11 @@ pub struct Net {
     pub room: RoomId,
     /// The lesson mode clients join with.
     pub mode: LessonMode,
+    /// The bandwidth caps clients join with.
+    pub caps: ketang_sfu::PeerCaps,
+    /// If set, the next joining client publishes its camera in simulcast with these layers:
+    /// (rid, bytes per frame), lowest first.
+    pub simulcast: Option<Vec<(&'static str, usize)>>,
     sfu_deadline: Instant,
     next_peer: u64,
     /// Every event the SFU produced, for assertions.
@@ -111,6 +122,8 @@ impl Net {
             clients: Vec::new(),
             room: RoomId::new("lesson-1").unwrap(),
             mode: LessonMode::Open,
+            caps: Default::default(),
+            simulcast: None,
             sfu_deadline: now,
             next_peer: 1,
             sfu_events: Vec::new(),
@@ -149,7 +162,17 @@ impl Net {
                         TrackKind::Audio => MediaKind::Audio,
                         TrackKind::Video => MediaKind::Video,
                     };
-                    let mid = api.add_media(kind, Direction::SendOnly, None, None, None);
+                    let sim = match (s, &self.simulcast) {
+                        (TrackSource::Camera, Some(ladder)) => {
+                            let mut sim = str0m::media::Simulcast::new();
+                            for (rid, _) in ladder {
+                                sim.add_send_layer(str0m::media::SimulcastLayer::new(rid));
+                            }
+                            Some(sim)
+                        }
+                        _ => None,
+                    };
+                    let mid = api.add_media(kind, Direction::SendOnly, None, None, sim);
                     send.push((mid, *s));
                 }
                 if sources.is_empty() {
@@ -171,6 +194,7 @@ impl Net {
             offer: offer.to_sdp_string(),
             sources: send.iter().map(|(m, s)| (m.to_string(), *s)).collect(),
             lesson_mode: self.mode,
+            caps: self.caps,
         };
         let answer = self.sfu.join(self.now, req).expect("join accepted");
         let sdp = SdpAnswer::from_sdp_string(&answer.sdp).unwrap();
@@ -192,6 +216,7 @@ impl Net {
             offers_answered: 0,
             keyframe_wanted: true,
             sent_frames: 0,
+            ladder: self.simulcast.clone(),
             frame_no: 0,
             audio_no: 0,
             next_audio: now,
@@ -199,6 +224,7 @@ impl Net {
             muted: false,
             audio_level: -100,
             cut: false,
+            down_log: Vec::new(),
             gone: false,
         });
         self.drain_sfu();
@@ -286,6 +312,12 @@ impl Net {
         self.hold_offers = hold;
     }
 
+    /// Shapes the SFU → client link of `name`.
+    pub fn shape_down(&mut self, name: &str, config: NetemConfig) {
+        let i = self.idx(name);
+        self.clients[i].down.set_config(config);
+    }
+
     /// Inject a raw datagram into the shard as if it came from `from`.
     pub fn inject(&mut self, from: SocketAddr, data: &[u8]) {
         self.sfu
@@ -362,6 +394,7 @@ impl Net {
                 if let NOut::Packet(data) = o
                     && !c.cut
                 {
+                    c.down_log.push((now, data.len()));
                     let Ok(contents) = data.as_slice().try_into() else {
                         continue;
                     };
@@ -447,6 +480,38 @@ impl Net {
             .sum()
     }
 
+    /// Bit/s of everything delivered to `name` between `from` and `to`.
+    pub fn down_bps(&self, name: &str, from: Instant, to: Instant) -> u64 {
+        let bytes: usize = self
+            .client(name)
+            .down_log
+            .iter()
+            .filter(|(t, _)| *t >= from && *t < to)
+            .map(|(_, b)| *b)
+            .sum();
+        bytes as u64 * 8 * 1000 / (to - from).as_millis().max(1) as u64
+    }
+
+    /// Frames `receiver` got from `publisher`'s `kind` tracks: (arrival, bytes), in order.
+    pub fn frame_log(
+        &self,
+        receiver: &str,
+        publisher: &str,
+        kind: TrackKind,
+    ) -> Vec<(Instant, usize)> {
+        let r = self.client(receiver);
+        let p = self.client(publisher).peer;
+        let mut v: Vec<(Instant, usize)> = r
+            .mid_tracks
+            .iter()
+            .filter(|(_, t)| t.peer_id == p && t.kind == kind)
+            .filter_map(|(mid, _)| r.rx.get(mid))
+            .flat_map(|c| c.log.iter().copied())
+            .collect();
+        v.sort();
+        v
+    }
+
     /// Snapshot of frames received per (publisher name, kind), for before/after comparisons.
     pub fn frames_snapshot(&self, receiver: &str) -> HashMap<(String, TrackKind), u64> {
         let mut m = HashMap::new();
@@ -472,6 +537,7 @@ fn drain_client(c: &mut Client, now: Instant) {
                     rx.frames += 1;
                     rx.bytes += d.data.len() as u64;
                     rx.last_at = Some(now);
+                    rx.log.push((now, d.data.len()));
                     if d.is_keyframe() {
                         rx.keyframes += 1;
                     }
@@ -515,6 +581,16 @@ fn send_media(c: &mut Client, now: Instant) {
         c.keyframe_wanted = false;
         let frame = vp8_frame(key, c.frame_no);
         for (mid, src) in c.send.clone() {
+            if src == TrackSource::Camera
+                && let Some(ladder) = c.ladder.clone()
+            {
+                let t = MediaTime::new(c.frame_no * 3000, str0m::media::Frequency::NINETY_KHZ);
+                for (rid, size) in ladder {
+                    let data = vec_frame(key, c.frame_no, if key { size * 3 } else { size });
+                    write_layer(c, mid, rid, now, t, data);
+                }
+                continue;
+            }
             if src != TrackSource::Mic {
                 let t = c.frame_no * 3000;
                 write_frame(
@@ -550,6 +626,22 @@ fn write_audio(c: &mut Client, mid: Mid, now: Instant, t: MediaTime, level: i8) 
     }
 }
 
+fn write_layer(c: &mut Client, mid: Mid, rid: &str, now: Instant, t: MediaTime, data: Vec<u8>) {
+    let Some(writer) = c.rtc.writer(mid) else {
+        return;
+    };
+    let Some(pt) = writer
+        .payload_params()
+        .find(|p| p.spec().codec == Codec::Vp8)
+        .map(|p| p.pt())
+    else {
+        return;
+    };
+    if writer.rid(rid.into()).write(pt, now, t, data).is_ok() {
+        c.sent_frames += 1;
+    }
+}
+
 fn write_frame(c: &mut Client, mid: Mid, codec: Codec, now: Instant, t: MediaTime, data: &[u8]) {
     let Some(writer) = c.rtc.writer(mid) else {
         return;
@@ -574,6 +666,13 @@ pub fn opus_frame() -> Vec<u8> {
 
 /// A VP8 frame whose header is valid enough for keyframe detection: frame tag with the
 /// key-frame bit clear (keyframe) or set, and the start code and size on keyframes.
+/// A VP8 frame of about `size` bytes (see `vp8_frame`).
+pub fn vec_frame(key: bool, n: u64, size: usize) -> Vec<u8> {
+    let mut v = vp8_frame(key, n);
+    v.resize(size.max(16), (n & 0xff) as u8);
+    v
+}
+
 pub fn vp8_frame(key: bool, n: u64) -> Vec<u8> {
     let mut v = if key {
         vec![0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0x68, 0x01]

@@ -1,0 +1,340 @@
+//! Running the `BandwidthAllocator` for a subscriber (every 500 ms and on every new estimate),
+//! applying its decision to the subscriptions' layer selectors, steering the estimator's
+//! probing, and telling publishers which simulcast layers anyone needs (dynacast).
+
+use std::time::{Duration, Instant};
+
+use str0m::bwe::Bitrate;
+
+use crate::allocator::{Demand, Priority};
+use crate::event::{LayerWanted, PeerCaps, PeerEvent};
+use crate::ids::{PeerId, RoomId, TrackId};
+use crate::role::{Role, TrackSource};
+use crate::sdp::PeerMode;
+use crate::sfu::{Sfu, guard};
+use crate::subscription::SubState;
+
+/// How often each subscriber's allocation runs without a new estimate.
+const ALLOC_EVERY: Duration = Duration::from_millis(500);
+/// How often a subscriber held below its wanted rate asks the estimator to probe again.
+const PROBE_NUDGE_EVERY: Duration = Duration::from_millis(1500);
+/// No probing nudges this long after the last sign of congestion.
+const PROBE_QUIET_AFTER_CONGESTION: Duration = Duration::from_secs(5);
+/// Part of the estimate the allocator hands out; the rest absorbs bursts (keyframes).
+const ESTIMATE_SHARE: u64 = 95;
+
+impl Sfu {
+    /// Sets a peer's bandwidth limits (configured downlink, its share of a school budget).
+    pub fn set_caps(&mut self, now: Instant, peer: PeerId, caps: PeerCaps) -> bool {
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return false;
+        };
+        p.caps = caps;
+        let room = p.room.clone();
+        self.fx.allocate.push(peer);
+        self.apply_uplink_caps(&room);
+        self.process(now);
+        true
+    }
+
+    /// One allocation round for subscriber `peer`.
+    pub(crate) fn allocate(&mut self, now: Instant, peer: PeerId) {
+        let Sfu {
+            peers,
+            rooms,
+            config,
+            fx,
+            ..
+        } = self;
+        let roles: Vec<(PeerId, Role)> = {
+            let Some(p) = peers.get(&peer) else {
+                return;
+            };
+            let Some(room) = rooms.get(&p.room) else {
+                return;
+            };
+            room.peers
+                .iter()
+                .filter_map(|id| peers.get(id).map(|x| (*id, x.info.role)))
+                .collect()
+        };
+        let role_of = |id: PeerId| roles.iter().find(|(p, _)| *p == id).map(|(_, r)| *r);
+        let Some(p) = peers.get_mut(&peer) else {
+            return;
+        };
+        p.next_alloc = now + ALLOC_EVERY;
+        let Some(room) = rooms.get_mut(&p.room) else {
+            return;
+        };
+        let sub_role = p.info.role;
+        let mut demands: Vec<Demand> = Vec::new();
+        for sub in p.subs.values() {
+            if !sub.active || !matches!(sub.state, SubState::Open(_)) {
+                continue;
+            }
+            let Some(track) = room.tracks.get_mut(&sub.info.track_id) else {
+                continue;
+            };
+            let publisher = sub.info.peer_id;
+            let stage = room.floor.on_stage(publisher)
+                || sub.info.source == TrackSource::Screen
+                || (role_of(publisher) == Some(Role::Teacher) && sub_role != Role::Teacher);
+            demands.push(Demand {
+                track: sub.info.track_id,
+                kind: sub.info.kind,
+                priority: if stage {
+                    Priority::High
+                } else {
+                    Priority::Normal
+                },
+                layer_bps: track.layer_bps(now),
+            });
+        }
+        // Room order (track ids grow with publishing) keeps equal priorities stable.
+        demands.sort_by_key(|d| d.track);
+        let estimate = p.estimate_bps.unwrap_or(config.initial_bitrate_bps);
+        let mut budget =
+            p.caps.down_bps.map_or(estimate, |cap| cap.min(estimate)) * ESTIMATE_SHARE / 100;
+        // The estimator needs seconds to see a collapsed link; video piling up in the pacer
+        // shows it sooner. While it does, halve what was sent, every round.
+        let queued = p
+            .outs
+            .values()
+            .filter_map(|o| o.ssrc)
+            .map(|ssrc| crate::forward::queue_delay(&mut p.rtc, ssrc, now))
+            .max()
+            .unwrap_or_default();
+        if queued > crate::forward::CONGESTED
+            && let Some(last) = &p.last_decision
+        {
+            // Not below every track's lowest layer: the queue tells congestion, not how much
+            // the link carries; pausing video is the estimate's call.
+            let floor: u64 = demands
+                .iter()
+                .map(|d| d.layer_bps.first().copied().unwrap_or(0))
+                .sum();
+            budget = budget.min((last.allocated_bps / 2).max(floor));
+        }
+        let cap = p.caps.down_bps;
+        let decision = p.allocator.allocate(now, budget, &demands);
+
+        for (track_id, layer) in &decision.layers {
+            let Some(track) = room.tracks.get_mut(track_id) else {
+                continue;
+            };
+            match layer {
+                Some(l) => {
+                    track.wants.insert(peer, *l);
+                }
+                None => {
+                    track.wants.remove(&peer);
+                }
+            }
+            // Forward the wanted layer if it flows, else the best flowing one below it.
+            let target = layer.and_then(|l| {
+                (0..=l.min(track.layers.len().saturating_sub(1)))
+                    .rev()
+                    .find(|i| track.layers[*i].active)
+                    .or_else(|| track.layers.iter().position(|x| x.active))
+            });
+            if let Some(sub) = p.subs.get_mut(track_id) {
+                sub.alloc_paused = layer.is_none();
+                if sub.selector.target() != target && (target.is_some() || layer.is_none()) {
+                    sub.selector.set_target(target);
+                }
+            }
+        }
+
+        // The estimate only grows if the link is tried: desire everything at the top layer
+        // (within the cap) so the estimator probes, and pad up to the next step once one is
+        // pending so it is tested before it is taken.
+        let full: u64 = demands
+            .iter()
+            .map(|d| d.layer_bps.last().copied().unwrap_or(0))
+            .sum();
+        let mut desired = cap.map_or(full, |c| full.min(c));
+        // str0m probes when the desired rate rises above the estimate, not when it is
+        // repeated. A subscriber held below what it wants (after a congestion collapse, say)
+        // nudges it up now and then so that probing continues until the link is found.
+        // Not while the link is congested: a probe burst then only makes it worse.
+        if queued > crate::forward::CONGESTED {
+            p.next_probe_nudge = now + PROBE_QUIET_AFTER_CONGESTION;
+        }
+        let held_back = estimate < desired * 9 / 10;
+        if held_back && now >= p.next_probe_nudge {
+            p.probe_nudge += 1_000;
+            p.next_probe_nudge = now + PROBE_NUDGE_EVERY;
+        } else if !held_back {
+            p.probe_nudge = 0;
+        }
+        desired += p.probe_nudge;
+        let minimum = decision
+            .probe_bps
+            .unwrap_or(decision.allocated_bps)
+            .min(desired);
+        let target = (minimum, desired.max(minimum));
+        p.last_decision = Some(decision);
+        if target != p.bwe_target && target.1 > 0 {
+            p.bwe_target = target;
+            guard(p, fx, |p, fx| {
+                p.rtc
+                    .bwe()
+                    .set_bitrate(Bitrate::bps(target.0), Bitrate::bps(target.1));
+                p.drain(fx);
+            });
+        }
+        let room_id = p.room.clone();
+        self.schedule(peer);
+        self.dynacast(now, &room_id);
+    }
+
+    /// Tells publishers in the room which layers to send, when that changed.
+    pub(crate) fn dynacast(&mut self, now: Instant, room_id: &RoomId) {
+        let Some(room) = self.rooms.get_mut(room_id) else {
+            return;
+        };
+        let mut notes: Vec<(PeerId, String, Vec<LayerWanted>)> = Vec::new();
+        for track in room.tracks.values_mut() {
+            if track.layers.len() < 2 {
+                continue;
+            }
+            let on = track.wanted_layers(now);
+            if track.published.as_ref() == Some(&on) {
+                continue;
+            }
+            let layers = track
+                .layers
+                .iter()
+                .zip(&on)
+                .filter_map(|(l, a)| {
+                    l.rid.map(|rid| LayerWanted {
+                        rid: rid.to_string(),
+                        active: *a,
+                    })
+                })
+                .collect();
+            track.published = Some(on);
+            notes.push((track.info.peer_id, track.mid.to_string(), layers));
+        }
+        for (publisher, mid, layers) in notes {
+            let signaling = self
+                .peers
+                .get(&publisher)
+                .is_some_and(|p| p.mode == PeerMode::Signaling);
+            if signaling {
+                self.fx
+                    .send_to_peer(publisher, PeerEvent::PublishLayers { mid, layers });
+            }
+        }
+    }
+
+    /// Applies each publisher's uplink cap to its simulcast tracks: the highest layer whose
+    /// cumulative rate (all lower layers are sent too) fits.
+    pub(crate) fn apply_uplink_caps(&mut self, room_id: &RoomId) {
+        let Some(room) = self.rooms.get_mut(room_id) else {
+            return;
+        };
+        let now = self.last_now;
+        let caps: Vec<(PeerId, Option<u64>)> = room
+            .peers
+            .iter()
+            .filter_map(|id| self.peers.get(id).map(|p| (*id, p.caps.up_bps)))
+            .collect();
+        for track in room.tracks.values_mut() {
+            let cap = caps
+                .iter()
+                .find(|(id, _)| *id == track.info.peer_id)
+                .and_then(|(_, c)| *c);
+            track.uplink_max = cap.map(|cap| {
+                let mut sum = 0;
+                let bps = track.layer_bps(now);
+                bps.iter()
+                    .take_while(|b| {
+                        sum += **b;
+                        sum <= cap
+                    })
+                    .count()
+                    .saturating_sub(1)
+            });
+        }
+    }
+
+    /// The recorder wants the top layer of the track it records, like a subscriber.
+    pub(crate) fn set_recorder_want(&mut self, room_id: &RoomId, track: Option<TrackId>) {
+        let Some(room) = self.rooms.get_mut(room_id) else {
+            return;
+        };
+        for t in room.tracks.values_mut() {
+            t.wants.remove(&PeerId(0));
+        }
+        if let Some(t) = track.and_then(|t| room.tracks.get_mut(&t)) {
+            let top = t.layers.len().saturating_sub(1);
+            t.wants.insert(PeerId(0), top);
+        }
+    }
+}
+
+/// A subscriber's bandwidth picture, for the stats API and overlays.
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerBandwidth {
+    /// The peer.
+    pub peer_id: PeerId,
+    /// Send-side estimate towards it, bit/s.
+    pub estimate_bps: Option<u64>,
+    /// Its configured limits.
+    pub caps: PeerCaps,
+    /// Bit/s allocated in the last round.
+    pub allocated_bps: u64,
+    /// Bit/s the estimator is probing for, if an upgrade is pending.
+    pub probe_bps: Option<u64>,
+    /// Per received track.
+    pub tracks: Vec<TrackBandwidth>,
+}
+
+/// One received track in `PeerBandwidth`.
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackBandwidth {
+    /// The track.
+    pub track_id: TrackId,
+    /// Layer the allocator chose (`None`: paused).
+    pub target: Option<usize>,
+    /// Layer being forwarded now.
+    pub current: Option<usize>,
+    /// Layers the track has.
+    pub layers: usize,
+}
+
+impl Sfu {
+    /// The bandwidth picture of a subscriber.
+    pub fn peer_bandwidth(&self, peer: PeerId) -> Option<PeerBandwidth> {
+        let p = self.peers.get(&peer)?;
+        let room = self.rooms.get(&p.room)?;
+        let d = p.last_decision.as_ref();
+        let mut tracks: Vec<TrackBandwidth> = p
+            .subs
+            .values()
+            .map(|s| TrackBandwidth {
+                track_id: s.info.track_id,
+                target: d
+                    .and_then(|d| d.layers.iter().find(|(t, _)| *t == s.info.track_id))
+                    .and_then(|(_, l)| *l),
+                current: s.selector.current(),
+                layers: room
+                    .tracks
+                    .get(&s.info.track_id)
+                    .map_or(0, |t| t.layers.len()),
+            })
+            .collect();
+        tracks.sort_by_key(|t| t.track_id);
+        Some(PeerBandwidth {
+            peer_id: peer,
+            estimate_bps: p.estimate_bps,
+            caps: p.caps,
+            allocated_bps: d.map_or(0, |d| d.allocated_bps),
+            probe_bps: d.and_then(|d| d.probe_bps),
+            tracks,
+        })
+    }
+}

@@ -1,0 +1,353 @@
+//! `BandwidthAllocator`: how one subscriber's downlink is shared among the tracks it receives.
+//!
+//! Budget = min(bandwidth estimate, configured caps), minus audio (audio is never cut). Then,
+//! in priority order, every video gets its lowest layer if it fits (else it pauses: audio
+//! continues); then the high-priority videos (the stage, the screen, the teacher) climb layer by
+//! layer, then the others. A shrinking budget is followed at once; a growing one only after the
+//! headroom has lasted (no flapping), one layer at a time, while the estimator probes toward
+//! the next step.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crate::ids::TrackId;
+use crate::role::TrackKind;
+
+/// How much a track matters to this subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Priority {
+    /// The stage: the called-on classroom, the shared screen, the teacher.
+    High,
+    /// Everyone else.
+    Normal,
+}
+
+/// One track the subscriber receives, with what each of its layers costs.
+#[derive(Debug, Clone)]
+pub struct Demand {
+    /// The track.
+    pub track: TrackId,
+    /// Audio or video.
+    pub kind: TrackKind,
+    /// Its priority for this subscriber.
+    pub priority: Priority,
+    /// Bit/s of each layer, lowest first (one entry without simulcast).
+    pub layer_bps: Vec<u64>,
+}
+
+/// The allocator's decision for one round.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// Layer per track (`None`: paused; audio is always `Some(0)`).
+    pub layers: Vec<(TrackId, Option<usize>)>,
+    /// Bit/s sent with this decision.
+    pub allocated_bps: u64,
+    /// What to ask the estimator to probe for (the next upgrade), if anything.
+    pub probe_bps: Option<u64>,
+}
+
+/// See `BandwidthAllocator::allocate`.
+const DOWN_TOLERANCE_PCT: u64 = 10;
+
+/// Hysteresis settings.
+#[derive(Debug, Clone, Copy)]
+pub struct AllocatorConfig {
+    /// After a step down, wait this long before any step up.
+    pub up_hold: Duration,
+    /// Headroom for the next step must last this long before it is taken.
+    pub stable_for: Duration,
+}
+
+impl Default for AllocatorConfig {
+    fn default() -> Self {
+        AllocatorConfig {
+            up_hold: Duration::from_secs(2),
+            stable_for: Duration::from_millis(1000),
+        }
+    }
+}
+
+/// Per-subscriber allocation state.
+#[derive(Debug, Clone, Default)]
+pub struct BandwidthAllocator {
+    config: AllocatorConfig,
+    current: HashMap<TrackId, Option<usize>>,
+    last_down: Option<Instant>,
+    headroom_since: Option<Instant>,
+}
+
+fn rate(d: &Demand, layer: Option<usize>) -> u64 {
+    layer.and_then(|l| d.layer_bps.get(l).copied()).unwrap_or(0)
+}
+
+/// The best allocation for `budget_bps` ignoring history.
+pub fn ideal(budget_bps: u64, demands: &[Demand]) -> HashMap<TrackId, Option<usize>> {
+    let mut out = HashMap::new();
+    let mut left = budget_bps as i64;
+    for d in demands.iter().filter(|d| d.kind == TrackKind::Audio) {
+        out.insert(d.track, Some(0));
+        left -= rate(d, Some(0)) as i64;
+    }
+    let mut videos: Vec<&Demand> = demands
+        .iter()
+        .filter(|d| d.kind == TrackKind::Video && !d.layer_bps.is_empty())
+        .collect();
+    // Stable: within a priority the caller's order (room order) decides.
+    videos.sort_by_key(|d| d.priority);
+    for d in &videos {
+        let lowest = rate(d, Some(0)) as i64;
+        if lowest <= left {
+            out.insert(d.track, Some(0));
+            left -= lowest;
+        } else {
+            out.insert(d.track, None);
+        }
+    }
+    // Climb: high-priority videos first, one layer each in turn (so a growing budget never
+    // takes a layer from one to give it to another), then the others the same way.
+    for class in [Priority::High, Priority::Normal] {
+        loop {
+            let mut climbed = false;
+            for d in videos.iter().filter(|d| d.priority == class) {
+                let Some(l) = out.get(&d.track).copied().flatten() else {
+                    continue;
+                };
+                if l + 1 >= d.layer_bps.len() {
+                    continue;
+                }
+                let step = rate(d, Some(l + 1)) as i64 - rate(d, Some(l)) as i64;
+                if step <= left {
+                    left -= step;
+                    out.insert(d.track, Some(l + 1));
+                    climbed = true;
+                }
+            }
+            if !climbed {
+                break;
+            }
+        }
+    }
+    out
+}
+
+impl BandwidthAllocator {
+    /// An allocator with the given hysteresis.
+    pub fn new(config: AllocatorConfig) -> Self {
+        BandwidthAllocator {
+            config,
+            ..Default::default()
+        }
+    }
+
+    /// The current layer of a track, if allocated.
+    pub fn layer_of(&self, track: TrackId) -> Option<Option<usize>> {
+        self.current.get(&track).copied()
+    }
+
+    /// One allocation round.
+    pub fn allocate(&mut self, now: Instant, budget_bps: u64, demands: &[Demand]) -> Decision {
+        let ideal = ideal(budget_bps, demands);
+        // Measured layer rates wobble (a keyframe, a busy scene): a layer already sent is kept
+        // while it fits the budget plus this tolerance, so noise does not cause step downs.
+        let keep = self::ideal(budget_bps + budget_bps * DOWN_TOLERANCE_PCT / 100, demands);
+        self.current.retain(|t, _| ideal.contains_key(t));
+        let mut stepped_down = false;
+        let mut upgrades: Vec<&Demand> = Vec::new();
+        for d in demands {
+            let want = ideal.get(&d.track).copied().flatten();
+            let keepable = keep.get(&d.track).copied().flatten();
+            match self.current.get(&d.track).copied() {
+                // A new track starts where the budget allows.
+                None => {
+                    self.current.insert(d.track, want);
+                }
+                Some(cur) if lower(keepable, cur) => {
+                    self.current.insert(d.track, keepable);
+                    stepped_down = true;
+                }
+                Some(cur) if lower(cur, want) => upgrades.push(d),
+                Some(_) => {}
+            }
+        }
+        if stepped_down {
+            self.last_down = Some(now);
+            self.headroom_since = None;
+        }
+        upgrades.sort_by_key(|d| d.priority);
+        let next = upgrades.first().map(|d| {
+            let cur = self.current.get(&d.track).copied().flatten();
+            let to = cur.map(|l| l + 1).unwrap_or(0);
+            (d.track, to, rate(d, Some(to)).saturating_sub(rate(d, cur)))
+        });
+        let mut probe_bps = None;
+        if let Some((track, to, step)) = next {
+            let held = self
+                .last_down
+                .is_none_or(|t| now.saturating_duration_since(t) >= self.config.up_hold);
+            let since = *self.headroom_since.get_or_insert(now);
+            if held && now.saturating_duration_since(since) >= self.config.stable_for {
+                self.current.insert(track, Some(to));
+                self.headroom_since = None;
+            } else {
+                probe_bps = Some(self.total(demands) + step);
+            }
+        } else {
+            self.headroom_since = None;
+        }
+        let layers = demands
+            .iter()
+            .map(|d| (d.track, self.current.get(&d.track).copied().flatten()))
+            .collect();
+        Decision {
+            layers,
+            allocated_bps: self.total(demands),
+            probe_bps,
+        }
+    }
+
+    fn total(&self, demands: &[Demand]) -> u64 {
+        demands
+            .iter()
+            .map(|d| rate(d, self.current.get(&d.track).copied().flatten()))
+            .sum()
+    }
+}
+
+/// Whether layer `a` is below `b` (a pause is below every layer).
+fn lower(a: Option<usize>, b: Option<usize>) -> bool {
+    match (a, b) {
+        (None, Some(_)) => true,
+        (Some(x), Some(y)) => x < y,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const K: u64 = 1000;
+
+    fn video(id: u64, priority: Priority) -> Demand {
+        Demand {
+            track: TrackId(id),
+            kind: TrackKind::Video,
+            priority,
+            layer_bps: vec![150 * K, 500 * K, 1500 * K],
+        }
+    }
+
+    fn audio(id: u64) -> Demand {
+        Demand {
+            track: TrackId(id),
+            kind: TrackKind::Audio,
+            priority: Priority::High,
+            layer_bps: vec![40 * K],
+        }
+    }
+
+    fn layer(d: &Decision, id: u64) -> Option<usize> {
+        d.layers.iter().find(|(t, _)| *t == TrackId(id)).unwrap().1
+    }
+
+    #[test]
+    fn ideal_serves_audio_first_then_lowest_layers_then_the_stage() {
+        let ds = [
+            audio(1),
+            video(2, Priority::Normal),
+            video(3, Priority::High),
+            audio(4),
+        ];
+        // Plenty: everything at the top.
+        let i = ideal(4000 * K, &ds);
+        assert_eq!((i[&TrackId(3)], i[&TrackId(2)]), (Some(2), Some(2)));
+        // Two stage videos share a growing budget in turns: neither loses a layer.
+        let two = [video(5, Priority::High), video(6, Priority::High)];
+        let mut last = (Some(0), Some(0));
+        for b in (300..=3000).step_by(50) {
+            let i = ideal(b * K, &two);
+            let now = (i[&TrackId(5)], i[&TrackId(6)]);
+            assert!(
+                now.0 >= last.0 && now.1 >= last.1,
+                "{b}k: {last:?} -> {now:?}"
+            );
+            last = now;
+        }
+        // 1 Mbit/s: audio 80k, both lowest (300k), the stage climbs to h (+350k), 270k left.
+        let i = ideal(1000 * K, &ds);
+        assert_eq!((i[&TrackId(3)], i[&TrackId(2)]), (Some(1), Some(0)));
+        // 250 kbit/s: audio (80k), and one lowest layer (150k): the stage's.
+        let i = ideal(250 * K, &ds);
+        assert_eq!((i[&TrackId(3)], i[&TrackId(2)]), (Some(0), None));
+        // Even audio does not fit: audio stays, video pauses.
+        let i = ideal(50 * K, &ds);
+        assert_eq!((i[&TrackId(1)], i[&TrackId(3)]), (Some(0), None));
+    }
+
+    #[test]
+    fn steps_down_at_once_and_up_only_after_stable_headroom() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let ds = [audio(1), video(2, Priority::High)];
+        let mut a = BandwidthAllocator::new(AllocatorConfig::default());
+        // A new track starts at what fits.
+        let d = a.allocate(at(0), 3000 * K, &ds);
+        assert_eq!(layer(&d, 2), Some(2));
+        // The link collapses: down in the same round, no probe.
+        let d = a.allocate(at(100), 600 * K, &ds);
+        assert_eq!(layer(&d, 2), Some(1));
+        let d = a.allocate(at(200), 300 * K, &ds);
+        assert_eq!(layer(&d, 2), Some(0));
+        assert_eq!(d.probe_bps, None);
+        // Capacity is back: nothing for up_hold (2 s after the last step down), but the
+        // estimator is asked to probe for the next step.
+        let d = a.allocate(at(300), 3000 * K, &ds);
+        assert_eq!(layer(&d, 2), Some(0));
+        assert_eq!(d.probe_bps, Some((40 + 150 + 350) * K));
+        let d = a.allocate(at(1500), 3000 * K, &ds);
+        assert_eq!(layer(&d, 2), Some(0), "still inside the hold");
+        // Held and stable: one step.
+        let d = a.allocate(at(2300), 3000 * K, &ds);
+        assert_eq!(layer(&d, 2), Some(1));
+        // The next step needs its own second of headroom.
+        let d = a.allocate(at(2800), 3000 * K, &ds);
+        assert_eq!(layer(&d, 2), Some(1));
+        assert_eq!(d.probe_bps, Some((40 + 500 + 1000) * K));
+        let d = a.allocate(at(3900), 3000 * K, &ds);
+        assert_eq!(layer(&d, 2), Some(2));
+        assert_eq!(d.allocated_bps, 1540 * K);
+    }
+
+    #[test]
+    fn a_flapping_estimate_does_not_flap_the_layer() {
+        let t0 = Instant::now();
+        let ds = [video(2, Priority::High)];
+        let mut a = BandwidthAllocator::new(AllocatorConfig::default());
+        a.allocate(t0, 600 * K, &ds);
+        let mut changes = 0;
+        let mut last = Some(1);
+        // The estimate jumps between 600 k and 2 M every 300 ms for 10 s.
+        for i in 1..33 {
+            let budget = if i % 2 == 0 { 600 * K } else { 2000 * K };
+            let d = a.allocate(t0 + Duration::from_millis(300 * i), budget, &ds);
+            if layer(&d, 2) != last {
+                changes += 1;
+                last = layer(&d, 2);
+            }
+        }
+        assert_eq!(changes, 0, "no upgrade survives a 300 ms oscillation");
+    }
+
+    #[test]
+    fn a_paused_video_resumes_when_it_fits() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let ds = [audio(1), video(2, Priority::Normal)];
+        let mut a = BandwidthAllocator::new(AllocatorConfig::default());
+        let d = a.allocate(at(0), 100 * K, &ds);
+        assert_eq!((layer(&d, 1), layer(&d, 2)), (Some(0), None));
+        a.allocate(at(2000), 400 * K, &ds);
+        let d = a.allocate(at(3100), 400 * K, &ds);
+        assert_eq!(layer(&d, 2), Some(0));
+    }
+}

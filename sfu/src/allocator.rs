@@ -56,6 +56,10 @@ pub struct AllocatorConfig {
     pub up_hold: Duration,
     /// Headroom for the next step must last this long before it is taken.
     pub stable_for: Duration,
+    /// A playing video is paused only after its lowest layer has not fitted for this long: a
+    /// momentary dip of the estimate (late feedback from a busy receiver) must not blank the
+    /// picture.
+    pub pause_after: Duration,
 }
 
 impl Default for AllocatorConfig {
@@ -63,6 +67,7 @@ impl Default for AllocatorConfig {
         AllocatorConfig {
             up_hold: Duration::from_secs(2),
             stable_for: Duration::from_millis(1000),
+            pause_after: Duration::from_secs(2),
         }
     }
 }
@@ -74,6 +79,8 @@ pub struct BandwidthAllocator {
     current: HashMap<TrackId, Option<usize>>,
     last_down: Option<Instant>,
     headroom_since: Option<Instant>,
+    /// Since when a playing video's lowest layer no longer fits.
+    unfit_since: HashMap<TrackId, Instant>,
 }
 
 fn rate(d: &Demand, layer: Option<usize>) -> u64 {
@@ -162,8 +169,21 @@ impl BandwidthAllocator {
                     self.current.insert(d.track, want);
                 }
                 Some(cur) if lower(keepable, cur) => {
-                    self.current.insert(d.track, keepable);
-                    stepped_down = true;
+                    let next = match (keepable, cur) {
+                        (None, Some(_)) => {
+                            let since = *self.unfit_since.entry(d.track).or_insert(now);
+                            if now.saturating_duration_since(since) >= self.config.pause_after {
+                                None
+                            } else {
+                                Some(0)
+                            }
+                        }
+                        _ => keepable,
+                    };
+                    if next != cur {
+                        self.current.insert(d.track, next);
+                        stepped_down = true;
+                    }
                 }
                 Some(cur) if lower(cur, want) => upgrades.push(d),
                 Some(_) => {}
@@ -299,21 +319,31 @@ mod tests {
         let d = a.allocate(at(200), 300 * K, &ds);
         assert_eq!(layer(&d, 2), Some(0));
         assert_eq!(d.probe_bps, None);
+        // Too little even for the lowest layer: kept for `pause_after`, then paused.
+        let d = a.allocate(at(250), 100 * K, &ds);
+        assert_eq!(layer(&d, 2), Some(0));
+        let d = a.allocate(at(2300), 100 * K, &ds);
+        assert_eq!(layer(&d, 2), None);
+        assert_eq!(layer(&d, 1), Some(0), "audio stays");
         // Capacity is back: nothing for up_hold (2 s after the last step down), but the
         // estimator is asked to probe for the next step.
-        let d = a.allocate(at(300), 3000 * K, &ds);
+        let d = a.allocate(at(2400), 3000 * K, &ds);
+        assert_eq!(layer(&d, 2), None);
+        assert_eq!(d.probe_bps, Some((40 + 150) * K));
+        let d = a.allocate(at(3500), 3000 * K, &ds);
+        assert_eq!(layer(&d, 2), None, "still inside the hold");
+        // Held and stable: one step (resume at the lowest layer).
+        let d = a.allocate(at(4400), 3000 * K, &ds);
         assert_eq!(layer(&d, 2), Some(0));
-        assert_eq!(d.probe_bps, Some((40 + 150 + 350) * K));
-        let d = a.allocate(at(1500), 3000 * K, &ds);
-        assert_eq!(layer(&d, 2), Some(0), "still inside the hold");
-        // Held and stable: one step.
-        let d = a.allocate(at(2300), 3000 * K, &ds);
-        assert_eq!(layer(&d, 2), Some(1));
         // The next step needs its own second of headroom.
-        let d = a.allocate(at(2800), 3000 * K, &ds);
+        let d = a.allocate(at(4900), 3000 * K, &ds);
+        assert_eq!(layer(&d, 2), Some(0));
+        assert_eq!(d.probe_bps, Some((40 + 500) * K));
+        let d = a.allocate(at(6000), 3000 * K, &ds);
         assert_eq!(layer(&d, 2), Some(1));
-        assert_eq!(d.probe_bps, Some((40 + 500 + 1000) * K));
-        let d = a.allocate(at(3900), 3000 * K, &ds);
+        let d = a.allocate(at(6500), 3000 * K, &ds);
+        assert_eq!(layer(&d, 2), Some(1));
+        let d = a.allocate(at(7600), 3000 * K, &ds);
         assert_eq!(layer(&d, 2), Some(2));
         assert_eq!(d.allocated_bps, 1540 * K);
     }

@@ -7,6 +7,7 @@
 
 mod people;
 mod shard;
+mod udp;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

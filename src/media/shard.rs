@@ -4,7 +4,6 @@
 //! route events), then wait for one of a datagram, a command, or the SFU's deadline. Nothing
 //! else touches the `Sfu`, so it needs no lock.
 
-use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -15,7 +14,8 @@ use ketang_sfu::{LeaveReason, RoomId, Sfu, SfuConfig, SfuEvent, SfuOutput};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use super::{MediaError, People, PeerRegistry, PeerSignal, RecordSink, ShardCommand};
+use super::udp;
+use super::{MediaError, PeerRegistry, PeerSignal, People, RecordSink, ShardCommand};
 
 /// Datagrams read per wake-up before the SFU's output is flushed.
 const RECV_BATCH: usize = 64;
@@ -71,29 +71,41 @@ async fn run(mut ctx: ShardContext, config: SfuConfig) -> Result<(), String> {
     let socket = UdpSocket::from_std(ctx.socket.try_clone().map_err(|e| e.to_string())?)
         .map_err(|e| e.to_string())?;
     let local = socket.local_addr().map_err(|e| e.to_string())?;
-    let mut buf = vec![0u8; 2048];
+    let mut batch = udp::RecvBatch::default();
+    let mut out: Vec<(SocketAddr, Vec<u8>)> = Vec::with_capacity(udp::BATCH);
     loop {
-        let mut deadline = flush(&mut sfu, &socket, &ctx).await;
+        let mut deadline = flush(&mut sfu, &socket, &ctx, &mut out).await;
         // Under a steady stream of datagrams the timer branch below could lose every race;
         // honour a passed deadline before waiting again.
         if deadline <= Instant::now() {
             sfu.handle_timeout(Instant::now());
-            deadline = flush(&mut sfu, &socket, &ctx).await;
+            deadline = flush(&mut sfu, &socket, &ctx, &mut out).await;
         }
         tokio::select! {
             cmd = ctx.commands.recv() => match cmd {
                 None | Some(ShardCommand::Stop) => break,
                 Some(cmd) => command(&mut sfu, cmd, &ctx),
             },
-            r = socket.recv_from(&mut buf) => {
-                match r {
-                    Ok((n, from)) => datagram(&mut sfu, &ctx, from, local, &buf[..n]),
-                    Err(e) => tracing::debug!(shard = ctx.index, "recv failed: {e}"),
+            r = socket.readable() => {
+                if let Err(e) = r {
+                    tracing::debug!(shard = ctx.index, "socket not readable: {e}");
                 }
-                for _ in 1..RECV_BATCH {
-                    match socket.try_recv_from(&mut buf) {
-                        Ok((n, from)) => datagram(&mut sfu, &ctx, from, local, &buf[..n]),
-                        Err(_) => break,
+                // Up to RECV_BATCH datagrams before the output is flushed.
+                for _ in 0..RECV_BATCH / udp::BATCH {
+                    let n = match udp::try_recv_batch(&socket, &mut batch) {
+                        Ok(n) => n,
+                        Err(e) => {
+                            tracing::debug!(shard = ctx.index, "recv failed: {e}");
+                            0
+                        }
+                    };
+                    for i in 0..n {
+                        if let Some((from, data)) = batch.get(i) {
+                            datagram(&mut sfu, &ctx, from, local, data);
+                        }
+                    }
+                    if n < udp::BATCH {
+                        break;
                     }
                 }
             }
@@ -110,7 +122,7 @@ async fn run(mut ctx: ShardContext, config: SfuConfig) -> Result<(), String> {
     for room in rooms {
         sfu.close_room(Instant::now(), &room, LeaveReason::Shutdown);
     }
-    flush(&mut sfu, &socket, &ctx).await;
+    flush(&mut sfu, &socket, &ctx, &mut out).await;
     Ok(())
 }
 
@@ -122,28 +134,24 @@ fn datagram(sfu: &mut Sfu, ctx: &ShardContext, from: SocketAddr, local: SocketAd
     sfu.handle_datagram(Instant::now(), from, local, data);
 }
 
-/// Sends and routes everything the SFU has queued; returns its next deadline.
-async fn flush(sfu: &mut Sfu, socket: &UdpSocket, ctx: &ShardContext) -> Instant {
+/// Sends and routes everything the SFU has queued; returns its next deadline. Datagrams go
+/// out in batches of `udp::BATCH`.
+async fn flush(
+    sfu: &mut Sfu,
+    socket: &UdpSocket,
+    ctx: &ShardContext,
+    out: &mut Vec<(SocketAddr, Vec<u8>)>,
+) -> Instant {
     loop {
+        if out.len() >= udp::BATCH {
+            send(socket, ctx, out).await;
+        }
         match sfu.poll_output() {
-            SfuOutput::Timeout(t) => return t,
-            SfuOutput::Transmit(t) => {
-                let sent = match socket.try_send_to(&t.contents, t.destination) {
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                        socket.send_to(&t.contents, t.destination).await
-                    }
-                    r => r,
-                };
-                match sent {
-                    Ok(n) => {
-                        ctx.stats.datagrams_out.fetch_add(1, Ordering::Relaxed);
-                        ctx.stats.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
-                    }
-                    Err(_) => {
-                        ctx.stats.send_errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
+            SfuOutput::Timeout(t) => {
+                send(socket, ctx, out).await;
+                return t;
             }
+            SfuOutput::Transmit(t) => out.push((t.destination, t.contents)),
             SfuOutput::Event(e) => route(e, ctx),
             SfuOutput::Record(e) => {
                 if let Some(tx) = &ctx.record
@@ -154,6 +162,24 @@ async fn flush(sfu: &mut Sfu, socket: &UdpSocket, ctx: &ShardContext) -> Instant
             }
         }
     }
+}
+
+async fn send(socket: &UdpSocket, ctx: &ShardContext, out: &mut Vec<(SocketAddr, Vec<u8>)>) {
+    if out.is_empty() {
+        return;
+    }
+    let bytes: usize = out.iter().map(|(_, d)| d.len()).sum();
+    let failed = udp::send_all(socket, out).await;
+    ctx.stats
+        .datagrams_out
+        .fetch_add((out.len() - failed) as u64, Ordering::Relaxed);
+    ctx.stats
+        .bytes_out
+        .fetch_add(bytes as u64, Ordering::Relaxed);
+    ctx.stats
+        .send_errors
+        .fetch_add(failed as u64, Ordering::Relaxed);
+    out.clear();
 }
 
 fn route(e: SfuEvent, ctx: &ShardContext) {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need (if missing) and runs every test: format, lints, Rust unit and
-# integration tests (SFU on a virtual clock, the server with webrtc-rs clients on loopback),
-# then the browser end-to-end tests in headless Chromium.
+# integration tests (SFU on a virtual clock, the server with webrtc-rs clients on loopback, the
+# admin API on SQLite and on a local PostgreSQL started here), a Schemathesis run against the
+# admin API's OpenAPI document, then the browser end-to-end tests in headless Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,11 +17,19 @@ as_root() {
 missing=()
 command -v chromium >/dev/null || missing+=(chromium)
 command -v node >/dev/null || missing+=(nodejs npm)
+command -v curl >/dev/null || missing+=(curl)
+python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing ${missing[*]}"
   as_root apt-get update
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
 fi
+
+# --- PostgreSQL for the API tests (installed and started if needed) -------------------------
+say "PostgreSQL"
+pg_env=$(./scripts/postgres.sh) # a failure stops here (inside `eval "$(...)"` it would not)
+eval "$pg_env"
+export KETANG_TEST_DATABASE_URL
 
 # --- Rust ----------------------------------------------------------------------------------
 say "cargo fmt --check"
@@ -38,9 +47,13 @@ else
   cargo test --workspace --locked --no-fail-fast
 fi
 
+# --- Admin API fuzzing --------------------------------------------------------------------
+cargo build -p ketang --locked
+say "schemathesis against the admin API"
+KETANG_BIN="$PWD/target/debug/ketang" ./scripts/schemathesis.sh
+
 # --- Browser end-to-end --------------------------------------------------------------------
 say "browser end-to-end (headless Chromium)"
-cargo build -p ketang --locked
 (cd e2e && npm ci --no-audit --no-fund && KETANG_BIN="$PWD/../target/debug/ketang" npm test)
 
 say "all tests passed"

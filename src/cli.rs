@@ -1,4 +1,5 @@
-//! The `ketang` command line: `serve` runs the server, `token` mints room links.
+//! The `ketang` command line: `serve` runs the server, `token` mints room links, `admin
+//! create-key` makes an admin API key.
 //!
 //! The logic lives here rather than in `main.rs` so that it is testable and `main` stays a
 //! one-liner. Exit codes: 0 success, 1 runtime or configuration failure, 2 bad arguments.
@@ -31,6 +32,28 @@ pub enum Command {
     Token(TokenArgs),
     /// Check the configuration and print the effective values (file + environment) as JSON.
     Config(ServeArgs),
+    /// Administration of the schedule database.
+    Admin(AdminArgs),
+}
+
+/// `ketang admin`
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+/// `ketang admin ...`
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Create an admin API key and print it (once: only its hash is stored).
+    CreateKey {
+        /// A unique name for the key (who or what uses it), 1-64 characters.
+        name: String,
+        /// TOML config file, the same one the server uses (for its database).
+        #[arg(long, short, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
 }
 
 /// `ketang serve`
@@ -88,6 +111,19 @@ pub fn run() -> ExitCode {
     };
     match cli.command {
         Command::Serve(args) => serve(&args),
+        Command::Admin(AdminArgs {
+            command: AdminCommand::CreateKey { name, config },
+        }) => match crate::api::keys::create_key_command(&name, config.as_deref()) {
+            Ok(out) => {
+                println!("{}", out.key);
+                eprintln!("{}", out.summary);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(e.exit_code())
+            }
+        },
         Command::Config(args) => match Config::load(args.config.as_deref()) {
             Ok(c) => {
                 println!("{}", c.to_redacted_json());

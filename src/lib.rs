@@ -7,7 +7,8 @@
 //! ## Layout and data flow
 //!
 //! ```text
-//! HTTP (axum) ── http::router ──┬─ pages: /, /r/{room}, /static, /healthz
+//! HTTP (axum) ── http::router ──┬─ pages: /, /r/{room}, /admin, /static, /healthz
+//!                               ├─ /api/v1 ── api (admin REST, OpenAPI) ── db (sqlx: SQLite | PostgreSQL)
 //!                               ├─ /ws ── signaling::session (one actor per connection)
 //!                               └─ /whip, /whep ── http::whip
 //!                                       │ ShardCommand (join, offer, answer, leave)
@@ -20,14 +21,19 @@
 //!                               PeerRegistry (DashMap<PeerId, channel>) → sessions
 //! ```
 //!
-//! Room tokens (`auth`) gate every entry point; `config` is data with defaults, loaded from
-//! TOML and `KETANG_*` environment variables.
+//! Room tokens (`auth`) gate every entry point, checked against the lesson schedule
+//! (`schedule`, `AppState::admit`); the scheduler task warns and closes lesson rooms as their
+//! windows end. `config` is data with defaults, loaded from TOML and `KETANG_*` environment
+//! variables.
 
+pub mod api;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod db;
 pub mod http;
 pub mod media;
+pub mod schedule;
 pub mod server;
 pub mod signaling;
 pub mod state;

@@ -9,6 +9,7 @@ use tokio::sync::oneshot;
 
 use crate::auth::{TokenAuthority, load_or_create_secret};
 use crate::config::Config;
+use crate::db::Db;
 use crate::media::{MediaPlane, MediaSettings, PeerSignal};
 use crate::signaling::protocol::ByeReason;
 use crate::state::AppState;
@@ -32,6 +33,7 @@ pub struct RunningServer {
     pub state: AppState,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), std::io::Error>>,
+    scheduler: tokio::task::JoinHandle<()>,
 }
 
 /// Binds everything and starts serving in the background.
@@ -39,6 +41,12 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let secret = load_or_create_secret(config.auth.secret.as_deref(), &config.storage.data_dir)
         .map_err(|e| ServerError(format!("auth secret: {e}")))?;
     let tokens = TokenAuthority::new(&secret, config.auth.clock_skew);
+    // The schedule comes before the media plane: a database that cannot be opened or migrated
+    // stops the start with nothing else bound yet.
+    let db = Db::open(&config)
+        .await
+        .map_err(|e| ServerError(e.to_string()))?;
+    announce_bootstrap_key(&db, &config).await?;
     let settings = MediaSettings {
         listen: config.media.listen,
         shards: config.media_shard_count(),
@@ -53,7 +61,13 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let http_addr = listener
         .local_addr()
         .map_err(|e| ServerError(e.to_string()))?;
-    let state = AppState::new(config, tokens, media);
+    let mut config = config;
+    if config.http.public_url.is_none() && config.http.listen.port() == 0 {
+        // Links must name the port actually bound (tests, one-machine setups).
+        config.http.public_url = Some(format!("http://{http_addr}"));
+    }
+    let state = AppState::new(config, tokens, media, db);
+    let scheduler = crate::schedule::runner::spawn(state.clone());
     let app = crate::http::router(state.clone());
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -68,13 +82,32 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         state,
         stop: Some(stop),
         task,
+        scheduler,
     })
+}
+
+/// On a database without admin keys, makes the bootstrap key and says so once, in the log
+/// only: the key is not written anywhere else.
+async fn announce_bootstrap_key(db: &Db, config: &Config) -> Result<(), ServerError> {
+    let key = crate::api::keys::bootstrap(db)
+        .await
+        .map_err(|e| ServerError(format!("cannot create the bootstrap admin key: {e}")))?;
+    if let Some(key) = key {
+        tracing::warn!(
+            "No admin API key existed, so this one was created; it is shown only now: {key} \
+             — sign in at {}/admin or send `Authorization: Bearer <key>` to /api/v1, then make \
+             personal keys (`ketang admin create-key NAME`) and revoke this one",
+            config.public_base_url()
+        );
+    }
+    Ok(())
 }
 
 impl RunningServer {
     /// Stops taking requests, tells every client, stops the shards, waits for HTTP to end.
     pub async fn shutdown(mut self) -> Result<(), ServerError> {
         self.state.shutting_down.store(true, Ordering::Relaxed);
+        self.scheduler.abort();
         for entry in self.state.media.registry.iter() {
             let _ = entry.value().send(PeerSignal::Close(ByeReason::Shutdown));
         }
@@ -86,11 +119,16 @@ impl RunningServer {
             .await
             .map_err(|e| ServerError(e.to_string()))?;
         // WebSocket sessions end when their peers do; don't wait forever on a stuck client.
-        match tokio::time::timeout(std::time::Duration::from_secs(5), self.task).await {
+        let served = match tokio::time::timeout(std::time::Duration::from_secs(5), self.task).await
+        {
             Ok(Ok(r)) => r.map_err(|e| ServerError(e.to_string())),
             Ok(Err(e)) => Err(ServerError(e.to_string())),
             Err(_) => Ok(()),
-        }
+        };
+        // Returns the connections (and checkpoints SQLite's WAL) before the process goes.
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_secs(5), self.state.db.close()).await;
+        served
     }
 }
 

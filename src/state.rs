@@ -1,15 +1,18 @@
 //! Shared application state: what every HTTP handler and signaling session can reach.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Instant, SystemTime};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
 use ketang_sfu::{PeerId, RoomId};
 
 use crate::auth::{RoomClaims, TokenAuthority, TokenError};
 use crate::config::Config;
+use crate::db::Db;
+use crate::db::ids::OccurrenceId;
 use crate::media::MediaPlane;
+use crate::schedule::model::OccurrenceStatus;
 
 /// A WHIP or WHEP session, addressed by its resource URL.
 #[derive(Debug, Clone)]
@@ -19,10 +22,46 @@ pub struct HttpSession {
     pub shard: usize,
 }
 
+/// The time as lesson windows see it: the system clock plus an offset that is always zero in
+/// service. Integration tests move it to step a lesson through its window (links before,
+/// during and after, the scheduler's warning and close) without waiting for hours.
+#[derive(Debug, Default)]
+pub struct Clock {
+    offset_ms: AtomicI64,
+}
+
+impl Clock {
+    pub fn now(&self) -> SystemTime {
+        let offset = self.offset_ms.load(Ordering::Relaxed);
+        let magnitude = Duration::from_millis(offset.unsigned_abs());
+        if offset >= 0 {
+            SystemTime::now() + magnitude
+        } else {
+            SystemTime::now() - magnitude
+        }
+    }
+
+    /// Unix milliseconds.
+    pub fn now_ms(&self) -> i64 {
+        self.now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+
+    /// Moves the clock by `by_ms` (tests only).
+    pub fn shift(&self, by_ms: i64) {
+        self.offset_ms.fetch_add(by_ms, Ordering::Relaxed);
+    }
+}
+
 pub struct AppInner {
     pub config: Config,
     pub tokens: TokenAuthority,
     pub media: MediaPlane,
+    /// The schedule database.
+    pub db: Db,
+    /// The clock of lesson windows (token checks, links, the scheduler).
+    pub clock: Clock,
     next_peer: AtomicU64,
     /// Live signaling sessions by token id, to replace a session when its link joins again.
     pub sessions: DashMap<String, PeerId>,
@@ -44,11 +83,13 @@ impl std::ops::Deref for AppState {
 }
 
 impl AppState {
-    pub fn new(config: Config, tokens: TokenAuthority, media: MediaPlane) -> Self {
+    pub fn new(config: Config, tokens: TokenAuthority, media: MediaPlane, db: Db) -> Self {
         AppState(Arc::new(AppInner {
             config,
             tokens,
             media,
+            db,
+            clock: Clock::default(),
             next_peer: AtomicU64::new(1),
             sessions: DashMap::new(),
             http_sessions: DashMap::new(),
@@ -68,7 +109,40 @@ impl AppState {
         room: Option<&RoomId>,
     ) -> Result<RoomClaims, TokenError> {
         let token = token.filter(|t| !t.is_empty()).ok_or(TokenError::Missing)?;
-        self.tokens.verify(token, room, SystemTime::now())
+        self.tokens.verify(token, room, self.clock.now())
+    }
+
+    /// Checks a room token now and, for a lesson link (one with the `lesson` claim), that its
+    /// occurrence still exists, is neither cancelled nor ended, and that the link is of the
+    /// occurrence's current version. Every entry point that takes a room token uses this.
+    pub async fn admit(
+        &self,
+        token: Option<&str>,
+        room: Option<&RoomId>,
+    ) -> Result<RoomClaims, TokenError> {
+        let claims = self.verify(token, room)?;
+        let Some(occurrence) = &claims.lesson else {
+            return Ok(claims);
+        };
+        // A lesson claim that is not an occurrence id cannot name a stored occurrence.
+        if OccurrenceId::parse(occurrence).is_none() {
+            return Err(TokenError::Revoked);
+        }
+        let state = crate::schedule::store::admission_state(&self.db.pool, occurrence)
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "cannot check a lesson link against the schedule");
+                TokenError::Unavailable
+            })?;
+        match state {
+            None => Err(TokenError::Revoked),
+            Some((OccurrenceStatus::Cancelled, _)) => Err(TokenError::LessonCancelled),
+            Some((OccurrenceStatus::Ended, _)) => Err(TokenError::LessonEnded),
+            Some((OccurrenceStatus::Scheduled, version)) if claims.lv == Some(version) => {
+                Ok(claims)
+            }
+            Some((OccurrenceStatus::Scheduled, _)) => Err(TokenError::Revoked),
+        }
     }
 
     pub fn is_shutting_down(&self) -> bool {

@@ -65,7 +65,7 @@ export class KetangServer {
     this.httpPort = httpPort;
     this.udpPort = udpPort;
     this.logPath = logPath;
-    this.baseUrl = `http://127.0.0.1:${httpPort}`;
+    this.baseUrl = `http://127.0.0.1:${httpPort}`; // the server answers here in every setup
     this.proc = null;
     this.exit = null; // {code, signal} once the process has exited
   }
@@ -75,10 +75,14 @@ export class KetangServer {
     try { return fs.readFileSync(this.logPath, 'utf8'); } catch { return '(no server log)'; }
   }
 
-  /** Mint a token with `ketang token ... --token-only`. */
-  async mintToken({ room, role, name, classroom = null, ttl = '2h', notBefore = null }) {
+  /**
+   * Mint a token with `ketang token ... --token-only`. `mode` is the lesson mode the link
+   * carries (`dedicated`, `master`, `broadcast`; none: an open room).
+   */
+  async mintToken({ room, role, name, classroom = null, ttl = '2h', notBefore = null, mode = null }) {
     const args = ['token', '--config', this.configPath, '--room', room, '--role', role, '--name', name];
     if (classroom) args.push('--classroom', classroom);
+    if (mode) args.push('--mode', mode);
     if (ttl) args.push('--ttl', ttl);
     if (notBefore) args.push('--not-before', notBefore);
     args.push('--token-only');
@@ -96,6 +100,25 @@ export class KetangServer {
   }
 
   /**
+   * A new admin API key, from `ketang admin create-key NAME --config CONFIG` (the same
+   * database as the running server: the SQLite file in its data dir).
+   */
+  async createAdminKey(name = `e2e-${randomBytes(3).toString('hex')}`) {
+    const args = ['admin', 'create-key', name, '--config', this.configPath];
+    let out;
+    try {
+      out = await execFileP(KETANG_BIN, args, { timeout: 15_000, env: childEnv() });
+    } catch (err) {
+      throw new Error(`ketang ${args.join(' ')} failed: ${err.message}\nstdout: ${err.stdout}\nstderr: ${err.stderr}`);
+    }
+    const key = out.stdout.trim();
+    if (!/^kt_[0-9a-f]{64}$/.test(key)) {
+      throw new Error(`ketang admin create-key printed something that is not a key:\n${out.stdout}\nstderr: ${out.stderr}`);
+    }
+    return key;
+  }
+
+  /**
    * Sign a token (HS256) with the config's secret, for claims `ketang token` refuses to mint
    * (it will not mint a link that is already expired). `claims` are added to iat and jti.
    */
@@ -107,8 +130,9 @@ export class KetangServer {
     return `${input}.${sig}`;
   }
 
-  roomUrl(room, token) {
-    return `${this.baseUrl}/r/${encodeURIComponent(room)}?t=${encodeURIComponent(token)}`;
+  /** The room link; `base` is another origin the server answers on (default 127.0.0.1). */
+  roomUrl(room, token, base = this.baseUrl) {
+    return `${base}/r/${encodeURIComponent(room)}?t=${encodeURIComponent(token)}`;
   }
 
   async stop() {
@@ -127,10 +151,33 @@ export class KetangServer {
 }
 
 /**
- * Write a temp config with free ports, start the server, and wait for GET /healthz → 200.
- * @param {{extraConfig?: string}} [opts] TOML appended to the config
+ * The server must serve this checkout's web client: a debug build reads `web-client/` at run
+ * time from the directory it was compiled in, so a binary built in another checkout (sharing
+ * the target directory) would test that checkout's client instead.
  */
-export async function startServer({ extraConfig = '' } = {}) {
+async function checkServedClient(server) {
+  const file = 'js/room.js';
+  const local = await fsp.readFile(path.join(E2E_DIR, '..', 'web-client', file), 'utf8').catch(() => null);
+  if (local === null) return;
+  const res = await fetch(`${server.baseUrl}/static/${file}`, { signal: AbortSignal.timeout(5000) });
+  const served = await res.text();
+  if (res.status === 200 && served === local) return;
+  await server.stop();
+  throw new Error(`${KETANG_BIN} does not serve this checkout's web-client/${file} (HTTP ${res.status}). `
+    + 'A debug build serves web-client/ from the checkout it was compiled in: run `cargo build -p ketang` '
+    + 'in this checkout (or point KETANG_BIN at a binary built here).');
+}
+
+/**
+ * Write a temp config with free ports, start the server, and wait for GET /healthz → 200.
+ * @param {object} [opts]
+ * @param {string} [opts.extraConfig]  TOML appended to the config
+ * @param {string} [opts.httpHost]     address for `http.listen` (default 127.0.0.1; 0.0.0.0 to be
+ *   reachable from a network namespace)
+ * @param {string} [opts.mediaHost]    address for `media.listen` (default 127.0.0.1)
+ * @param {string[]} [opts.advertise]  `media.advertise`: the ICE candidate addresses
+ */
+export async function startServer({ extraConfig = '', httpHost = '127.0.0.1', mediaHost = '127.0.0.1', advertise = [] } = {}) {
   if (!fs.existsSync(KETANG_BIN)) {
     throw new Error(`server binary not found at ${KETANG_BIN}: run \`cargo build -p ketang\` or set KETANG_BIN`);
   }
@@ -143,10 +190,11 @@ export async function startServer({ extraConfig = '' } = {}) {
   const secretHex = randomBytes(32).toString('hex'); // 64 hex digits: the server decodes it as hex
   const config = [
     '[http]',
-    `listen = "127.0.0.1:${httpPort}"`,
+    `listen = "${httpHost}:${httpPort}"`,
     '',
     '[media]',
-    `listen = "127.0.0.1:${udpPort}"`,
+    `listen = "${mediaHost}:${udpPort}"`,
+    ...(advertise.length ? [`advertise = ${JSON.stringify(advertise)}`] : []),
     'shards = 1',
     '',
     '[auth]',
@@ -185,7 +233,10 @@ export async function startServer({ extraConfig = '' } = {}) {
     try {
       const res = await fetch(`${server.baseUrl}/healthz`, { signal: AbortSignal.timeout(1000) });
       const body = await res.text();
-      if (res.status === 200) return server;
+      if (res.status === 200) {
+        await checkServedClient(server);
+        return server;
+      }
       last = `HTTP ${res.status}: ${body.slice(0, 200)}`;
     } catch (err) {
       last = String(err.cause?.code || err.message);

@@ -45,6 +45,23 @@ pub struct RoomClaims {
     pub iat: u64,
     /// Unique token id (128 random bits, hex).
     pub jti: String,
+    /// The scheduled occurrence the link is for (its id is also the room id); such tokens are
+    /// also checked against the schedule on entry (`AppState::admit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lesson: Option<String>,
+    /// The occurrence's link version when the link was minted; reissuing links increments
+    /// it, which revokes every older link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lv: Option<u32>,
+}
+
+/// Ties a token to a scheduled occurrence (the `lesson` and `lv` claims).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LessonBinding {
+    /// The occurrence id.
+    pub occurrence: String,
+    /// Its current link version.
+    pub link_version: u32,
 }
 
 /// What to put in a new token.
@@ -107,6 +124,14 @@ pub enum TokenError {
         /// The room the token names.
         token_room: RoomId,
     },
+    /// The lesson link was replaced by newer ones, or its occurrence no longer exists.
+    Revoked,
+    /// The scheduled occurrence was ended early by an admin.
+    LessonEnded,
+    /// The scheduled occurrence was cancelled.
+    LessonCancelled,
+    /// The schedule could not be consulted (database unreachable): refused, to be retried.
+    Unavailable,
 }
 
 impl TokenError {
@@ -119,6 +144,10 @@ impl TokenError {
             TokenError::Expired { .. } => "tokenExpired",
             TokenError::NotYetValid { .. } => "tokenNotYetValid",
             TokenError::WrongRoom { .. } => "tokenWrongRoom",
+            TokenError::Revoked => "tokenRevoked",
+            TokenError::LessonEnded => "lessonEnded",
+            TokenError::LessonCancelled => "lessonCancelled",
+            TokenError::Unavailable => "scheduleUnavailable",
         }
     }
 }
@@ -139,6 +168,14 @@ impl fmt::Display for TokenError {
             }
             TokenError::WrongRoom { token_room } => {
                 write!(f, "the room link is for room {token_room}, not this one")
+            }
+            TokenError::Revoked => f.write_str(
+                "the room link was replaced by a newer one: ask the organizer for the current link",
+            ),
+            TokenError::LessonEnded => f.write_str("the lesson has ended"),
+            TokenError::LessonCancelled => f.write_str("the lesson was cancelled"),
+            TokenError::Unavailable => {
+                f.write_str("the schedule cannot be checked right now: try again in a moment")
             }
         }
     }
@@ -215,6 +252,25 @@ impl TokenAuthority {
 
     /// Signs a token for `req`, issued at `now`.
     pub fn mint(&self, req: &MintRequest, now: SystemTime) -> Result<String, MintError> {
+        self.mint_inner(req, None, now)
+    }
+
+    /// Signs a token for `req` bound to a scheduled occurrence and its link version.
+    pub fn mint_lesson(
+        &self,
+        req: &MintRequest,
+        binding: &LessonBinding,
+        now: SystemTime,
+    ) -> Result<String, MintError> {
+        self.mint_inner(req, Some(binding), now)
+    }
+
+    fn mint_inner(
+        &self,
+        req: &MintRequest,
+        binding: Option<&LessonBinding>,
+        now: SystemTime,
+    ) -> Result<String, MintError> {
         validate_name(&req.name).map_err(MintError::InvalidName)?;
         if req.ttl.is_zero() {
             return Err(MintError::ZeroTtl);
@@ -234,6 +290,8 @@ impl TokenAuthority {
             exp,
             iat,
             jti: format!("{:032x}", rand::random::<u128>()),
+            lesson: binding.map(|b| b.occurrence.clone()),
+            lv: binding.map(|b| b.link_version),
         };
         let (key, _) = self
             .keys

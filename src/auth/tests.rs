@@ -270,3 +270,66 @@ fn short_secrets_are_refused_with_their_origin() {
         raw.as_bytes()
     );
 }
+
+#[test]
+fn lesson_tokens_carry_the_occurrence_and_link_version() {
+    let auth = TokenAuthority::new(SECRET, SKEW);
+    let binding = LessonBinding {
+        occurrence: "occ_01jd8x0000000000000000000a".to_owned(),
+        link_version: 3,
+    };
+    let token = auth
+        .mint_lesson(&request(), &binding, at(T0))
+        .expect("mint");
+    let payload = token
+        .split('.')
+        .nth(1)
+        .and_then(base64url_decode)
+        .expect("payload");
+    let json: serde_json::Value = serde_json::from_slice(&payload).expect("json");
+    assert_eq!(json["lesson"], "occ_01jd8x0000000000000000000a");
+    assert_eq!(json["lv"], 3);
+    let c = auth.verify(&token, None, at(T0)).expect("valid");
+    assert_eq!(c.lesson.as_deref(), Some("occ_01jd8x0000000000000000000a"));
+    assert_eq!(c.lv, Some(3));
+}
+
+#[test]
+fn plain_tokens_have_no_lesson_claims_and_old_tokens_still_verify() {
+    let auth = TokenAuthority::new(SECRET, SKEW);
+    let token = mint_at(&auth, &request(), T0);
+    let payload = token
+        .split('.')
+        .nth(1)
+        .and_then(base64url_decode)
+        .expect("payload");
+    let json: serde_json::Value = serde_json::from_slice(&payload).expect("json");
+    assert!(
+        json.get("lesson").is_none() && json.get("lv").is_none(),
+        "{json}"
+    );
+    // A token minted before these claims existed (no lesson, no lv) still verifies.
+    let key = EncodingKey::from_secret(SECRET).expect("key");
+    let claims = serde_json::json!({"room":"math-101","role":"viewer","name":"x",
+        "nbf":T0,"exp":T0+10,"iat":T0,"jti":"a"});
+    let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).expect("sign");
+    let c = auth.verify(&token, None, at(T0)).expect("valid");
+    assert_eq!((c.lesson, c.lv), (None, None));
+    // A mistyped link version is a malformed token, not a silently ignored claim.
+    let claims = serde_json::json!({"room":"math-101","role":"viewer","name":"x",
+        "nbf":T0,"exp":T0+10,"iat":T0,"jti":"a","lesson":"occ_x","lv":"two"});
+    let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).expect("sign");
+    assert_eq!(
+        auth.verify(&token, None, at(T0)).unwrap_err().code(),
+        "tokenMalformed"
+    );
+}
+
+#[test]
+fn schedule_refusals_have_their_protocol_codes() {
+    assert_eq!(TokenError::Revoked.code(), "tokenRevoked");
+    assert_eq!(TokenError::LessonEnded.code(), "lessonEnded");
+    assert_eq!(TokenError::LessonCancelled.code(), "lessonCancelled");
+    assert_eq!(TokenError::Unavailable.code(), "scheduleUnavailable");
+    assert!(TokenError::Revoked.to_string().contains("newer"));
+}

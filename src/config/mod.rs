@@ -77,6 +77,10 @@ pub struct Config {
     pub signaling: SignalingConfig,
     /// Logging.
     pub log: LogConfig,
+    /// The schedule database.
+    pub database: DatabaseConfig,
+    /// Lesson links and the scheduler.
+    pub schedule: ScheduleConfig,
 }
 
 /// `[http]`
@@ -188,6 +192,47 @@ impl Default for SignalingConfig {
     }
 }
 
+/// `[database]`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` or `postgres://USER:PASSWORD@HOST:PORT/DB`; empty means the SQLite file
+    /// `{storage.data_dir}/ketang.db`.
+    pub url: String,
+}
+
+/// `[schedule]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScheduleConfig {
+    /// Lesson links open this long before the lesson starts.
+    #[serde(with = "duration_str")]
+    pub link_lead: Duration,
+    /// Lesson links stay valid this long after the lesson ends; the room closes then.
+    #[serde(with = "duration_str")]
+    pub link_grace: Duration,
+    /// Participants are warned this long before the room closes.
+    #[serde(with = "duration_str")]
+    pub warn_before: Duration,
+    /// IANA time zone of lessons created without one.
+    pub timezone: String,
+    /// How often the scheduler looks at the live rooms.
+    #[serde(with = "duration_str")]
+    pub tick: Duration,
+}
+
+impl Default for ScheduleConfig {
+    fn default() -> Self {
+        Self {
+            link_lead: Duration::from_secs(15 * 60),
+            link_grace: Duration::from_secs(15 * 60),
+            warn_before: Duration::from_secs(5 * 60),
+            timezone: "Asia/Shanghai".to_owned(),
+            tick: Duration::from_secs(5),
+        }
+    }
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -225,6 +270,7 @@ impl Config {
         if shown.auth.secret.is_some() {
             shown.auth.secret = Some("<redacted>".into());
         }
+        shown.database.url = crate::db::redact_url(&shown.database.url);
         serde_json::to_string_pretty(&shown).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
     }
 
@@ -377,6 +423,52 @@ impl Config {
 
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
             return Err(ConfigError::invalid("log.filter", e.to_string()));
+        }
+        self.validate_schedule()
+    }
+
+    fn validate_schedule(&self) -> Result<(), ConfigError> {
+        let url = &self.database.url;
+        if !url.is_empty() && crate::db::engine_of(url).is_none() {
+            return Err(ConfigError::invalid(
+                "database.url",
+                format!(
+                    "{:?} is neither sqlite://... nor postgres://...; leave it empty for the \
+                     SQLite file in storage.data_dir",
+                    crate::db::redact_url(url)
+                ),
+            ));
+        }
+        let s = &self.schedule;
+        const DAY: Duration = Duration::from_secs(24 * 3600);
+        for (key, value) in [
+            ("schedule.link_lead", s.link_lead),
+            ("schedule.link_grace", s.link_grace),
+        ] {
+            if value > DAY {
+                return Err(ConfigError::invalid(key, "must be at most 24h"));
+            }
+        }
+        if s.warn_before.is_zero() || s.warn_before > Duration::from_secs(3600) {
+            return Err(ConfigError::invalid(
+                "schedule.warn_before",
+                "must be between 1s and 1h",
+            ));
+        }
+        if s.tick < Duration::from_millis(10) || s.tick > Duration::from_secs(60) {
+            return Err(ConfigError::invalid(
+                "schedule.tick",
+                "must be between 10ms and 60s",
+            ));
+        }
+        if let Err(e) = jiff::tz::TimeZone::get(&s.timezone) {
+            return Err(ConfigError::invalid(
+                "schedule.timezone",
+                format!(
+                    "{:?} is not a time zone of the tz database (e.g. Asia/Shanghai): {e}",
+                    s.timezone
+                ),
+            ));
         }
         Ok(())
     }

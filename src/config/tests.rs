@@ -108,6 +108,18 @@ fn each_validation_error_names_its_key() {
         ("[signaling]\nburst = 10", "signaling.burst"),
         ("[log]\nformat = \"xml\"", "log.format"),
         ("[log]\nfilter = \"info,[\"", "log.filter"),
+        ("[database]\nurl = \"mysql://db/ketang\"", "database.url"),
+        ("[database]\nurl = 5", "database.url"),
+        (
+            "[schedule]\ntimezone = \"Mars/Olympus\"",
+            "schedule.timezone",
+        ),
+        ("[schedule]\nlink_lead = \"2days\"", "schedule.link_lead"),
+        ("[schedule]\nlink_grace = \"soon\"", "schedule.link_grace"),
+        ("[schedule]\nwarn_before = \"0s\"", "schedule.warn_before"),
+        ("[schedule]\ntick = \"0s\"", "schedule.tick"),
+        ("[schedule]\ntick = \"5m\"", "schedule.tick"),
+        ("[schedule]\ntimezon = \"UTC\"", "schedule.timezon"),
     ];
     for (toml, key) in cases {
         let err = from_toml(toml).expect_err(toml);
@@ -146,4 +158,47 @@ fn the_example_file_documents_every_key_with_its_default() {
             );
         }
     }
+}
+
+#[test]
+fn schedule_and_database_defaults_and_overrides() {
+    let c = Config::default();
+    assert_eq!(c.database.url, "");
+    assert_eq!(c.schedule.link_lead, Duration::from_secs(900));
+    assert_eq!(c.schedule.link_grace, Duration::from_secs(900));
+    assert_eq!(c.schedule.warn_before, Duration::from_secs(300));
+    assert_eq!(c.schedule.timezone, "Asia/Shanghai");
+    assert_eq!(c.schedule.tick, Duration::from_secs(5));
+    let c = from_toml(
+        r#"
+        [database]
+        url = "postgres://ketang:pw@db.local/ketang"
+        [schedule]
+        link_lead = "30m"
+        link_grace = "0s"
+        warn_before = "2m"
+        timezone = "Europe/Berlin"
+        tick = "500ms"
+        "#,
+    )
+    .expect("valid");
+    assert_eq!(c.schedule.link_lead, Duration::from_secs(1800));
+    assert_eq!(c.schedule.link_grace, Duration::ZERO);
+    assert_eq!(c.schedule.timezone, "Europe/Berlin");
+    assert_eq!(c.schedule.tick, Duration::from_millis(500));
+    from_toml("[database]\nurl = \"sqlite:///var/lib/ketang/k.db\"").expect("sqlite url");
+    from_toml("[database]\nurl = \"postgresql://db/k\"").expect("postgresql url");
+}
+
+#[test]
+fn the_database_password_is_not_printed() {
+    let c = from_toml("[database]\nurl = \"postgres://ketang:hunter2@db/ketang\"").expect("valid");
+    let shown = c.to_redacted_json();
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(
+        shown.contains("postgres://ketang:<redacted>@db/ketang"),
+        "{shown}"
+    );
+    let err = from_toml("[database]\nurl = \"mysql://ketang:hunter2@db/ketang\"").unwrap_err();
+    assert!(!err.to_string().contains("hunter2"), "{err}");
 }

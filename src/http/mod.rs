@@ -1,5 +1,5 @@
-//! The HTTP surface: pages, signaling upgrade, WHIP/WHEP, health. `router` builds it without
-//! binding a socket, so tests can drive it directly.
+//! The HTTP surface: pages, signaling upgrade, WHIP/WHEP, health, and the admin API
+//! (`crate::api`). `router` builds it without binding a socket, so tests can drive it directly.
 
 pub mod error;
 mod pages;
@@ -47,8 +47,10 @@ pub fn router(state: AppState) -> Router {
         .route("/r/{room}/session", get(pages::session_claims))
         .route("/ws", get(ws_handler))
         .route("/healthz", get(pages::healthz))
+        .route("/admin", get(pages::admin_page))
         .route("/static/{*path}", get(pages::static_file))
         .merge(ingest)
+        .merge(crate::api::router())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

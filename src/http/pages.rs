@@ -8,7 +8,7 @@ use ketang_sfu::RoomId;
 use rust_embed::RustEmbed;
 use serde_json::json;
 
-use super::error::token_error;
+use super::error::{token_error, token_status};
 use crate::auth::TokenError;
 use crate::signaling::TokenQuery;
 use crate::state::AppState;
@@ -63,12 +63,13 @@ pub async fn room_page(
     Path(room): Path<String>,
     Query(q): Query<TokenQuery>,
 ) -> Response {
-    let check = RoomId::new(&room)
-        .map_err(|e| TokenError::Malformed(e.to_string()))
-        .and_then(|room| state.verify(q.t.as_deref(), Some(&room)));
+    let check = match RoomId::new(&room) {
+        Ok(room) => state.admit(q.t.as_deref(), Some(&room)).await,
+        Err(e) => Err(TokenError::Malformed(e.to_string())),
+    };
     match check {
         Ok(_) => asset("room.html").unwrap_or_else(|| StatusCode::NOT_FOUND.into_response()),
-        Err(e) => (StatusCode::UNAUTHORIZED, Html(refusal_page(&e))).into_response(),
+        Err(e) => (token_status(&e), Html(refusal_page(&e))).into_response(),
     }
 }
 
@@ -82,7 +83,7 @@ pub async fn session_claims(
         Ok(r) => r,
         Err(e) => return token_error(&TokenError::Malformed(e.to_string())),
     };
-    match state.verify(q.t.as_deref(), Some(&room)) {
+    match state.admit(q.t.as_deref(), Some(&room)).await {
         Ok(c) => Json(json!({
             "room": c.room,
             "role": c.role,
@@ -94,6 +95,11 @@ pub async fn session_claims(
         .into_response(),
         Err(e) => token_error(&e),
     }
+}
+
+/// `GET /admin`: the admin page (it signs in with an API key; the API checks every call).
+pub async fn admin_page() -> Response {
+    asset("admin.html").unwrap_or_else(|| StatusCode::NOT_FOUND.into_response())
 }
 
 pub async fn healthz(State(state): State<AppState>) -> Response {
@@ -123,6 +129,16 @@ fn refusal_page(e: &TokenError) -> String {
         TokenError::WrongRoom { .. } => (
             "此链接属于另一个课堂。",
             "This link belongs to another room.",
+        ),
+        TokenError::Revoked => (
+            "此链接已被新链接取代，请向组织者索取最新链接。",
+            "This link was replaced by a newer one; ask the organizer for the current link.",
+        ),
+        TokenError::LessonEnded => ("本节课已结束。", "The lesson has ended."),
+        TokenError::LessonCancelled => ("本节课已取消。", "The lesson was cancelled."),
+        TokenError::Unavailable => (
+            "暂时无法核对课表，请稍后刷新。",
+            "The schedule cannot be checked right now; reload in a moment.",
         ),
     };
     format!(

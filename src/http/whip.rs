@@ -114,7 +114,7 @@ async fn post(
         Ok(r) => r,
         Err(e) => return token_error(&TokenError::Malformed(e.to_string())),
     };
-    let claims = match state.verify(bearer(&headers), Some(&room)) {
+    let claims = match state.admit(bearer(&headers), Some(&room)).await {
         Ok(c) => c,
         Err(e) => return token_error(&e),
     };

@@ -26,7 +26,7 @@ pub async fn ws_handler(
     if state.is_shutting_down() {
         return crate::http::error::shutting_down();
     }
-    let claims = match state.verify(q.t.as_deref(), None) {
+    let claims = match state.admit(q.t.as_deref(), None).await {
         Ok(c) => c,
         Err(e) => return token_error(&e),
     };

@@ -1,0 +1,329 @@
+//! Admin API keys: 32 random bytes shown once as `kt_` + 64 hex digits, stored only as their
+//! SHA-256 (a key has 256 bits of entropy, so a plain hash is as good as a slow one).
+//!
+//! `ketang admin create-key NAME` makes one; the first start with no key at all makes a
+//! bootstrap key and logs it once; `POST /api/v1/keys` makes more, `DELETE` revokes.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+use utoipa::ToSchema;
+
+use super::audit::{self, Audit};
+use super::extract::{AdminKey, Body};
+use super::problem::{ApiResult, AuthErrors, ItemErrors, Problem, WriteErrors};
+use super::validate::text;
+use crate::db::Db;
+use crate::db::ids::ApiKeyId;
+use crate::schedule::time::format_utc;
+use crate::state::{AppState, unix_ms};
+
+/// Prefix of every key, so that a leaked key is recognisable in logs and scanners.
+pub const KEY_PREFIX: &str = "kt_";
+
+/// Who is calling.
+#[derive(Debug, Clone)]
+pub struct KeyInfo {
+    pub id: ApiKeyId,
+    pub name: String,
+}
+
+/// Makes a new random key.
+pub fn generate() -> String {
+    let bytes: [u8; 32] = rand::random();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{KEY_PREFIX}{hex}")
+}
+
+/// The stored form of a key.
+pub fn hash(key: &str) -> String {
+    Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The key's owner, if the key is known and not revoked.
+pub async fn lookup(db: &Db, key: &str) -> Result<Option<KeyInfo>, sqlx::Error> {
+    // Anything not shaped like a key cannot match; skip the query.
+    if !key.starts_with(KEY_PREFIX) || key.len() != KEY_PREFIX.len() + 64 {
+        return Ok(None);
+    }
+    let row = sqlx::query("SELECT id, name FROM api_keys WHERE hash = $1 AND revoked_at IS NULL")
+        .bind(hash(key))
+        .fetch_optional(&db.pool)
+        .await?;
+    Ok(row.map(|r| KeyInfo {
+        id: ApiKeyId::from_db(r.get("id")),
+        name: r.get("name"),
+    }))
+}
+
+/// Why a key could not be created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateKeyError {
+    #[error("name: {0}")]
+    Name(String),
+    #[error("a key named {0:?} already exists")]
+    Exists(String),
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Inserts a new key named `name`; returns its id and the key itself (shown only now).
+pub async fn create(
+    conn: &mut sqlx::AnyConnection,
+    name: &str,
+) -> Result<(ApiKeyId, String), CreateKeyError> {
+    let name = text(name, 1, 64).map_err(CreateKeyError::Name)?;
+    let exists = sqlx::query("SELECT id FROM api_keys WHERE name = $1")
+        .bind(&name)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if exists.is_some() {
+        return Err(CreateKeyError::Exists(name));
+    }
+    let now = unix_ms() as i64;
+    let id = ApiKeyId::generate(now as u64);
+    let key = generate();
+    sqlx::query("INSERT INTO api_keys (id, name, hash, created_at) VALUES ($1, $2, $3, $4)")
+        .bind(id.as_str())
+        .bind(&name)
+        .bind(hash(&key))
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    Ok((id, key))
+}
+
+/// On a database without any key, creates the `bootstrap` key and returns it. Several nodes
+/// starting together on one empty database race on the unique name; one wins.
+pub async fn bootstrap(db: &Db) -> Result<Option<String>, sqlx::Error> {
+    let any = sqlx::query("SELECT id FROM api_keys LIMIT 1")
+        .fetch_optional(&db.pool)
+        .await?;
+    if any.is_some() {
+        return Ok(None);
+    }
+    let mut conn = db.pool.acquire().await?;
+    match create(&mut conn, "bootstrap").await {
+        Ok((_, key)) => Ok(Some(key)),
+        // Another node got there first (or the insert lost the race on the unique name).
+        Err(CreateKeyError::Exists(_)) => Ok(None),
+        Err(CreateKeyError::Db(e)) if is_unique_violation(&e) => Ok(None),
+        Err(CreateKeyError::Db(e)) => Err(e),
+        Err(CreateKeyError::Name(m)) => Err(sqlx::Error::Protocol(m)),
+    }
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+/// What `ketang admin create-key` prints.
+#[derive(Debug)]
+pub struct CreatedKey {
+    /// The key itself, on stdout.
+    pub key: String,
+    /// What was done, on stderr.
+    pub summary: String,
+}
+
+/// Why `ketang admin create-key` failed.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyCommandError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+    #[error(transparent)]
+    Create(#[from] CreateKeyError),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+impl KeyCommandError {
+    /// 2 for a bad name, 1 for everything else.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            KeyCommandError::Create(CreateKeyError::Name(_) | CreateKeyError::Exists(_)) => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// `ketang admin create-key NAME`: opens (and migrates) the configured database, like the
+/// server does, and adds a key.
+pub fn create_key_command(
+    name: &str,
+    config: Option<&std::path::Path>,
+) -> Result<CreatedKey, KeyCommandError> {
+    let config = crate::config::Config::load(config)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(KeyCommandError::Runtime)?;
+    runtime.block_on(async {
+        let db = Db::open(&config).await?;
+        let made = async {
+            let mut conn = db.pool.acquire().await.map_err(CreateKeyError::Db)?;
+            create(&mut conn, name).await
+        }
+        .await;
+        db.close().await;
+        let (id, key) = made?;
+        Ok(CreatedKey {
+            key,
+            summary: format!(
+                "created admin API key {id} ({:?}) in {}; it is shown only this once",
+                name.trim(),
+                crate::db::redact_url(&crate::db::effective_url(&config))
+            ),
+        })
+    })
+}
+
+/// An API key as listed (never the key itself).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApiKey {
+    #[schema(value_type = String, example = "key_01jd8x3k5q2w9r7t6y4u1i0o8p")]
+    pub id: ApiKeyId,
+    pub name: String,
+    /// RFC 3339.
+    #[schema(format = DateTime)]
+    pub created_at: String,
+    /// RFC 3339, if revoked.
+    #[schema(format = DateTime)]
+    pub revoked_at: Option<String>,
+}
+
+/// A new key: the only time the key itself is shown.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct NewApiKey {
+    #[schema(value_type = String)]
+    pub id: ApiKeyId,
+    pub name: String,
+    /// Send it as `Authorization: Bearer KEY`. It cannot be shown again.
+    pub key: String,
+}
+
+/// `POST /api/v1/keys`
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyInput {
+    /// Unique, 1–64 characters.
+    #[schema(min_length = 1, max_length = 64)]
+    pub name: String,
+}
+
+/// List the admin API keys.
+#[utoipa::path(get, path = "/api/v1/keys", tag = "keys",
+    responses((status = 200, description = "OK", body = Vec<ApiKey>), AuthErrors))]
+pub async fn list_keys(
+    State(state): State<AppState>,
+    _key: AdminKey,
+) -> ApiResult<Json<Vec<ApiKey>>> {
+    let rows = sqlx::query(
+        "SELECT id, name, created_at, revoked_at FROM api_keys ORDER BY created_at, id",
+    )
+    .fetch_all(&state.db.pool)
+    .await?;
+    Ok(Json(
+        rows.iter()
+            .map(|r| ApiKey {
+                id: ApiKeyId::from_db(r.get("id")),
+                name: r.get("name"),
+                created_at: format_utc(r.get("created_at")),
+                revoked_at: r.get::<Option<i64>, _>("revoked_at").map(format_utc),
+            })
+            .collect(),
+    ))
+}
+
+/// Create an admin API key; the key is in the response and nowhere else.
+#[utoipa::path(post, path = "/api/v1/keys", tag = "keys", request_body = KeyInput,
+    responses((status = 201, description = "Created", body = NewApiKey), WriteErrors))]
+pub async fn create_key(
+    State(state): State<AppState>,
+    AdminKey(caller): AdminKey,
+    Body(input): Body<KeyInput>,
+) -> ApiResult<(StatusCode, Json<NewApiKey>)> {
+    let mut tx = state.db.write().await?;
+    let (id, key) = match create(&mut tx, &input.name).await {
+        Ok(made) => made,
+        Err(CreateKeyError::Name(m)) => return Err(Problem::field("name", m)),
+        Err(CreateKeyError::Exists(name)) => {
+            return Err(Problem::field(
+                "name",
+                format!("a key named {name:?} already exists"),
+            ));
+        }
+        Err(CreateKeyError::Db(e)) => return Err(e.into()),
+    };
+    let name = input.name.trim().to_owned();
+    audit::record(
+        &mut tx,
+        &caller,
+        Audit::new("key.create", id.as_str()).detail(serde_json::json!({"name": name})),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(NewApiKey { id, name, key })))
+}
+
+/// Revoke an admin API key (it stops working at once, on every server).
+#[utoipa::path(delete, path = "/api/v1/keys/{id}", tag = "keys",
+    params(("id" = String, Path, description = "Key id")),
+    responses((status = 204, description = "Revoked"), ItemErrors))]
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    AdminKey(caller): AdminKey,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let id = ApiKeyId::parse(&id).ok_or_else(|| Problem::not_found("API key", &id))?;
+    let mut tx = state.db.write().await?;
+    let done =
+        sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(unix_ms() as i64)
+            .bind(id.as_str())
+            .execute(&mut *tx)
+            .await?;
+    if done.rows_affected() == 0 {
+        let exists = sqlx::query("SELECT id FROM api_keys WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+        if exists.is_none() {
+            return Err(Problem::not_found("API key", id.as_str()));
+        }
+        // Already revoked: nothing changes, nothing to audit.
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    audit::record(&mut tx, &caller, Audit::new("key.revoke", id.as_str())).await?;
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_long_random_and_hashed() {
+        let (a, b) = (generate(), generate());
+        assert_ne!(a, b);
+        assert!(a.starts_with(KEY_PREFIX) && a.len() == 67, "{a}");
+        assert_eq!(hash(&a).len(), 64);
+        assert_eq!(hash(&a), hash(&a));
+        assert_ne!(hash(&a), hash(&b));
+        assert_eq!(
+            hash("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

@@ -1,0 +1,64 @@
+// The admin API client: the key from sessionStorage as a bearer token, JSON in and out, and
+// problem documents (RFC 9457) turned into ApiError with the field errors kept.
+
+const KEY_STORAGE = 'ketang.adminKey';
+
+export class ApiError extends Error {
+  constructor(status, problem) {
+    super(problem?.detail || problem?.title || `HTTP ${status}`);
+    this.status = status;
+    this.problem = problem || {};
+  }
+
+  /** `[{field, message}]` of a 422. */
+  get fields() {
+    return this.problem.errors || [];
+  }
+
+  /** The other bookings of a 409 schedule conflict. */
+  get conflicts() {
+    return this.problem.conflicts || [];
+  }
+}
+
+export function storedKey() {
+  try { return sessionStorage.getItem(KEY_STORAGE); } catch { return null; }
+}
+
+export function storeKey(key) {
+  try {
+    if (key) sessionStorage.setItem(KEY_STORAGE, key); else sessionStorage.removeItem(KEY_STORAGE);
+  } catch { /* private mode: the key lives only in memory */ }
+  memoryKey = key;
+}
+
+let memoryKey = null;
+
+/** Calls the API; resolves with the JSON body (null for 204), rejects with ApiError. */
+export async function api(method, path, body = undefined) {
+  const key = memoryKey || storedKey();
+  const headers = { Accept: 'application/json' };
+  if (key) headers.Authorization = `Bearer ${key}`;
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  let res;
+  try {
+    res = await fetch(`/api/v1${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch (err) {
+    throw new ApiError(0, { title: 'network', detail: String(err.message || err) });
+  }
+  if (res.status === 204) return null;
+  const text = await res.text();
+  let json = null;
+  try { json = text ? JSON.parse(text) : null; } catch { /* not JSON */ }
+  if (!res.ok) {
+    const error = new ApiError(res.status, json);
+    if (res.status === 401) window.dispatchEvent(new CustomEvent('ketang:unauthorized', { detail: error }));
+    throw error;
+  }
+  return json;
+}
+
+export const get = (path) => api('GET', path);
+export const post = (path, body) => api('POST', path, body);
+export const put = (path, body) => api('PUT', path, body);
+export const del = (path) => api('DELETE', path);

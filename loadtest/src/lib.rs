@@ -1,7 +1,7 @@
-//! WebRTC test clients for Ketang, built on webrtc-rs — an implementation independent of the
-//! server's str0m, so interop bugs cannot cancel out.
+//! WebRTC test clients and the load generator for Ketang, built on webrtc-rs — an
+//! implementation independent of the server's str0m, so interop bugs cannot cancel out.
 //!
-//! Used by the server's integration tests and by the `ketang-loadtest` load generator:
+//! Used by the server's integration tests and by the `ketang-loadtest` binary:
 //!
 //! * [`WhipPublisher`] (`whip`): publishes synthetic Opus + VP8 to `POST /whip/{room}` like
 //!   a teacher's or classroom's browser, and counts what it sent.
@@ -11,9 +11,19 @@
 //!   syntactically valid Opus packet or VP8 frame carrying a frame counter and a send
 //!   timestamp after its codec header (layout documented there), which is what makes
 //!   end-to-end loss and latency measurable.
-//! * [`stats`]: the receive-side accounting shared by the viewer and the load generator.
+//! * [`stats`]: the exact receive-side accounting of the WHEP viewer (functional tests).
+//! * [`send`]: synthetic media onto a peer connection (one layer or simulcast q/h/f), shared
+//!   by the WHIP publisher and the signaling client.
+//! * [`ws`]: [`ws::WsClient`], a WebSocket signaling client (docs/protocol.md §4): joins a
+//!   room like the browser app, publishes, and receives tracks identified by the server
+//!   offers' mid → {peerId, trackId, kind, source} map; the polite side of glare.
+//! * [`load`]: the load generator (`ketang-loadtest run`): scenarios `broadcast`, `dedicated`
+//!   and `master`, ramp, measurement window, constant-memory receive statistics
+//!   (`hdrhistogram` latency, loss before/after retransmission, time to first frame, W3C
+//!   freezes), server and generator CPU from `/proc`, a table and a JSON report.
+//! * [`live`]: the run-wide packet and byte counters behind rates and the progress bar.
 //!
-//! Both clients follow `docs/protocol.md` §6: non-trickle (the offer is sent after ICE
+//! The WHIP and WHEP clients follow `docs/protocol.md` §6: non-trickle (the offer is sent after ICE
 //! gathering completes), `Content-Type: application/sdp`, `Authorization: Bearer TOKEN`,
 //! `201 Created` with the answer and a `Location` (relative or absolute) that `close()`
 //! DELETEs. HTTP failures surface as [`ClientError::Http`] with status and body.
@@ -43,11 +53,15 @@
 //! ```
 
 pub mod error;
+pub mod live;
+pub mod load;
 pub mod media;
+pub mod send;
 mod signaling;
 pub mod stats;
 pub mod whep;
 pub mod whip;
+pub mod ws;
 
 pub use error::ClientError;
 pub use media::MediaKind;

@@ -1,6 +1,7 @@
-//! Plumbing shared by the WHIP publisher and the WHEP viewer.
+//! Plumbing shared by the WHIP publisher, the WHEP viewer and (peer-connection building,
+//! gathering, waiting for `connected`) the WebSocket signaling client.
 //!
-//! Both clients follow the same non-trickle exchange (RFC 9725 / draft-ietf-wish-whep, as
+//! The HTTP clients follow the same non-trickle exchange (RFC 9725 / draft-ietf-wish-whep, as
 //! profiled in `docs/protocol.md` §6):
 //!
 //! 1. [`build_peer_connection`]: a webrtc-rs `PeerConnection` with only Opus and VP8
@@ -27,7 +28,7 @@ use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind,
+    RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RTCRtpHeaderExtensionCapability, RtpCodecKind,
 };
 use rtc::sansio::Protocol;
 use std::collections::VecDeque;
@@ -143,21 +144,43 @@ pub(crate) fn vp8_codec() -> RTCRtpCodecParameters {
     }
 }
 
+/// How [`build_peer_connection`] sets up a peer connection.
+pub(crate) struct PcSetup {
+    /// Called for every remote track.
+    pub on_track: Option<TrackCallback>,
+    /// Let inbound PLI/FIR reach the application through `TrackLocal::poll` (webrtc-rs ends
+    /// inbound RTCP at the interceptor chain otherwise).
+    pub forward_keyframe_requests: bool,
+    /// Register the `sdes:mid` and `sdes:rtp-stream-id` header extensions for video, which
+    /// simulcast publishing needs.
+    pub simulcast_extensions: bool,
+}
+
 /// Build a peer connection that speaks only Opus and VP8 (see module docs).
-///
-/// With `forward_keyframe_requests`, inbound PLI/FIR reach the application through
-/// `TrackLocal::poll` (webrtc-rs ends inbound RTCP at the interceptor chain otherwise).
 pub(crate) async fn build_peer_connection(
     opts: &ClientOptions,
-    on_track: Option<TrackCallback>,
-    forward_keyframe_requests: bool,
+    setup: PcSetup,
 ) -> Result<PeerParts, ClientError> {
     let mut media_engine = MediaEngine::default();
     media_engine.register_codec(opus_codec(), RtpCodecKind::Audio)?;
     media_engine.register_codec(vp8_codec(), RtpCodecKind::Video)?;
+    if setup.simulcast_extensions {
+        for uri in [
+            crate::send::MID_EXTENSION_URI,
+            crate::send::RID_EXTENSION_URI,
+        ] {
+            media_engine.register_header_extension(
+                RTCRtpHeaderExtensionCapability {
+                    uri: uri.to_owned(),
+                },
+                RtpCodecKind::Video,
+                None,
+            )?;
+        }
+    }
     // NACK, RTCP reports and TWCC feedback, as a browser would have.
     let mut registry = register_default_interceptors(Registry::new(), &mut media_engine)?;
-    if forward_keyframe_requests {
+    if setup.forward_keyframe_requests {
         // Application-most slot, so every other interceptor has seen the RTCP first (as in
         // webrtc-rs' rtcp-processing example).
         registry = registry.with(Slot::from(14_000), KeyframeRequestForwarder::default());
@@ -173,7 +196,7 @@ pub(crate) async fn build_peer_connection(
     let handler = Arc::new(Handler {
         gathering: gathering_tx,
         state: state_tx,
-        on_track,
+        on_track: setup.on_track,
     });
     let pc = PeerConnectionBuilder::new()
         .with_media_engine(media_engine)
@@ -262,6 +285,38 @@ pub(crate) fn http_client(opts: &ClientOptions) -> Result<reqwest::Client, Clien
     }
 }
 
+/// Wait (bounded) until ICE gathering is complete, then return the local description's SDP,
+/// which then lists every candidate (Ketang takes no trickled candidates).
+pub(crate) async fn gathered_local_sdp(
+    parts: &mut PeerParts,
+    timeout: Duration,
+) -> Result<String, ClientError> {
+    let gathered = tokio::time::timeout(
+        timeout,
+        parts
+            .gathering
+            .wait_for(|s| *s == RTCIceGatheringState::Complete),
+    )
+    .await
+    .map(|r| r.map(|_| ()));
+    match gathered {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) => return Err(ClientError::ConnectionFailed("driver stopped".into())),
+        Err(_) => {
+            return Err(ClientError::Timeout {
+                what: "ICE gathering",
+                after: timeout,
+            });
+        }
+    }
+    Ok(parts
+        .pc
+        .local_description()
+        .await
+        .ok_or_else(|| ClientError::Protocol("no local description after gathering".into()))?
+        .sdp)
+}
+
 /// Offer → gather → POST → answer. Returns the resolved session URL (`Location`).
 pub(crate) async fn negotiate(
     parts: &mut PeerParts,
@@ -275,30 +330,8 @@ pub(crate) async fn negotiate(
     parts.pc.set_local_description(offer).await?;
     // Non-trickle: WHIP PATCH is not supported by Ketang, so the offer must carry every
     // candidate.
-    let gathered = tokio::time::timeout(
-        opts.gather_timeout,
-        parts
-            .gathering
-            .wait_for(|s| *s == RTCIceGatheringState::Complete),
-    )
-    .await;
-    match gathered {
-        Ok(Ok(_)) => {}
-        Ok(Err(_)) => return Err(ClientError::ConnectionFailed("driver stopped".into())),
-        Err(_) => {
-            return Err(ClientError::Timeout {
-                what: "ICE gathering",
-                after: opts.gather_timeout,
-            });
-        }
-    }
+    let offer_sdp = gathered_local_sdp(parts, opts.gather_timeout).await?;
     tracing::debug!(elapsed = ?started.elapsed(), "ICE gathering complete");
-    let offer_sdp = parts
-        .pc
-        .local_description()
-        .await
-        .ok_or_else(|| ClientError::Protocol("no local description after gathering".into()))?
-        .sdp;
 
     let response = http
         .post(url.clone())

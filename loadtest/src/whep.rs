@@ -20,7 +20,9 @@
 
 use crate::error::ClientError;
 use crate::media::{MediaKind, now_unix_micros};
-use crate::signaling::{self, ClientOptions, TrackCallback, build_peer_connection, parse_url};
+use crate::signaling::{
+    self, ClientOptions, PcSetup, TrackCallback, build_peer_connection, parse_url,
+};
 use crate::stats::{DEFAULT_MAX_LATENCY_SAMPLES, ReceiveAccumulator, ReceiveStats};
 use reqwest::Url;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -143,7 +145,12 @@ impl WhepViewer {
                 shared.push_task(task);
             })
         };
-        let mut parts = build_peer_connection(&opts.client, Some(on_track), false).await?;
+        let setup = PcSetup {
+            on_track: Some(on_track),
+            forward_keyframe_requests: false,
+            simulcast_extensions: false,
+        };
+        let mut parts = build_peer_connection(&opts.client, setup).await?;
         for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
             let init = RTCRtpTransceiverInit {
                 direction: RTCRtpTransceiverDirection::Recvonly,

@@ -18,6 +18,9 @@ missing=()
 command -v chromium >/dev/null || missing+=(chromium)
 command -v node >/dev/null || missing+=(nodejs npm)
 command -v curl >/dev/null || missing+=(curl)
+# cmake builds the bundled libopus (recording); ffmpeg/ffprobe check the recorded files.
+command -v cmake >/dev/null || missing+=(cmake)
+command -v ffprobe >/dev/null || missing+=(ffmpeg)
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing ${missing[*]}"

@@ -33,6 +33,7 @@ pub mod config;
 pub mod db;
 pub mod http;
 pub mod media;
+pub mod recording;
 pub mod schedule;
 pub mod server;
 pub mod signaling;

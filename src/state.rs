@@ -157,3 +157,30 @@ pub fn unix_ms() -> u64 {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
+    /// The limits a peer joins with: for a classroom the schedule knows, its configured
+    /// downlink and uplink and its share of the school budget (registered with the media
+    /// plane's budgets, which re-split them as classrooms come, go or are called on). Without
+    /// a known classroom, or if the schedule cannot be read, none: the estimate alone decides.
+    pub async fn peer_caps(&self, peer: PeerId, claims: &RoomClaims) -> ketang_sfu::PeerCaps {
+        let Some(classroom) = claims.classroom.as_ref() else {
+            return Default::default();
+        };
+        if claims.role != ketang_sfu::Role::Classroom {
+            return Default::default();
+        }
+        let link = match self.db.pool.acquire().await {
+            Ok(mut conn) => {
+                crate::schedule::network::classroom_link(&mut conn, classroom.as_str()).await
+            }
+            Err(e) => Err(e),
+        };
+        match link {
+            Ok(Some(link)) => self.media.budgets.admit(peer, claims.room.clone(), link),
+            Ok(None) => Default::default(),
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "cannot read the classroom's link; no caps");
+                Default::default()
+            }
+        }
+    }
+

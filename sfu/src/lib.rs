@@ -80,6 +80,7 @@ mod negotiate;
 mod peer;
 mod rate;
 mod recorder;
+mod report;
 mod rewrite;
 mod role;
 mod room;
@@ -91,7 +92,7 @@ mod subscription;
 mod timers;
 mod track;
 
-pub use allocation::{PeerBandwidth, TrackBandwidth};
+pub use report::{LayerReport, PeerBandwidth, PublishedTrack, TrackBandwidth};
 pub use allocator::{AllocatorConfig, BandwidthAllocator, Decision, Demand, Priority};
 pub use config::SfuConfig;
 pub use control::{FloorCommand, FloorContext, FloorOutcome, MAX_TEXT_CHARS};

@@ -8,6 +8,7 @@
 //! problem documents.
 
 pub mod audit;
+pub mod bandwidth;
 pub mod classrooms;
 pub mod extract;
 pub mod keys;
@@ -166,6 +167,7 @@ pub fn routes() -> (Router<AppState>, OpenApiDoc) {
         .routes(routes!(occurrences::restore_occurrence))
         .routes(routes!(live::list_rooms))
         .routes(routes!(live::remove_participant))
+        .routes(routes!(bandwidth::room_bandwidth))
         .routes(routes!(keys::list_keys, keys::create_key))
         .routes(routes!(keys::revoke_key))
         .routes(routes!(audit::list_audit))

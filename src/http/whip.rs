@@ -152,6 +152,7 @@ async fn post(
     // The peer's signals: only its end matters here, to forget the session.
     let (tx, mut rx) = mpsc::unbounded_channel();
     state.media.registry.insert(peer, tx);
+    let caps = state.peer_caps(peer, &claims).await;
     let req = JoinRequest {
         peer,
         room: room.clone(),
@@ -166,12 +167,13 @@ async fn post(
         offer,
         sources: Vec::new(),
         lesson_mode: claims.mode.unwrap_or_default(),
-        caps: Default::default(),
+        caps,
     };
     let (shard, answer) = match state.media.join(req).await {
         Ok(r) => r,
         Err(e) => {
             state.media.registry.remove(&peer);
+            state.media.budgets.left(peer);
             return match e {
                 MediaError::Sfu(SfuError::InvalidSdp(m)) => {
                     error(StatusCode::BAD_REQUEST, "invalidSdp", m)

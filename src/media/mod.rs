@@ -5,6 +5,7 @@
 //! server talks to it only through [`ShardCommand`]s. Locks (`DashMap`) live here, never on the
 //! packet path inside a shard.
 
+mod budget;
 mod people;
 mod shard;
 mod udp;
@@ -20,6 +21,7 @@ use ketang_sfu::{
 };
 use tokio::sync::{mpsc, oneshot};
 
+pub use budget::{BudgetSplit, Budgets, CapsChange, ClassroomLink, STAGE_WEIGHT};
 pub use people::{Identity, People, Removed};
 pub use shard::ShardStats;
 
@@ -101,6 +103,17 @@ pub enum ShardCommand {
         reply: oneshot::Sender<Option<RoomSnapshot>>,
     },
     /// Deliver a notice to every peer of the room.
+    /// New limits for one peer (classroom link, share of its school budget).
+    SetCaps {
+        peer: PeerId,
+        caps: ketang_sfu::PeerCaps,
+    },
+    /// The bandwidth picture of one peer, or of every peer of a room.
+    Bandwidth {
+        room: RoomId,
+        peer: Option<PeerId>,
+        reply: oneshot::Sender<Vec<ketang_sfu::PeerBandwidth>>,
+    },
     Notify {
         room: RoomId,
         notice: crate::signaling::protocol::Notice,
@@ -143,6 +156,8 @@ pub struct MediaPlane {
     /// Which link each peer joined with, and removed links.
     pub people: Arc<People>,
 }
+    /// Classroom links and school budgets → peer caps.
+    pub budgets: Arc<Budgets>,
 
 /// Settings for starting the media plane.
 pub struct MediaSettings {
@@ -163,6 +178,7 @@ impl MediaPlane {
         let people = Arc::new(People::default());
         let rooms: Arc<DashMap<RoomId, usize>> = Arc::new(DashMap::new());
         let mut shards = Vec::new();
+        let budgets = Arc::new(Budgets::default());
         for index in 0..settings.shards.max(1) {
             let port = match settings.listen.port() {
                 0 => 0,
@@ -192,6 +208,7 @@ impl MediaPlane {
                 registry: registry.clone(),
                 people: people.clone(),
                 rooms: rooms.clone(),
+                budgets: budgets.clone(),
                 load: load.clone(),
                 stats: stats.clone(),
                 record: settings.record.clone(),
@@ -208,11 +225,13 @@ impl MediaPlane {
             });
         }
         Ok(MediaPlane {
+        budgets.connect(shards.iter().map(|s| s.tx.clone()).collect(), rooms.clone());
             shards,
             rooms,
             registry,
             people,
         })
+            budgets,
     }
 
     pub fn shards(&self) -> &[ShardHandle] {
@@ -319,6 +338,28 @@ impl MediaPlane {
     }
 
     /// Live rooms.
+    /// The bandwidth picture of a live room's peers (`peer`: only that one); empty if the
+    /// room is not live.
+    pub async fn bandwidth(
+        &self,
+        room: &RoomId,
+        peer: Option<PeerId>,
+    ) -> Vec<ketang_sfu::PeerBandwidth> {
+        let Some(s) = self.shard_of(room) else {
+            return Vec::new();
+        };
+        let (reply, rx) = oneshot::channel();
+        let cmd = ShardCommand::Bandwidth {
+            room: room.clone(),
+            peer,
+            reply,
+        };
+        if s.send(cmd).is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
     pub fn rooms(&self) -> Vec<RoomId> {
         self.rooms.iter().map(|e| e.key().clone()).collect()
     }

@@ -61,6 +61,7 @@ pub(super) fn spawn(
                 tracing::error!(shard = index, "media shard stopped: {e}");
             }
         })
+    pub budgets: Arc<super::Budgets>,
 }
 
 async fn run(mut ctx: ShardContext, config: SfuConfig) -> Result<(), String> {
@@ -214,6 +215,9 @@ fn command(sfu: &mut Sfu, cmd: ShardCommand, ctx: &ShardContext) {
                 let _ = reply.send(Err(MediaError::RoomMoved));
                 return;
             }
+            if let ketang_sfu::PeerEvent::RoomState(state) = &event {
+                ctx.budgets.stage(peer, state.stage.contains(&peer));
+            }
             let room = req.room.clone();
             let new_room = sfu.room_snapshot(&room).is_none();
             let result = sfu.join(now, *req).map_err(MediaError::from);
@@ -221,6 +225,7 @@ fn command(sfu: &mut Sfu, cmd: ShardCommand, ctx: &ShardContext) {
                 Ok(_) => {
                     ctx.load.fetch_add(1, Ordering::Relaxed);
                     if new_room {
+            ctx.budgets.left(peer);
                         ctx.stats.rooms.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -290,3 +295,9 @@ fn command(sfu: &mut Sfu, cmd: ShardCommand, ctx: &ShardContext) {
         ShardCommand::Stop => {}
     }
 }
+        ShardCommand::SetCaps { peer, caps } => {
+            sfu.set_caps(now, peer, caps);
+        }
+        ShardCommand::Bandwidth { room, peer, reply } => {
+            let _ = reply.send(sfu.room_bandwidth(&room, peer));
+        }

@@ -10,6 +10,7 @@
 pub mod conflict;
 pub mod links;
 pub mod model;
+pub mod network;
 pub mod reconcile;
 pub mod recurrence;
 pub mod runner;

@@ -125,6 +125,7 @@ fn message_name(m: &ClientMsg) -> &'static str {
         ClientMsg::Answer { .. } => "answer",
         ClientMsg::Leave {} => "leave",
         ClientMsg::Ping {} => "ping",
+        ClientMsg::GetStats {} => "getStats",
         ClientMsg::RaiseHand {} => "raiseHand",
         ClientMsg::LowerHand {} => "lowerHand",
         ClientMsg::CallOn { .. } => "callOn",

@@ -31,6 +31,8 @@ pub enum ClientMsg {
     Leave {},
     /// Liveness check.
     Ping {},
+    /// The stats overlay asks for the server's bandwidth picture of this peer.
+    GetStats {},
     /// A classroom or observer asks to speak.
     RaiseHand {},
     /// ... and no longer does.
@@ -138,6 +140,11 @@ pub enum ServerMsg {
     },
     ParticipantJoined {
         participant: ParticipantInfo,
+    /// The reply to `getStats`: estimate, limits, allocation and layers (null before the
+    /// peer is in a room).
+    Stats {
+        bandwidth: Option<crate::api::bandwidth::ParticipantBandwidth>,
+    },
     },
     ParticipantLeft {
         peer_id: PeerId,

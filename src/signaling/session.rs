@@ -306,6 +306,20 @@ impl Session {
                 self.send(ServerMsg::Pong {}).await;
             }
             other => self.on_floor(other).await,
+            ClientMsg::GetStats {} => {
+                let bandwidth = self
+                    .state
+                    .media
+                    .bandwidth(&self.claims.room, Some(self.peer))
+                    .await
+                    .into_iter()
+                    .next()
+                    .map(crate::api::bandwidth::view);
+                self.send(ServerMsg::Stats { bandwidth }).await;
+            }
+            m @ (ClientMsg::StartRecording {} | ClientMsg::StopRecording {} | ClientMsg::Note { .. }) => {
+                self.on_recording(m).await
+            }
         }
         None
     }
@@ -319,6 +333,7 @@ impl Session {
             Some(shard) => shard.offer(self.peer, sdp, sources).await,
             None => {
                 let req = JoinRequest {
+                let caps = self.state.peer_caps(self.peer, &self.claims).await;
                     peer: self.peer,
                     room: self.claims.room.clone(),
                     name: self.claims.name.clone(),
@@ -329,14 +344,17 @@ impl Session {
                     offer: sdp,
                     sources,
                     lesson_mode: self.claims.mode.unwrap_or(LessonMode::Open),
-                    caps: Default::default(),
+                    caps,
                 };
                 match self.state.media.join(req).await {
                     Ok((shard, answer)) => {
                         self.shard = Some(shard);
                         Ok(answer)
                     }
-                    Err(e) => Err(e),
+                    Err(e) => {
+                        self.state.media.budgets.left(self.peer);
+                        Err(e)
+                    }
                 }
             }
         };

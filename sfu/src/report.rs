@@ -1,0 +1,154 @@
+//! Bandwidth reports: what each peer is estimated to carry, what it is allowed, what the
+//! allocator gave it and which layer of each stream it gets; and for publishers, what each of
+//! their simulcast layers costs and whether it is asked for. Read by the room stats API and
+//! the client's stats overlay; built from state the allocation rounds keep, so reading it
+//! changes nothing.
+
+use serde::Serialize;
+
+use crate::event::PeerCaps;
+use crate::ids::{PeerId, RoomId, TrackId};
+use crate::role::{TrackKind, TrackSource};
+use crate::sfu::Sfu;
+
+/// A peer's bandwidth picture.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerBandwidth {
+    /// The peer.
+    pub peer_id: PeerId,
+    /// Send-side estimate towards it, bit/s.
+    pub estimate_bps: Option<u64>,
+    /// Its configured limits.
+    pub caps: PeerCaps,
+    /// Bit/s allocated in the last round.
+    pub allocated_bps: u64,
+    /// Bit/s the estimator is probing for, if an upgrade is pending.
+    pub probe_bps: Option<u64>,
+    /// Per received track.
+    pub tracks: Vec<TrackBandwidth>,
+    /// Per track it publishes.
+    pub published: Vec<PublishedTrack>,
+}
+
+/// One received track in `PeerBandwidth`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct TrackBandwidth {
+    /// The track.
+    pub track_id: TrackId,
+    /// Its publisher.
+    pub publisher: PeerId,
+    /// Camera, microphone or screen.
+    pub source: TrackSource,
+    /// Layer the allocator chose (`None`: paused).
+    pub target: Option<usize>,
+    /// Layer being forwarded now.
+    pub current: Option<usize>,
+    /// Layers the track has.
+    pub layers: usize,
+}
+
+/// One published track in `PeerBandwidth`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PublishedTrack {
+    /// The track.
+    pub track_id: TrackId,
+    /// Camera, microphone or screen.
+    pub source: TrackSource,
+    /// Audio or video.
+    pub kind: TrackKind,
+    /// Lowest quality first.
+    pub layers: Vec<LayerReport>,
+}
+
+/// One simulcast layer of a published track.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct LayerReport {
+    /// Simulcast rid (`q`, `h`, `f`), none for a single-layer track.
+    pub rid: Option<String>,
+    /// Last measured rate while it flowed, bit/s (0: never seen).
+    pub bps: u64,
+    /// Packets received on it.
+    pub packets: u64,
+    /// The publisher was asked to send it (dynacast); `None`: never told, all on.
+    pub requested: Option<bool>,
+}
+
+impl Sfu {
+    /// The bandwidth picture of one peer.
+    pub fn peer_bandwidth(&self, peer: PeerId) -> Option<PeerBandwidth> {
+        let p = self.peers.get(&peer)?;
+        let room = self.rooms.get(&p.room)?;
+        let d = p.last_decision.as_ref();
+        let mut tracks: Vec<TrackBandwidth> = p
+            .subs
+            .values()
+            .map(|s| TrackBandwidth {
+                track_id: s.info.track_id,
+                publisher: s.info.peer_id,
+                source: s.info.source,
+                target: d
+                    .and_then(|d| d.layers.iter().find(|(t, _)| *t == s.info.track_id))
+                    .and_then(|(_, l)| *l),
+                current: s.selector.current(),
+                layers: room
+                    .tracks
+                    .get(&s.info.track_id)
+                    .map_or(0, |t| t.layers.len()),
+            })
+            .collect();
+        tracks.sort_by_key(|t| t.track_id);
+        let mut published: Vec<PublishedTrack> = room
+            .tracks
+            .values()
+            .filter(|t| t.info.peer_id == peer)
+            .map(|t| PublishedTrack {
+                track_id: t.info.track_id,
+                source: t.info.source,
+                kind: t.info.kind,
+                layers: t
+                    .layers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| LayerReport {
+                        rid: l.rid.map(|r| r.to_string()),
+                        bps: l.last_bps,
+                        packets: l.packets,
+                        requested: t.published.as_ref().and_then(|v| v.get(i).copied()),
+                    })
+                    .collect(),
+            })
+            .collect();
+        published.sort_by_key(|t| t.track_id);
+        Some(PeerBandwidth {
+            peer_id: peer,
+            estimate_bps: p.estimate_bps,
+            caps: p.caps,
+            allocated_bps: d.map_or(0, |d| d.allocated_bps),
+            probe_bps: d.and_then(|d| d.probe_bps),
+            tracks,
+            published,
+        })
+    }
+
+    /// The bandwidth pictures of a room's peers (`only`: just that peer, if it is there).
+    pub fn room_bandwidth(&self, room: &RoomId, only: Option<PeerId>) -> Vec<PeerBandwidth> {
+        let Some(r) = self.rooms.get(room) else {
+            return Vec::new();
+        };
+        let mut peers: Vec<PeerId> = r
+            .peers
+            .iter()
+            .copied()
+            .filter(|p| only.is_none_or(|o| o == *p))
+            .collect();
+        peers.sort();
+        peers
+            .into_iter()
+            .filter_map(|p| self.peer_bandwidth(p))
+            .collect()
+    }
+}

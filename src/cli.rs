@@ -169,7 +169,11 @@ fn serve(args: &ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(crate::server::run(config)) {
+    let result = runtime.block_on(crate::server::run(config));
+    // Blocking tasks a bounded shutdown step gave up on must not hold the exit (dropping the
+    // runtime would wait for them without limit).
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -11,6 +12,7 @@ use crate::auth::{TokenAuthority, load_or_create_secret};
 use crate::config::Config;
 use crate::db::Db;
 use crate::media::{MediaPlane, MediaSettings, PeerSignal};
+use crate::shutdown::{Budget, HARD_DEADLINE, ORDERLY_BUDGET};
 use crate::signaling::protocol::ByeReason;
 use crate::state::AppState;
 
@@ -47,12 +49,21 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         .await
         .map_err(|e| ServerError(e.to_string()))?;
     announce_bootstrap_key(&db, &config).await?;
+    // Before the media plane: recordings a crash left are repaired before the recorder starts
+    // writing into their directory, and the recorder's queue is the shards' record sink.
+    let library = {
+        let (config, secret) = (config.clone(), secret.clone());
+        tokio::task::spawn_blocking(move || crate::library::Library::start(&config, &secret))
+            .await
+            .map_err(|e| ServerError(e.to_string()))?
+            .map_err(|e| ServerError(format!("library: {e}")))?
+    };
     let settings = MediaSettings {
         listen: config.media.listen,
         shards: config.media_shard_count(),
         advertise: config.advertised_ips(),
         connect_timeout: config.media.connect_timeout,
-        record: None,
+        record: library.sink.clone(),
     };
     let media = MediaPlane::start(&settings).map_err(|e| ServerError(e.to_string()))?;
     let listener = TcpListener::bind(config.http.listen)
@@ -66,7 +77,8 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         // Links must name the port actually bound (tests, one-machine setups).
         config.http.public_url = Some(format!("http://{http_addr}"));
     }
-    let state = AppState::new(config, tokens, media, db);
+    let state = AppState::with_library(config, tokens, media, db, library.library);
+    crate::library::live::spawn(state.clone(), library.statuses);
     let scheduler = crate::schedule::runner::spawn(state.clone());
     let app = crate::http::router(state.clone());
     let (stop, stopped) = oneshot::channel::<()>();
@@ -104,8 +116,10 @@ async fn announce_bootstrap_key(db: &Db, config: &Config) -> Result<(), ServerEr
 }
 
 impl RunningServer {
-    /// Stops taking requests, tells every client, stops the shards, waits for HTTP to end.
+    /// Stops taking requests, tells every client, stops the shards, finalizes recordings,
+    /// waits for HTTP to end. Every wait is bounded by one budget (`shutdown::ORDERLY_BUDGET`).
     pub async fn shutdown(mut self) -> Result<(), ServerError> {
+        let budget = Budget::new(std::time::Instant::now(), ORDERLY_BUDGET);
         self.state.shutting_down.store(true, Ordering::Relaxed);
         self.scheduler.abort();
         for entry in self.state.media.registry.iter() {
@@ -115,19 +129,32 @@ impl RunningServer {
             let _ = stop.send(());
         }
         let state = self.state.clone();
-        tokio::task::spawn_blocking(move || state.media.stop())
-            .await
-            .map_err(|e| ServerError(e.to_string()))?;
+        let shards = tokio::task::spawn_blocking(move || state.media.stop());
+        // A shard stops within one loop turn; one that does not is left behind (the process
+        // ends anyway) so that recordings still get finalized.
+        match tokio::time::timeout(budget.step(Duration::from_secs(2)), shards).await {
+            Ok(r) => r.map_err(|e| ServerError(e.to_string()))?,
+            Err(_) => tracing::warn!("media shards did not stop in time"),
+        }
+        // The stopped shards closed their rooms, so every recording's end is queued: finalize
+        // them, within 5 s of the exit budget (what does not make it is repaired at the next
+        // start).
+        let state = self.state.clone();
+        let within = budget.step(Duration::from_secs(5));
+        let recorder = tokio::task::spawn_blocking(move || state.library.live.shutdown(within));
+        if !recorder.await.unwrap_or(false) {
+            tracing::warn!("recordings not finalized in time; they are repaired at the next start");
+        }
         // WebSocket sessions end when their peers do; don't wait forever on a stuck client.
-        let served = match tokio::time::timeout(std::time::Duration::from_secs(5), self.task).await
-        {
-            Ok(Ok(r)) => r.map_err(|e| ServerError(e.to_string())),
-            Ok(Err(e)) => Err(ServerError(e.to_string())),
-            Err(_) => Ok(()),
-        };
+        let served =
+            match tokio::time::timeout(budget.step(Duration::from_secs(5)), self.task).await {
+                Ok(Ok(r)) => r.map_err(|e| ServerError(e.to_string())),
+                Ok(Err(e)) => Err(ServerError(e.to_string())),
+                Err(_) => Ok(()),
+            };
         // Returns the connections (and checkpoints SQLite's WAL) before the process goes.
         let _ =
-            tokio::time::timeout(std::time::Duration::from_secs(5), self.state.db.close()).await;
+            tokio::time::timeout(budget.step(Duration::from_secs(2)), self.state.db.close()).await;
         served
     }
 }
@@ -142,6 +169,8 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     );
     shutdown_signal().await;
     tracing::info!("shutting down");
+    // Whatever hangs, the process is gone by the hard deadline.
+    crate::shutdown::watchdog(HARD_DEADLINE - Duration::from_millis(500));
     server.shutdown().await
 }
 

@@ -69,6 +69,10 @@ pub struct AppInner {
     pub http_sessions: DashMap<String, HttpSession>,
     pub shutting_down: AtomicBool,
     pub started: Instant,
+    /// The resource library and this server's live recordings.
+    pub library: crate::library::Library,
+    /// What `/metrics` reports besides the shards' own counters.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Cheap to clone; handed to every handler.
@@ -84,6 +88,18 @@ impl std::ops::Deref for AppState {
 
 impl AppState {
     pub fn new(config: Config, tokens: TokenAuthority, media: MediaPlane, db: Db) -> Self {
+        let library = crate::library::Library::detached(&rand::random::<[u8; 32]>());
+        Self::with_library(config, tokens, media, db, library)
+    }
+
+    /// A state with the server's library (`new` gets one with nothing behind it).
+    pub fn with_library(
+        config: Config,
+        tokens: TokenAuthority,
+        media: MediaPlane,
+        db: Db,
+        library: crate::library::Library,
+    ) -> Self {
         AppState(Arc::new(AppInner {
             config,
             tokens,
@@ -95,6 +111,8 @@ impl AppState {
             http_sessions: DashMap::new(),
             shutting_down: AtomicBool::new(false),
             started: Instant::now(),
+            library,
+            metrics: crate::metrics::Metrics::default(),
         }))
     }
 
@@ -145,18 +163,6 @@ impl AppState {
         }
     }
 
-    pub fn is_shutting_down(&self) -> bool {
-        self.shutting_down.load(Ordering::Relaxed)
-    }
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
     /// The limits a peer joins with: for a classroom the schedule knows, its configured
     /// downlink and uplink and its share of the school budget (registered with the media
     /// plane's budgets, which re-split them as classrooms come, go or are called on). Without
@@ -184,3 +190,15 @@ pub fn unix_ms() -> u64 {
         }
     }
 
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Relaxed)
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -259,7 +259,14 @@ async fn bad_input_gets_documented_errors_and_the_lesson_goes_on() {
         })
         .await;
     let received = got.audio.unique_packets + got.video.unique_packets;
-    assert!(received * 100 >= total * 95, "{received} of {total}");
+    assert!(
+        received * 100 >= total * 95,
+        "{received} of {total}: audio {} of {}, video {} of {}",
+        got.audio.unique_packets,
+        sent.audio.packets,
+        got.video.unique_packets,
+        sent.video.packets
+    );
     p.close().await.unwrap();
     v.close().await.unwrap();
 }

@@ -21,8 +21,16 @@ export const CHROMIUM_ARGS = [
   '--autoplay-policy=no-user-gesture-required',
 ];
 
-export async function launchBrowser() {
-  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, timeout: 30_000 });
+/**
+ * Launch chromium. `executablePath` may be a wrapper script (e.g. one that runs chromium in
+ * another network namespace: playwright talks to it over stdio pipes); `extraArgs` are added.
+ *
+ * Screen capture: with `--use-fake-device-for-media-stream` and `--use-fake-ui-for-media-stream`
+ * (both above), getDisplayMedia() is answered without a picker by chromium's fake desktop
+ * capturer ("screen:-3:0", 1280x720 moving frames), so the page's real screen-share code runs.
+ */
+export async function launchBrowser({ executablePath = CHROMIUM, extraArgs = [] } = {}) {
+  return chromium.launch({ executablePath, headless: true, args: [...CHROMIUM_ARGS, ...extraArgs], timeout: 30_000 });
 }
 
 /** Collects page console errors, page errors and WebSocket opens for the test log. */
@@ -47,11 +55,11 @@ export class PageLog {
  * @param {string} url
  * @param {{label: string, log: PageLog, locale?: string, beforeGoto?: (page) => Promise<void>}} opts
  */
-export async function openPage(browser, url, { label, log, locale = 'en-US', beforeGoto = null }) {
+export async function openPage(browser, url, { label, log, locale = 'en-US', beforeGoto = null, viewport = { width: 1280, height: 720 } }) {
   const context = await browser.newContext({
     locale,
     permissions: ['camera', 'microphone'],
-    viewport: { width: 1280, height: 720 },
+    viewport,
   });
   const page = await context.newPage();
   const websockets = [];
@@ -84,6 +92,14 @@ export async function describePage(p) {
         lastError: k.lastError,
         participants: [...k.participants.values()].map((p) => ({ peerId: p.peerId, name: p.name, role: p.role })),
         trackMap: [...k.trackMap.values()],
+        iceConnectionState: k.iceConnectionState,
+        roomState: k.roomState && { seq: k.roomState.seq, mode: k.roomState.mode, stage: k.roomState.stage,
+          hands: k.roomState.hands, screen: k.roomState.screen,
+          participants: k.roomState.participants?.map((p) => ({ peerId: p.peerId, onStage: p.onStage, reconnecting: p.reconnecting, micMuted: p.micMuted })) },
+        errors: k.errors?.slice(-10),
+        reconnects: k.reconnects,
+        iceRestarts: k.iceRestarts,
+        rebuilds: k.rebuilds,
         received: k.received.slice(-30),
       } : null;
       const tiles = [...document.querySelectorAll('[data-peer-id]')].map((e) => e.dataset.peerId);

@@ -7,6 +7,8 @@
 //!   from every other, with zero loss after retransmission on loopback, and a sane report:
 //!   non-zero packet rates, latency p50 < 50 ms, time to first frame, CPU figures (the server
 //!   runs in this process, so its pid is ours).
+//!   `/metrics` is scraped before and after the run: it parses as Prometheus text and its
+//!   packet counters grew by at least what the generator sent and received.
 //! * `cli_broadcast_writes_a_json_report`: the binary runs `broadcast` (WHIP teacher → 2 WHEP
 //!   viewers, 3 s) against the same kind of server, minting tokens from its `auth.secret`, and
 //!   writes a JSON report.
@@ -46,6 +48,16 @@ impl Server {
     }
 }
 
+/// `/metrics`, parsed (and so checked) as Prometheus text.
+async fn scrape(base: &str) -> ketang::metrics::text::Parsed {
+    let r = reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("GET /metrics");
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.expect("metrics body");
+    ketang::metrics::text::parse(&text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
 fn init_tracing() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -83,11 +95,15 @@ async fn dedicated_smoke_media_flows_both_ways() {
         server_pid: Some(std::process::id()),
         progress: false,
     };
+    let before = scrape(&s.base()).await;
     let report = tokio::time::timeout(Duration::from_secs(60), run(cfg))
         .await
         .expect("run finished in time")
         .expect("run");
     eprintln!("{}", report.table());
+    // The shard publishes its SFU counters once a second.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let after = scrape(&s.base()).await;
 
     assert_eq!(report.failed_joins, 0, "{:#?}", report.participants);
     assert_eq!((report.publishers, report.subscribers), (3, 3));
@@ -156,6 +172,20 @@ async fn dedicated_smoke_media_flows_both_ways() {
             .as_f64()
             .is_some()
     );
+
+    // The server's counters moved with the run: at least what the generator counted in its
+    // window went through them (the whole run, ramp and grace included, is more).
+    let grew =
+        |name: &str, labels: &[(&str, &str)]| after.sum(name, labels) - before.sum(name, labels);
+    let sent = report.r#in.packets as f64;
+    let received = report.out.packets as f64;
+    assert!(grew("ketang_rtp_received_packets_total", &[]) >= sent);
+    assert!(grew("ketang_rtp_forwarded_packets_total", &[]) >= received);
+    assert!(grew("ketang_udp_datagrams_total", &[("direction", "in")]) >= sent);
+    assert!(grew("ketang_udp_datagrams_total", &[("direction", "out")]) >= received);
+    assert!(grew("ketang_udp_bytes_total", &[("direction", "out")]) > 0.0);
+    assert!(grew("ketang_signaling_connections_total", &[]) >= 3.0);
+    assert!(grew("ketang_http_requests_total", &[("route", "/ws")]) >= 3.0);
 
     s.server.shutdown().await.expect("shutdown");
 }

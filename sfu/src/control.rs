@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use crate::error::SfuError;
-use crate::event::{ChatMessage, LeaveReason, PeerEvent, Question, QuestionStatus};
+use crate::event::{Activity, ChatMessage, LeaveReason, PeerEvent, Question, QuestionStatus};
 use crate::ids::{PeerId, RoomId};
 use crate::role::Role;
 use crate::room::is_audience;
@@ -127,6 +127,8 @@ impl Sfu {
         };
         let mut outcome = FloorOutcome::Done;
         let mut changed = false;
+        let stage_before = self.stage_of(&room_id);
+        let roll_call = cmd == FloorCommand::RollCall;
         match cmd {
             FloorCommand::RaiseHand => {
                 let room = self.room_mut(&room_id)?;
@@ -276,8 +278,31 @@ impl Sfu {
             self.refresh_forwarding(&room_id);
             self.push_state(&room_id, false);
         }
+        self.report_stage(&room_id, &stage_before, roll_call);
         self.process(now);
         Ok(outcome)
+    }
+
+    fn stage_of(&self, room: &RoomId) -> Vec<PeerId> {
+        self.rooms
+            .get(room)
+            .map(|r| r.floor.stage().to_vec())
+            .unwrap_or_default()
+    }
+
+    /// Tells attendance who went on and off stage with a floor action. Comparing the stage
+    /// before and after covers every way on (call, roll call) and off (done, replaced, the
+    /// stage full); a peer that left the room is reported by its `PeerLeft` instead.
+    fn report_stage(&mut self, room: &RoomId, before: &[PeerId], roll_call: bool) {
+        let after = self.stage_of(room);
+        for p in after.iter().filter(|p| !before.contains(p)) {
+            self.fx.activity(room, *p, Activity::CalledOn { roll_call });
+        }
+        for p in before.iter().filter(|p| !after.contains(p)) {
+            if self.peers.contains_key(p) {
+                self.fx.activity(room, *p, Activity::OffStage);
+            }
+        }
     }
 
     fn room_mut(&mut self, room: &RoomId) -> Result<&mut crate::room::Room, SfuError> {

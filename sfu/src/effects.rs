@@ -11,7 +11,7 @@ use str0m::format::PayloadParams;
 use str0m::media::{KeyframeRequestKind, MediaAdded, Mid, Rid};
 use str0m::rtp::RtpPacket;
 
-use crate::event::{LeaveReason, PeerEvent, SfuEvent, SfuOutput};
+use crate::event::{Activity, LeaveReason, PeerEvent, SfuEvent, SfuOutput};
 use crate::ids::{PeerId, TrackId};
 
 /// An incoming packet of a published track, to fan out.
@@ -41,6 +41,8 @@ pub(crate) struct Effects {
     pub floor_changed: Vec<PeerId>,
     /// Peers whose bandwidth allocation is due.
     pub allocate: Vec<PeerId>,
+    /// The shard's counters (here so that every peer method can count without a lock).
+    pub stats: crate::stats::SfuStats,
 }
 
 impl Effects {
@@ -51,6 +53,15 @@ impl Effects {
 
     pub fn event(&mut self, event: SfuEvent) {
         self.out.push_back(SfuOutput::Event(event));
+    }
+
+    /// Reports a participant's activity for attendance.
+    pub fn activity(&mut self, room: &crate::ids::RoomId, peer: PeerId, activity: Activity) {
+        self.event(SfuEvent::Activity {
+            room: room.clone(),
+            peer,
+            activity,
+        });
     }
 
     /// Whether anything besides plain output is waiting.

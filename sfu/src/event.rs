@@ -59,6 +59,51 @@ pub enum SfuEvent {
         /// The room.
         room: RoomId,
     },
+    /// A participant's presence or turn changed, for the lesson's records (attendance). Its
+    /// leaving is [`SfuEvent::PeerLeft`], which every removal already emits.
+    Activity {
+        /// The room.
+        room: RoomId,
+        /// Who.
+        peer: PeerId,
+        /// What happened.
+        activity: Activity,
+    },
+}
+
+/// What a participant did, as attendance follows it. The application stamps the time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Activity {
+    /// It joined the room (a new peer, not a reconnection of an existing one).
+    Joined {
+        /// Role from the token.
+        role: Role,
+        /// Classroom from the token.
+        classroom: Option<ClassroomId>,
+        /// Display name.
+        name: String,
+    },
+    /// Its media stopped arriving; it is shown reconnecting.
+    Reconnecting {
+        /// How long nothing has arrived from it, ms: its absence began that long ago.
+        silent_ms: u64,
+    },
+    /// Its media arrives again after `Reconnecting`.
+    Resumed,
+    /// Its signaling connection went away; it has the grace period to come back.
+    Detached,
+    /// A new signaling connection took it over after `Detached`.
+    Attached,
+    /// It replaced its media connection with a new one (a reconnecting client's fresh offer).
+    Rejoined,
+    /// It went on stage (called on by the teacher, or picked by the roll call).
+    CalledOn {
+        /// Picked by the random roll call.
+        roll_call: bool,
+    },
+    /// It left the stage while staying in the room (done, or replaced by another).
+    OffStage,
 }
 
 /// An event for one peer's client (mapped 1:1 onto signaling messages).

@@ -75,7 +75,10 @@ impl Sfu {
             match r {
                 Some(ForwardResult::NeedKeyframe(l)) => need_keyframe |= 1 << l.min(31),
                 // A write moves the subscriber's pacer deadline.
-                Some(ForwardResult::Sent) => timers.push(sp.next_timeout, *sid),
+                Some(ForwardResult::Sent) => {
+                    timers.push(sp.next_timeout, *sid);
+                    fx.stats.on_forwarded(kind);
+                }
                 _ => {}
             }
         }

@@ -92,6 +92,9 @@ impl Peer {
         let Some(rw) = out.rewriter.rewrite(src, new_segment) else {
             return ForwardResult::Dropped;
         };
+        if new_segment {
+            fx.stats.on_new_segment(kind, rw.seq);
+        }
         let exts = ExtensionValues {
             audio_level: header.ext_vals.audio_level,
             voice_activity: header.ext_vals.voice_activity,

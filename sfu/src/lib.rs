@@ -86,19 +86,20 @@ mod role;
 mod room;
 mod sdp;
 mod sfu;
+mod shutdown;
 mod speaker;
+mod stats;
 mod subscribe;
 mod subscription;
 mod timers;
 mod track;
 
-pub use report::{LayerReport, PeerBandwidth, PublishedTrack, TrackBandwidth};
 pub use allocator::{AllocatorConfig, BandwidthAllocator, Decision, Demand, Priority};
 pub use config::SfuConfig;
 pub use control::{FloorCommand, FloorContext, FloorOutcome, MAX_TEXT_CHARS};
 pub use error::SfuError;
 pub use event::{
-    Answer, ChatMessage, HandInfo, JoinRequest, LayerWanted, LeaveReason, MidTrack,
+    Activity, Answer, ChatMessage, HandInfo, JoinRequest, LayerWanted, LeaveReason, MidTrack,
     ParticipantInfo, ParticipantState, PeerCaps, PeerEvent, Question, QuestionStatus, RoomSnapshot,
     RoomState, SfuEvent, SfuOutput, TrackInfo, Transmit,
 };
@@ -107,8 +108,10 @@ pub use ids::{ClassroomId, InvalidId, PeerId, RoomId, TrackId};
 pub use layer::{LayerSelector, Selection};
 pub use rate::RateMeter;
 pub use recorder::{RecordEvent, VideoCodec};
+pub use report::{LayerReport, PeerBandwidth, PublishedTrack, TrackBandwidth};
 pub use rewrite::{Rewriter, Rewritten, SourceFields};
 pub use role::{Role, TrackKind, TrackSource};
 pub use sdp::{PeerMode, RejectedMid};
 pub use sfu::Sfu;
 pub use speaker::SpeakerDetector;
+pub use stats::{BWE_BUCKETS_BPS, SfuSnapshot, SfuStats};

@@ -10,7 +10,9 @@ use str0m::{Candidate, Rtc};
 
 use crate::error::SfuError;
 use crate::event::TrackInfo;
-use crate::event::{Answer, JoinRequest, LeaveReason, ParticipantInfo, PeerEvent, SfuEvent};
+use crate::event::{
+    Activity, Answer, JoinRequest, LeaveReason, ParticipantInfo, PeerEvent, SfuEvent,
+};
 use crate::ids::{PeerId, RoomId, TrackId};
 use crate::peer::Peer;
 use crate::role::{Role, TrackSource};
@@ -71,6 +73,12 @@ impl Sfu {
         room.peers.push(req.peer);
         self.demux.add_peer(req.peer, peer.local_ufrag.clone());
         self.peers.insert(req.peer, peer);
+        let joined = Activity::Joined {
+            role: req.role,
+            classroom: req.classroom.clone(),
+            name: req.name.clone(),
+        };
+        self.fx.activity(&req.room, req.peer, joined);
         for other in others {
             if self.hears_of(other, &info) {
                 self.fx
@@ -232,6 +240,7 @@ impl Sfu {
         self.demux
             .add_peer(peer, self.peers[&peer].local_ufrag.clone());
         self.to_negotiate.push(peer);
+        self.fx.activity(&room_id, peer, Activity::Rejoined);
 
         let Sfu { peers, fx, .. } = self;
         if let Some(p) = peers.get_mut(&peer) {
@@ -250,6 +259,9 @@ impl Sfu {
     /// The peer's signaling connection is gone; it has the grace period to come back.
     pub fn detach(&mut self, now: Instant, peer: PeerId) {
         if let Some(p) = self.peers.get_mut(&peer) {
+            if p.detached_since.is_none() {
+                self.fx.activity(&p.room, peer, Activity::Detached);
+            }
             p.detached_since = Some(now);
             self.schedule(peer);
         }
@@ -263,7 +275,10 @@ impl Sfu {
             .peers
             .get_mut(&peer)
             .ok_or(SfuError::UnknownPeer(peer))?;
-        p.detached_since = None;
+        // Only a return after a loss is an activity; a second tab taking over is not.
+        if p.detached_since.take().is_some() {
+            self.fx.activity(&p.room, peer, Activity::Attached);
+        }
         if p.pending_offer.take().is_some() {
             p.offered_mids.clear();
             for sub in p.subs.values_mut() {

@@ -21,7 +21,7 @@ use crate::effects::{Effects, Forward};
 /// No datagram for this long marks a connected peer as reconnecting. Browsers send RTCP and
 /// consent checks several times a second, so a quiet peer has lost its network.
 const SILENCE: std::time::Duration = std::time::Duration::from_secs(4);
-use crate::event::{LeaveReason, ParticipantInfo, PeerEvent, SfuOutput, Transmit};
+use crate::event::{Activity, LeaveReason, ParticipantInfo, PeerEvent, SfuOutput, Transmit};
 use crate::ids::{PeerId, RoomId, TrackId};
 use crate::role::{TrackKind, TrackSource};
 use crate::sdp::PeerMode;
@@ -178,6 +178,7 @@ impl Peer {
             Event::Closed => fx.leaving.push((self.id, LeaveReason::Left)),
             Event::MediaAdded(m) => fx.media_added.push((self.id, m)),
             Event::RtpPacket(packet) => {
+                fx.stats.on_rtp_in();
                 let key = (packet.header.ssrc, *packet.header.payload_type);
                 let found = match self.incoming.get(&key) {
                     Some(v) => *v,
@@ -202,6 +203,8 @@ impl Peer {
             }
             Event::KeyframeRequest(r) => fx.keyframe_requests.push((self.id, r.mid, r.kind)),
             Event::StreamPaused(p) => fx.layer_paused.push((self.id, p.mid, p.rid, p.paused)),
+            Event::MediaEgressStats(s) => fx.stats.on_egress(self.id, &s),
+            Event::MediaIngressStats(s) => fx.stats.on_ingress(self.id, &s),
             Event::EgressBitrateEstimate(str0m::bwe::BweKind::Twcc { estimate, .. }) => {
                 self.estimate_bps = Some(estimate.as_u64());
                 fx.allocate.push(self.id);
@@ -244,6 +247,8 @@ impl Peer {
         }
         if !self.reconnecting && now >= self.last_rx + SILENCE {
             self.reconnecting = true;
+            let silent_ms = u64::try_from((now - self.last_rx).as_millis()).unwrap_or(u64::MAX);
+            fx.activity(&self.room, self.id, Activity::Reconnecting { silent_ms });
             return Some(true);
         }
         None
@@ -288,6 +293,7 @@ impl Peer {
         if self.reconnecting {
             self.reconnecting = false;
             fx.floor_changed.push(self.id);
+            fx.activity(&self.room, self.id, Activity::Resumed);
         }
         self.drain(fx);
     }

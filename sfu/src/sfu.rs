@@ -91,6 +91,8 @@ impl Sfu {
             .enable_h264(c.enable_h264)
             .enable_vp9(c.enable_vp9)
             .enable_bwe(Some(Bitrate::bps(c.initial_bitrate_bps)))
+            // NACK, PLI and loss totals per stream for the metrics (`stats.rs`).
+            .set_stats_interval(Some(Duration::from_secs(1)))
             .build(now)
     }
 

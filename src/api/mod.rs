@@ -15,6 +15,7 @@ pub mod keys;
 mod lesson_ops;
 mod lesson_plan;
 pub mod lessons;
+pub mod library;
 pub mod live;
 pub mod occurrences;
 pub mod problem;
@@ -56,6 +57,7 @@ use problem::{Problem, types};
     tags(
         (name = "schools"), (name = "classrooms"), (name = "teachers"), (name = "lessons"),
         (name = "occurrences"), (name = "live"), (name = "keys"), (name = "audit"), (name = "docs"),
+        (name = "library"),
     )
 )]
 struct ApiDoc;
@@ -171,6 +173,18 @@ pub fn routes() -> (Router<AppState>, OpenApiDoc) {
         .routes(routes!(keys::list_keys, keys::create_key))
         .routes(routes!(keys::revoke_key))
         .routes(routes!(audit::list_audit))
+        .routes(routes!(library::list_library))
+        .routes(routes!(library::recorder_status))
+        .routes(routes!(library::get_recording, library::delete_recording))
+        .routes(routes!(library::media::media))
+        .routes(routes!(library::media::download))
+        .routes(routes!(library::media::track_file))
+        .routes(routes!(library::create_link))
+        .routes(routes!(
+            library::notes::list_notes,
+            library::notes::add_note
+        ))
+        .routes(routes!(library::notes::export))
         .routes(routes!(openapi_json))
         .routes(routes!(docs_page))
         .split_for_parts()

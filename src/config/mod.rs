@@ -81,6 +81,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// Lesson links and the scheduler.
     pub schedule: ScheduleConfig,
+    /// Lesson recording and the resource library (`recording.rs`).
+    pub recording: recording::RecordingConfig,
 }
 
 /// `[http]`
@@ -424,6 +426,7 @@ impl Config {
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
             return Err(ConfigError::invalid("log.filter", e.to_string()));
         }
+        self.recording.validate(&self.storage.data_dir)?;
         self.validate_schedule()
     }
 
@@ -600,6 +603,8 @@ impl fmt::Display for LogFormat {
         })
     }
 }
+
+pub mod recording;
 
 #[cfg(test)]
 mod tests;

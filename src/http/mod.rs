@@ -47,10 +47,16 @@ pub fn router(state: AppState) -> Router {
         .route("/r/{room}/session", get(pages::session_claims))
         .route("/ws", get(ws_handler))
         .route("/healthz", get(pages::healthz))
+        .route("/readyz", get(crate::metrics::ready::handler))
+        .route("/metrics", get(crate::metrics::handler))
         .route("/admin", get(pages::admin_page))
         .route("/static/{*path}", get(pages::static_file))
         .merge(ingest)
         .merge(crate::api::router())
         .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::http::track,
+        ))
         .with_state(state)
 }

@@ -190,6 +190,8 @@ async fn post(
             shard,
         },
     );
+    // An encoder opening a recorded lesson starts its recording like a browser would.
+    crate::library::live::LiveRecordings::joined(&state, &claims);
     let watcher = state.clone();
     let sid = session.clone();
     tokio::spawn(async move {

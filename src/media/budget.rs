@@ -293,7 +293,10 @@ mod tests {
         let changes = s.leave(PeerId(2));
         assert_eq!(changes.len(), 1);
         assert_eq!(changes[0].caps.down_bps, Some(3 * M));
-        assert!(s.leave(PeerId(2)).is_empty(), "leaving twice changes nothing");
+        assert!(
+            s.leave(PeerId(2)).is_empty(),
+            "leaving twice changes nothing"
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use budget::{BudgetSplit, Budgets, CapsChange, ClassroomLink, STAGE_WEIGHT};
 pub use people::{Identity, People, Removed};
-pub use shard::ShardStats;
+pub use shard::{PUBLISH_EVERY, Published, ShardStats};
 
 /// What a shard tells a peer's session.
 #[derive(Debug)]
@@ -102,7 +102,6 @@ pub enum ShardCommand {
         room: RoomId,
         reply: oneshot::Sender<Option<RoomSnapshot>>,
     },
-    /// Deliver a notice to every peer of the room.
     /// New limits for one peer (classroom link, share of its school budget).
     SetCaps {
         peer: PeerId,
@@ -114,6 +113,7 @@ pub enum ShardCommand {
         peer: Option<PeerId>,
         reply: oneshot::Sender<Vec<ketang_sfu::PeerBandwidth>>,
     },
+    /// Deliver a notice to every peer of the room.
     Notify {
         room: RoomId,
         notice: crate::signaling::protocol::Notice,
@@ -155,9 +155,9 @@ pub struct MediaPlane {
     pub registry: Arc<PeerRegistry>,
     /// Which link each peer joined with, and removed links.
     pub people: Arc<People>,
-}
     /// Classroom links and school budgets → peer caps.
     pub budgets: Arc<Budgets>,
+}
 
 /// Settings for starting the media plane.
 pub struct MediaSettings {
@@ -177,8 +177,8 @@ impl MediaPlane {
         let registry: Arc<PeerRegistry> = Arc::new(DashMap::new());
         let people = Arc::new(People::default());
         let rooms: Arc<DashMap<RoomId, usize>> = Arc::new(DashMap::new());
-        let mut shards = Vec::new();
         let budgets = Arc::new(Budgets::default());
+        let mut shards = Vec::new();
         for index in 0..settings.shards.max(1) {
             let port = match settings.listen.port() {
                 0 => 0,
@@ -207,8 +207,8 @@ impl MediaPlane {
                 commands: rx,
                 registry: registry.clone(),
                 people: people.clone(),
-                rooms: rooms.clone(),
                 budgets: budgets.clone(),
+                rooms: rooms.clone(),
                 load: load.clone(),
                 stats: stats.clone(),
                 record: settings.record.clone(),
@@ -224,14 +224,14 @@ impl MediaPlane {
                 thread: std::sync::Mutex::new(Some(thread)),
             });
         }
-        Ok(MediaPlane {
         budgets.connect(shards.iter().map(|s| s.tx.clone()).collect(), rooms.clone());
+        Ok(MediaPlane {
             shards,
             rooms,
             registry,
             people,
-        })
             budgets,
+        })
     }
 
     pub fn shards(&self) -> &[ShardHandle] {
@@ -337,7 +337,6 @@ impl MediaPlane {
         out
     }
 
-    /// Live rooms.
     /// The bandwidth picture of a live room's peers (`peer`: only that one); empty if the
     /// room is not live.
     pub async fn bandwidth(
@@ -360,6 +359,7 @@ impl MediaPlane {
         rx.await.unwrap_or_default()
     }
 
+    /// Live rooms.
     pub fn rooms(&self) -> Vec<RoomId> {
         self.rooms.iter().map(|e| e.key().clone()).collect()
     }
@@ -473,5 +473,13 @@ impl ShardHandle {
     /// Peers on the shard now.
     pub fn load(&self) -> usize {
         self.load.load(Ordering::Relaxed)
+    }
+
+    /// Whether the shard thread runs (it was not stopped and did not die).
+    pub fn is_running(&self) -> bool {
+        self.thread
+            .lock()
+            .map(|t| t.as_ref().is_some_and(|h| !h.is_finished()))
+            .unwrap_or(false)
     }
 }

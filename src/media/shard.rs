@@ -32,6 +32,30 @@ pub struct ShardStats {
     /// Recording packets dropped because the writer fell behind (a slow disk never slows
     /// forwarding: the queue to the writer is bounded and never waited on).
     pub record_dropped: AtomicU64,
+    /// The SFU's counters and holdings, copied out by the shard thread every
+    /// `PUBLISH_EVERY` (`crate::metrics` reads it; the lock is never taken per packet).
+    pub published: std::sync::Mutex<Option<Published>>,
+}
+
+/// A copy of a shard's SFU statistics and when it was taken: a shard whose copy is old is
+/// stuck (`/readyz`).
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub at: Instant,
+    pub sfu: ketang_sfu::SfuSnapshot,
+}
+
+/// How often the shard publishes its statistics.
+pub const PUBLISH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn publish(sfu: &mut Sfu, ctx: &ShardContext, now: Instant) {
+    let snapshot = sfu.stats_snapshot(now);
+    if let Ok(mut p) = ctx.stats.published.lock() {
+        *p = Some(Published {
+            at: now,
+            sfu: snapshot,
+        });
+    }
 }
 
 pub(super) struct ShardContext {
@@ -40,6 +64,7 @@ pub(super) struct ShardContext {
     pub commands: mpsc::UnboundedReceiver<ShardCommand>,
     pub registry: Arc<PeerRegistry>,
     pub people: Arc<People>,
+    pub budgets: Arc<super::Budgets>,
     pub rooms: Arc<DashMap<RoomId, usize>>,
     pub load: Arc<AtomicUsize>,
     pub stats: Arc<ShardStats>,
@@ -61,7 +86,6 @@ pub(super) fn spawn(
                 tracing::error!(shard = index, "media shard stopped: {e}");
             }
         })
-    pub budgets: Arc<super::Budgets>,
 }
 
 async fn run(mut ctx: ShardContext, config: SfuConfig) -> Result<(), String> {
@@ -74,8 +98,16 @@ async fn run(mut ctx: ShardContext, config: SfuConfig) -> Result<(), String> {
     let local = socket.local_addr().map_err(|e| e.to_string())?;
     let mut batch = udp::RecvBatch::default();
     let mut out: Vec<(SocketAddr, Vec<u8>)> = Vec::with_capacity(udp::BATCH);
+    let mut next_publish = Instant::now();
     loop {
         let mut deadline = flush(&mut sfu, &socket, &ctx, &mut out).await;
+        let now = Instant::now();
+        if now >= next_publish {
+            publish(&mut sfu, &ctx, now);
+            next_publish = now + PUBLISH_EVERY;
+        }
+        // Idle shards wake for it too, so that a scrape never sees a stale copy.
+        deadline = deadline.min(next_publish);
         // Under a steady stream of datagrams the timer branch below could lose every race;
         // honour a passed deadline before waiting again.
         if deadline <= Instant::now() {
@@ -113,16 +145,10 @@ async fn run(mut ctx: ShardContext, config: SfuConfig) -> Result<(), String> {
             _ = tokio::time::sleep_until(deadline.into()) => sfu.handle_timeout(Instant::now()),
         }
     }
-    // Tell every remaining session that the server is going away.
-    let rooms: Vec<RoomId> = ctx
-        .rooms
-        .iter()
-        .filter(|e| *e.value() == ctx.index)
-        .map(|e| e.key().clone())
-        .collect();
-    for room in rooms {
-        sfu.close_room(Instant::now(), &room, LeaveReason::Shutdown);
-    }
+    // Tell every remaining session that the server is going away: the shard's rooms close
+    // (signaling sessions get `bye`) after each connection's DTLS close alert, which is all a
+    // WHEP player or WHIP encoder hears.
+    sfu.shutdown(Instant::now(), LeaveReason::Shutdown);
     flush(&mut sfu, &socket, &ctx, &mut out).await;
     Ok(())
 }
@@ -186,6 +212,9 @@ async fn send(socket: &UdpSocket, ctx: &ShardContext, out: &mut Vec<(SocketAddr,
 fn route(e: SfuEvent, ctx: &ShardContext) {
     match e {
         SfuEvent::ToPeer { peer, event } => {
+            if let ketang_sfu::PeerEvent::RoomState(state) = &event {
+                ctx.budgets.stage(peer, state.stage.contains(&peer));
+            }
             if let Some(tx) = ctx.registry.get(&peer) {
                 let _ = tx.send(PeerSignal::Event(event));
             }
@@ -193,6 +222,7 @@ fn route(e: SfuEvent, ctx: &ShardContext) {
         SfuEvent::PeerLeft { peer, reason, .. } => {
             ctx.load.fetch_sub(1, Ordering::Relaxed);
             ctx.people.left(peer, reason == LeaveReason::Removed);
+            ctx.budgets.left(peer);
             if let Some(tx) = ctx.registry.get(&peer) {
                 let _ = tx.send(PeerSignal::Left(reason));
             }
@@ -215,9 +245,6 @@ fn command(sfu: &mut Sfu, cmd: ShardCommand, ctx: &ShardContext) {
                 let _ = reply.send(Err(MediaError::RoomMoved));
                 return;
             }
-            if let ketang_sfu::PeerEvent::RoomState(state) = &event {
-                ctx.budgets.stage(peer, state.stage.contains(&peer));
-            }
             let room = req.room.clone();
             let new_room = sfu.room_snapshot(&room).is_none();
             let result = sfu.join(now, *req).map_err(MediaError::from);
@@ -225,7 +252,6 @@ fn command(sfu: &mut Sfu, cmd: ShardCommand, ctx: &ShardContext) {
                 Ok(_) => {
                     ctx.load.fetch_add(1, Ordering::Relaxed);
                     if new_room {
-            ctx.budgets.left(peer);
                         ctx.stats.rooms.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -278,6 +304,12 @@ fn command(sfu: &mut Sfu, cmd: ShardCommand, ctx: &ShardContext) {
         ShardCommand::SetRecording { room, on, reply } => {
             let _ = reply.send(sfu.set_recording(now, &room, on));
         }
+        ShardCommand::SetCaps { peer, caps } => {
+            sfu.set_caps(now, peer, caps);
+        }
+        ShardCommand::Bandwidth { room, peer, reply } => {
+            let _ = reply.send(sfu.room_bandwidth(&room, peer));
+        }
         ShardCommand::Snapshot { room, reply } => {
             let _ = reply.send(sfu.room_snapshot(&room));
         }
@@ -295,9 +327,3 @@ fn command(sfu: &mut Sfu, cmd: ShardCommand, ctx: &ShardContext) {
         ShardCommand::Stop => {}
     }
 }
-        ShardCommand::SetCaps { peer, caps } => {
-            sfu.set_caps(now, peer, caps);
-        }
-        ShardCommand::Bandwidth { room, peer, reply } => {
-            let _ = reply.send(sfu.room_bandwidth(&room, peer));
-        }

@@ -107,6 +107,84 @@ fn sidecar(target: &Path) -> PathBuf {
     target.with_extension("json")
 }
 
+/// A finished file in the recordings directory, as its sidecar describes it: what the library
+/// imports (also files finished before a restart that were not imported yet).
+#[derive(Debug, Clone)]
+pub struct OnDisk {
+    pub path: PathBuf,
+    pub room: String,
+    /// `None`: the lesson; else the source track (`t3-video`).
+    pub source: Option<String>,
+    pub started: SystemTime,
+    pub duration: Duration,
+    pub bytes: u64,
+    /// Absent when the file was finalized after a failure (not hashed by the recorder).
+    pub sha256: Option<String>,
+    pub recovered: bool,
+}
+
+/// The finished file `path` (`….webm`) and its sidecar; `None` if either is missing or the
+/// sidecar does not say finished.
+pub fn finished_file(path: &Path) -> Option<OnDisk> {
+    let m = Manifest::load(path)?;
+    if m.state != "finished" || !path.is_file() {
+        return None;
+    }
+    Some(OnDisk {
+        path: path.to_owned(),
+        room: m.room.clone(),
+        source: m.source.clone(),
+        started: m.started(),
+        duration: Duration::from_millis(m.duration_ms.unwrap_or(0)),
+        bytes: m.bytes.unwrap_or(0),
+        sha256: m.sha256.clone(),
+        recovered: m.recovered,
+    })
+}
+
+/// Every finished file under `dir` (its room folders), lessons before per-track files.
+pub fn finished_files(dir: &Path) -> io::Result<Vec<OnDisk>> {
+    let mut out = Vec::new();
+    for room in std::fs::read_dir(dir)? {
+        let room = room?;
+        if !room.file_type()?.is_dir() {
+            continue;
+        }
+        for entry in std::fs::read_dir(room.path())? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "webm")
+                && let Some(f) = finished_file(&path)
+            {
+                out.push(f);
+            }
+        }
+    }
+    out.sort_by(|a, b| (a.source.is_some(), &a.path).cmp(&(b.source.is_some(), &b.path)));
+    Ok(out)
+}
+
+/// Removes a file and its sidecar once the library has it. (Its room folder stays: the
+/// recorder may be creating the room's next file in it.)
+pub fn remove_finished(path: &Path) -> io::Result<()> {
+    std::fs::remove_file(path)?;
+    match std::fs::remove_file(sidecar(path)) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Removes empty room folders under `dir`; only while no recorder runs on it.
+pub fn prune_empty(dir: &Path) -> io::Result<()> {
+    for room in std::fs::read_dir(dir)? {
+        let room = room?;
+        if room.file_type()?.is_dir() {
+            // Fails (harmlessly) on a folder that still holds files.
+            let _ = std::fs::remove_dir(room.path());
+        }
+    }
+    Ok(())
+}
+
 /// SHA-256 of a file, hex.
 pub(crate) fn sha256_file(path: &Path) -> io::Result<String> {
     let mut f = std::fs::File::open(path)?;

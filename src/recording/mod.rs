@@ -46,7 +46,7 @@ use std::time::{Duration, SystemTime};
 use ketang_sfu::{RecordEvent, RoomId};
 use serde::Serialize;
 
-pub use manifest::recover;
+pub use manifest::{OnDisk, finished_file, finished_files, prune_empty, recover, remove_finished};
 pub use worker::{Recorder, RecorderHandle, RecorderStats};
 
 /// Called on the recorder thread before each event is handled. For instrumentation; tests use

@@ -139,6 +139,9 @@ fn message_name(m: &ClientMsg) -> &'static str {
         ClientMsg::SettleQuestion { .. } => "settleQuestion",
         ClientMsg::Remove { .. } => "remove",
         ClientMsg::Readmit { .. } => "readmit",
+        ClientMsg::StartRecording {} => "startRecording",
+        ClientMsg::StopRecording {} => "stopRecording",
+        ClientMsg::Note { .. } => "note",
     }
 }
 

@@ -4,6 +4,7 @@
 mod floor;
 pub mod protocol;
 mod ratelimit;
+mod recording;
 mod session;
 
 use axum::extract::{Query, State, WebSocketUpgrade};
@@ -35,6 +36,10 @@ pub async fn ws_handler(
     // socket is closed (tungstenite would otherwise buffer without bound).
     ws.max_message_size(cfg.hard_max_message_bytes)
         .max_frame_size(cfg.hard_max_message_bytes)
-        .on_upgrade(move |socket| session::run(socket, state, claims))
+        .on_upgrade(move |socket| async move {
+            // Counted as open for as long as the session runs.
+            let _open = state.metrics.signaling_connected();
+            session::run(socket, state, claims).await
+        })
         .into_response()
 }

@@ -70,6 +70,12 @@ pub enum ClientMsg {
     Remove { peer_id: PeerId },
     /// Teacher: let a removed participant's link in again.
     Readmit { peer_id: PeerId },
+    /// Teacher: start recording the lesson into the library.
+    StartRecording {},
+    /// Teacher: stop recording.
+    StopRecording {},
+    /// An observation note on the running recording (master lessons: teacher and observers).
+    Note { text: String },
 }
 
 fn yes() -> bool {
@@ -134,17 +140,17 @@ pub enum ServerMsg {
         sdp: String,
         rejected: Vec<Rejected>,
     },
+    /// The reply to `getStats`: estimate, limits, allocation and layers (null before the
+    /// peer is in a room).
+    Stats {
+        bandwidth: Option<crate::api::bandwidth::ParticipantBandwidth>,
+    },
     Offer {
         sdp: String,
         tracks: Vec<MidTrack>,
     },
     ParticipantJoined {
         participant: ParticipantInfo,
-    /// The reply to `getStats`: estimate, limits, allocation and layers (null before the
-    /// peer is in a room).
-    Stats {
-        bandwidth: Option<crate::api::bandwidth::ParticipantBandwidth>,
-    },
     },
     ParticipantLeft {
         peer_id: PeerId,
@@ -189,6 +195,30 @@ pub enum ServerMsg {
         mid: String,
         layers: Vec<ketang_sfu::LayerWanted>,
     },
+    /// See [`Notice::Recording`].
+    Recording {
+        on: bool,
+        recording_id: Option<String>,
+        since: Option<u64>,
+        error: Option<String>,
+    },
+    /// The sender's observation note was stored.
+    NoteAdded {
+        note: NoteInfo,
+    },
+}
+
+/// An observation note as clients see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NoteInfo {
+    pub id: String,
+    pub recording_id: String,
+    /// Milliseconds from the start of the recording.
+    pub at_ms: u64,
+    pub author: String,
+    pub role: String,
+    pub text: String,
 }
 
 /// Application notices for every client of a room.
@@ -201,6 +231,16 @@ pub enum ServerMsg {
 pub enum Notice {
     /// The lesson's window closes at `ends_at` (Unix seconds); the room closes then.
     LessonEnding { ends_at: u64 },
+    /// The lesson is (`on`) or is no longer recorded; `since` is the recording's start (Unix
+    /// ms), `error` why it stopped when it failed.
+    Recording {
+        on: bool,
+        recording_id: Option<String>,
+        since: Option<u64>,
+        error: Option<String>,
+    },
+    /// For the teacher: the recording failed (sent as `error` with code `recordingFailed`).
+    RecordingFailed { message: String },
 }
 
 /// `error.code` values (protocol §7).
@@ -216,6 +256,10 @@ pub enum ErrorCode {
     Forbidden,
     NotJoined,
     Internal,
+    /// A note while nothing is recorded.
+    NotRecording,
+    /// Recording could not start, or stopped on an error.
+    RecordingFailed,
 }
 
 /// `bye.reason` values.
@@ -275,6 +319,20 @@ impl ServerMsg {
     pub fn from_notice(n: Notice) -> ServerMsg {
         match n {
             Notice::LessonEnding { ends_at } => ServerMsg::LessonEnding { ends_at },
+            Notice::Recording {
+                on,
+                recording_id,
+                since,
+                error,
+            } => ServerMsg::Recording {
+                on,
+                recording_id,
+                since,
+                error,
+            },
+            Notice::RecordingFailed { message } => {
+                ServerMsg::error(ErrorCode::RecordingFailed, message, None)
+            }
         }
     }
 

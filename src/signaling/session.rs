@@ -147,6 +147,7 @@ impl Session {
         if !self.welcome(resumed).await {
             return End::Detach;
         }
+        self.send_recording_state().await;
         let expires = token_deadline(self.claims.exp);
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.tick().await;
@@ -305,7 +306,6 @@ impl Session {
             ClientMsg::Ping {} => {
                 self.send(ServerMsg::Pong {}).await;
             }
-            other => self.on_floor(other).await,
             ClientMsg::GetStats {} => {
                 let bandwidth = self
                     .state
@@ -317,9 +317,10 @@ impl Session {
                     .map(crate::api::bandwidth::view);
                 self.send(ServerMsg::Stats { bandwidth }).await;
             }
-            m @ (ClientMsg::StartRecording {} | ClientMsg::StopRecording {} | ClientMsg::Note { .. }) => {
-                self.on_recording(m).await
-            }
+            m @ (ClientMsg::StartRecording {}
+            | ClientMsg::StopRecording {}
+            | ClientMsg::Note { .. }) => self.on_recording(m).await,
+            other => self.on_floor(other).await,
         }
         None
     }
@@ -332,8 +333,8 @@ impl Session {
             Some(shard) if fresh => shard.rejoin(self.peer, sdp, sources).await,
             Some(shard) => shard.offer(self.peer, sdp, sources).await,
             None => {
-                let req = JoinRequest {
                 let caps = self.state.peer_caps(self.peer, &self.claims).await;
+                let req = JoinRequest {
                     peer: self.peer,
                     room: self.claims.room.clone(),
                     name: self.claims.name.clone(),
@@ -349,6 +350,7 @@ impl Session {
                 match self.state.media.join(req).await {
                     Ok((shard, answer)) => {
                         self.shard = Some(shard);
+                        self.joined_room();
                         Ok(answer)
                     }
                     Err(e) => {

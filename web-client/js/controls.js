@@ -1,5 +1,6 @@
-// Publisher controls: mute/unmute, camera on/off, device selection (replaceTrack) and the
-// teacher's screen share.
+// Publisher controls: mute/unmute (track.enabled and `setMuted` to the server), camera on/off,
+// device selection (replaceTrack), the teacher's screen share, and the locks a teacher's mute
+// puts on a classroom's buttons.
 
 import { t } from './i18n.js';
 import { $, bindText } from './ui.js';
@@ -13,19 +14,30 @@ export class PublishControls {
    * @param {import('./tiles.js').Stage} o.stage
    * @param {import('./ui.js').Banners} o.banners
    * @param {string} o.role
+   * @param {(msg: object) => void} [o.send]  sends a signaling message
    */
-  constructor({ local, session, stage, banners, role }) {
+  constructor({ local, session, stage, banners, role, send = () => {} }) {
     this.local = local;
     this.session = session;
     this.stage = stage;
     this.banners = banners;
     this.role = role;
+    this.send = send;
     this.enabled = { mic: true, camera: true };
+    this.locked = { mic: false, camera: false }; // muted / stopped by the teacher
     this.busy = false;
+    this.initialized = false;
   }
 
   init() {
     $('publish-controls').hidden = false;
+    for (const source of ['mic', 'camera']) this.watchEnded(source);
+    if (this.initialized) {
+      this.render();
+      this.refreshDevices();
+      return;
+    }
+    this.initialized = true;
     $('mic-toggle').addEventListener('click', () => this.toggle('mic'));
     $('cam-toggle').addEventListener('click', () => this.toggle('camera'));
     $('mic-select').addEventListener('change', (e) => this.switchDevice('mic', e.target.value));
@@ -34,7 +46,6 @@ export class PublishControls {
       $('screen-toggle').hidden = false;
       $('screen-toggle').addEventListener('click', () => this.toggleScreen());
     }
-    for (const source of ['mic', 'camera']) this.watchEnded(source);
     onDeviceChange(() => this.refreshDevices());
     this.refreshDevices();
     this.render();
@@ -54,28 +65,54 @@ export class PublishControls {
     });
   }
 
-  /** Mute/unmute: toggles track.enabled (no renegotiation). */
+  /** Hide the controls (an observer whose turn to speak ended). */
+  hide() {
+    $('publish-controls').hidden = true;
+  }
+
+  /**
+   * Mute/unmute: toggles track.enabled (no renegotiation) and tells the server, which stops
+   * forwarding too and shows the state to others. Locked while the teacher muted it.
+   */
   toggle(source) {
+    if (this.locked[source]) return;
     this.enabled[source] = !this.enabled[source];
     if (this.local[source]) this.local[source].enabled = this.enabled[source];
+    this.sendMuted();
+    this.render();
+  }
+
+  /** Tell the server our own mute state (also after a rejoin under a new peer id). */
+  sendMuted() {
+    this.send({ type: 'setMuted', mic: !this.enabled.mic, video: !this.enabled.camera });
+  }
+
+  /** The teacher's mutes of this participant, from the room state. */
+  setLocks({ mic, camera }) {
+    if (this.locked.mic === mic && this.locked.camera === camera) return;
+    this.locked = { mic, camera };
     this.render();
   }
 
   render() {
     const mic = $('mic-toggle');
     const cam = $('cam-toggle');
-    mic.disabled = !this.local.mic;
-    cam.disabled = !this.local.camera;
-    const micOn = !!this.local.mic && this.enabled.mic;
-    const camOn = !!this.local.camera && this.enabled.camera;
+    mic.disabled = !this.local.mic || this.locked.mic;
+    cam.disabled = !this.local.camera || this.locked.camera;
+    const micOn = !!this.local.mic && this.enabled.mic && !this.locked.mic;
+    const camOn = !!this.local.camera && this.enabled.camera && !this.locked.camera;
     mic.dataset.state = micOn ? 'on' : 'off';
     cam.dataset.state = camOn ? 'on' : 'off';
+    mic.dataset.locked = String(this.locked.mic);
+    cam.dataset.locked = String(this.locked.camera);
     mic.setAttribute('aria-pressed', String(!micOn));
     cam.setAttribute('aria-pressed', String(!camOn));
-    bindText(mic, micOn ? 'micMute' : 'micUnmute');
-    bindText(cam, camOn ? 'camOff' : 'camOn');
-    this.stage.setSelfFlag('mic', !micOn, t('micIsOff'));
-    this.stage.setSelfFlag('cam', !camOn, t('camIsOff'));
+    bindText(mic, this.locked.mic ? 'micLockedByTeacher' : micOn ? 'micMute' : 'micUnmute');
+    bindText(cam, this.locked.camera ? 'camLockedByTeacher' : camOn ? 'camOff' : 'camOn');
+    mic.title = this.locked.mic ? t('mutedByTeacherHint') : '';
+    cam.title = this.locked.camera ? t('videoStoppedByTeacherHint') : '';
+    this.stage.setSelfFlag('mic', !micOn && !this.locked.mic, t('micIsOff'));
+    this.stage.setSelfFlag('cam', !camOn && !this.locked.camera, t('camIsOff'));
     const screen = $('screen-toggle');
     screen.dataset.sharing = String(!!this.local.screen);
     bindText(screen, this.local.screen ? 'stopShare' : 'shareScreen');
@@ -142,6 +179,7 @@ export class PublishControls {
       if (failure.name !== 'NotAllowedError') this.showFailure(failure); // NotAllowed: the user cancelled
       return;
     }
+    if ('contentHint' in track) track.contentHint = 'detail'; // courseware: keep text sharp
     this.local.screen = track;
     track.addEventListener('ended', () => { if (this.local.screen === track) this.stopScreen(); });
     this.stage.setSelfTrack('screen', track);
@@ -171,6 +209,17 @@ export class PublishControls {
       this.local[source]?.stop();
       this.local[source] = null;
     }
+  }
+
+  /** Stop sending microphone and camera (an observer whose turn ended): m-lines go inactive. */
+  async stopPublishing() {
+    for (const source of ['mic', 'camera']) {
+      this.local[source]?.stop();
+      this.local[source] = null;
+      this.stage.setSelfTrack(source, null);
+    }
+    await this.session.stopSource('mic');
+    await this.session.stopSource('camera');
   }
 }
 

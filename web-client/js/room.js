@@ -1,32 +1,55 @@
-// Room page entry point: claims check, local media, signaling, and wiring the media session
-// to the stage. Protocol details live in signaling.js and session.js.
+// Room page entry point: claims check, local media, signaling (with reconnection), and wiring
+// the media session, the stage, the lesson floor and the chat. Protocol details live in
+// signaling.js and session.js.
 
+import './i18n-lesson.js';
 import { t, getLang, toggleLang, onLangChange, applyI18n } from './i18n.js';
 import { parseRoomLocation, fetchClaims, signalingUrl, Signaling, SerialQueue } from './signaling.js';
 import { MediaSession } from './session.js';
 import { openLocalMedia } from './devices.js';
 import { Stage } from './tiles.js';
 import { PublishControls } from './controls.js';
-import { $, showPanel, bindText, Banners, renderStatus } from './ui.js';
+import { Lesson } from './lesson.js';
+import { ChatPanel, QuestionsPanel } from './chat.js';
+import { $, showPanel, bindText, Banners, renderStatus, Tabs } from './ui.js';
 
 const PUBLISHERS = new Set(['teacher', 'classroom']);
 const BYE_REASONS = new Set(['left', 'roomClosed', 'removed', 'tokenExpired', 'shutdown', 'replaced', 'mediaFailed']);
 const ERROR_CODES = new Set(['badMessage', 'messageTooLarge', 'rateLimited', 'invalidSdp', 'glare',
   'noPendingOffer', 'forbidden', 'notJoined', 'internal']);
 const TOKEN_ERRORS = new Set(['tokenExpired', 'tokenNotYetValid', 'tokenInvalid', 'tokenWrongRoom',
-  'tokenMalformed', 'tokenMissing', 'serverUnavailable']);
+  'tokenMalformed', 'tokenMissing', 'tokenRevoked', 'lessonEnded', 'lessonCancelled', 'scheduleUnavailable',
+  'serverUnavailable']);
+
+// Reconnection of the signaling socket (protocol.md §4.3a): 0.5 s doubling to 4 s, for 60 s.
+const RECONNECT_FIRST_MS = 500;
+const RECONNECT_MAX_MS = 4000;
+const RECONNECT_FOR_MS = 60000;
 
 const banners = new Banners($('banners'));
 const queue = new SerialQueue((err) => {
   console.error('ketang: signaling handler failed', err);
   setLastError('internal', String(err?.message || err));
 });
-const session = new MediaSession({ send: (msg) => signaling?.send(msg), queue });
+const session = new MediaSession({
+  send: (msg) => signaling?.send(msg),
+  queue,
+  canSend: () => !!signaling?.isOpen,
+});
 const local = { mic: null, camera: null, screen: null };
 let signaling = null;
+let welcomedOn = null; // the Signaling that received the current welcome
 let stage = null;
 let controls = null;
+let lesson = null;
+let chat = null;
+let questions = null;
+let tabs = null;
 let ended = false;
+let wasOnStage = false;
+let speaking = false; // an observer publishing while called on (master lessons)
+let syncMuteAfterJoin = false;
+const reconnect = { active: false, since: 0, delay: RECONNECT_FIRST_MS, timer: null };
 
 // The automation/test surface (see web-client/README.md).
 const ketang = {
@@ -38,16 +61,27 @@ const ketang = {
   claims: null,
   participants: new Map(), // peerId → {peerId, name, role, classroom, joinedAt, tracks: Map trackId → Track}
   lastError: null,
+  errors: [], // the latest `error` messages from the server (at most 50)
   mediaFailures: [],
   received: [], // types of the signaling messages received, in order (debugging aid)
+  activeSpeaker: null,
+  reconnects: 0, // signaling reconnections started
+  get roomState() { return lesson ? lesson.state : null; },
+  get chat() { return chat ? chat.messages : []; },
   get pc() { return session.pc; },
   get trackMap() { return session.trackMap; },
-  get wsState() { return signaling ? signaling.state : 'new'; },
+  get wsState() { return reconnect.active ? 'reconnecting' : signaling ? signaling.state : 'new'; },
   get connectionState() { return session.pc ? session.pc.connectionState : 'none'; },
+  get iceConnectionState() { return session.pc ? session.pc.iceConnectionState : 'none'; },
+  get iceRestarts() { return session.iceRestarts; },
+  get rebuilds() { return session.rebuilds; },
   get lang() { return getLang(); },
   inboundVideoStats: () => session.inboundVideoStats(),
+  inboundAudioStats: () => session.inboundAudioStats(),
+  send: (msg) => signaling?.send(msg),
   leave: () => leave(),
   session, // internal, for debugging
+  get signaling() { return signaling; }, // internal, for debugging
 };
 window.ketang = ketang;
 
@@ -60,8 +94,17 @@ function setLastError(code, message, extra = {}) {
   ketang.lastError = { code, message: message || '', ...extra };
 }
 
+function mediaRecovering() {
+  const pc = session.pc;
+  if (!pc) return false;
+  return pc.iceConnectionState === 'disconnected' || pc.iceConnectionState === 'failed' || !!session.iceTimers.restart;
+}
+
 function updateStatus() {
-  renderStatus(signaling ? signaling.state : 'connecting', session.pc ? session.pc.connectionState : null);
+  const ws = reconnect.active ? 'reconnecting' : signaling ? signaling.state : 'connecting';
+  let pc = session.pc ? session.pc.connectionState : null;
+  if (pc && pc !== 'closed' && !ended && mediaRecovering()) pc = 'reconnecting';
+  renderStatus(ws, pc);
 }
 
 // ---- token errors -------------------------------------------------------------------------
@@ -95,6 +138,9 @@ function renderValidFrom(validFrom) {
 function endSession(titleKey, messageKey, params = {}) {
   if (ended) return;
   ended = true;
+  clearTimeout(reconnect.timer);
+  reconnect.active = false;
+  banners.dismiss('reconnect');
   signaling?.close();
   session.close();
   controls?.stopAll();
@@ -113,7 +159,7 @@ function leave() {
   endSession('youLeftTitle', 'youLeft');
 }
 
-// ---- signaling messages -------------------------------------------------------------------
+// ---- participants -------------------------------------------------------------------------
 
 function participantFrom(p) {
   return { peerId: p.peerId, name: String(p.name ?? ''), role: p.role, classroom: p.classroom ?? null,
@@ -123,6 +169,25 @@ function participantFrom(p) {
 function addTrack(track) {
   const p = ketang.participants.get(track.peerId);
   if (p) p.tracks.set(track.trackId, track);
+}
+
+/** Make the participant list exactly `list` (welcome after a reconnect: events were missed). */
+function reconcileParticipants(list, tracks) {
+  const seen = new Set();
+  for (const raw of list || []) {
+    const p = participantFrom(raw);
+    seen.add(p.peerId);
+    ketang.participants.set(p.peerId, p);
+    stage.upsertParticipant(p);
+  }
+  for (const id of [...ketang.participants.keys()]) {
+    if (!seen.has(id)) {
+      ketang.participants.delete(id);
+      stage.removeParticipant(id);
+    }
+  }
+  for (const track of tracks || []) addTrack(track);
+  renderRoster();
 }
 
 function renderRoster() {
@@ -150,43 +215,84 @@ function syncMedia() {
   stage.syncRemote(wanted, ketang.participants);
 }
 
-async function onWelcome(msg) {
-  if (ketang.peerId !== null) return; // only one welcome per connection
-  ketang.peerId = msg.peerId;
-  ketang.expiresAt = msg.expiresAt;
-  ketang.limits = msg.limits;
-  for (const p of msg.participants || []) {
-    ketang.participants.set(p.peerId, participantFrom(p));
-    stage.upsertParticipant(ketang.participants.get(p.peerId));
-  }
-  for (const track of msg.tracks || []) addTrack(track);
-  renderRoster();
+function localTracks() {
   const tracks = [];
   if (local.mic) tracks.push({ track: local.mic, source: 'mic' });
   if (local.camera) tracks.push({ track: local.camera, source: 'camera' });
-  await session.handleStart(tracks);
+  if (local.screen) tracks.push({ track: local.screen, source: 'screen' });
+  return tracks;
+}
+
+// ---- signaling messages -------------------------------------------------------------------
+
+async function onWelcome(msg, sig) {
+  if (welcomedOn === sig) return; // only one welcome per connection
+  welcomedOn = sig;
+  ketang.expiresAt = msg.expiresAt;
+  ketang.limits = msg.limits;
+  const first = ketang.peerId === null;
+  const resumed = !first && msg.resumed === true && msg.peerId === ketang.peerId;
+  if (reconnect.active) {
+    reconnect.active = false;
+    clearTimeout(reconnect.timer);
+    banners.dismiss('reconnect');
+    banners.show('reconnected', { kind: 'info', timeoutMs: 3000, id: 'reconnect' });
+  }
+  if (!first && !resumed) {
+    // The server no longer knew us (the grace period ran out): a new participant, a new
+    // connection, and possibly a new room whose floor starts over.
+    console.info('ketang: rejoining as a new participant', msg.peerId);
+    ketang.participants.clear();
+    stage.clearRemote();
+    lesson.reset();
+    speaking = false;
+  }
+  ketang.peerId = msg.peerId;
+  reconcileParticipants(msg.participants, msg.tracks);
+  if (resumed) {
+    ketang.resumed = true;
+    if (session.usable()) {
+      await session.handleResume();
+    } else {
+      await session.handleRebuild(localTracks());
+    }
+    if (ketang.state === 'reconnecting') setState('joined');
+  } else {
+    if (!first) {
+      setState('connecting');
+      syncMuteAfterJoin = true;
+    }
+    await session.handleStart(localTracks());
+  }
   updateStatus();
 }
 
-async function onMessage(msg) {
+async function onMessage(msg, sig) {
   ketang.received.push(msg.type);
   if (ketang.received.length > 500) ketang.received.splice(0, 100);
   if (ended && msg.type !== 'bye') return;
+  if (sig !== signaling) return; // a message of a connection we gave up on
   switch (msg.type) {
     case 'welcome':
-      return onWelcome(msg);
+      return onWelcome(msg, sig);
     case 'answer':
       await session.handleAnswer(msg);
-      if (ketang.state === 'connecting') setState('joined');
+      if (ketang.state === 'connecting' || ketang.state === 'reconnecting') setState('joined');
+      if (syncMuteAfterJoin) {
+        syncMuteAfterJoin = false;
+        if (controls && (!controls.enabled.mic || !controls.enabled.camera)) controls.sendMuted();
+      }
       return;
     case 'offer':
       return session.handleOffer(msg);
     case 'participantJoined': {
       const p = participantFrom(msg.participant);
+      const known = ketang.participants.has(p.peerId);
       ketang.participants.set(p.peerId, p);
       stage.upsertParticipant(p);
       renderRoster();
-      banners.show('participantJoined', { params: { name: p.name }, timeoutMs: 4000, id: `join-${p.peerId}` });
+      if (!known) banners.show('participantJoined', { params: { name: p.name }, timeoutMs: 4000, id: `join-${p.peerId}` });
+      lesson.render();
       return;
     }
     case 'participantLeft': {
@@ -194,6 +300,7 @@ async function onMessage(msg) {
       ketang.participants.delete(msg.peerId);
       stage.removeParticipant(msg.peerId);
       renderRoster();
+      lesson.participantLeft(msg.peerId, msg.reason, p?.name);
       if (p) banners.show('participantLeft', { params: { name: p.name }, timeoutMs: 4000, id: `left-${msg.peerId}` });
       return;
     }
@@ -207,6 +314,24 @@ async function onMessage(msg) {
       if (track) stage.removeMedia(msg.peerId, track.source);
       return;
     }
+    case 'roomState':
+      lesson.apply(msg.state);
+      return;
+    case 'chat':
+      chat.add(msg.message);
+      return;
+    case 'activeSpeaker':
+      ketang.activeSpeaker = msg.peerId ?? null;
+      stage.setActiveSpeaker(ketang.activeSpeaker);
+      return;
+    case 'rollCall':
+      ketang.lastRollCall = msg.peerId;
+      lesson.rollCall(msg.peerId);
+      return;
+    case 'lessonEnding':
+      ketang.lessonEndsAt = msg.endsAt;
+      lesson.lessonEnding(msg.endsAt);
+      return;
     case 'error':
       return onError(msg);
     case 'bye':
@@ -220,6 +345,10 @@ async function onMessage(msg) {
 
 async function onError(msg) {
   setLastError(msg.code, msg.message, { ref: msg.ref ?? null });
+  ketang.errors.push({ code: msg.code, message: msg.message, ref: msg.ref ?? null, at: Date.now() });
+  if (ketang.errors.length > 50) ketang.errors.splice(0, ketang.errors.length - 50);
+  if (msg.ref === 'chat' && chat.error(msg)) return;
+  if (msg.ref === 'ask' && questions.error(msg)) return;
   const handled = await session.handleOfferError(msg);
   if (msg.code === 'glare' || msg.code === 'rateLimited') return; // retried automatically
   const key = ERROR_CODES.has(msg.code) ? `err_${msg.code}` : 'err_unknown';
@@ -241,26 +370,141 @@ function onBye(msg) {
   endSession('endedTitle', key, { message: msg.message || msg.reason });
 }
 
-async function onSocketClose(ev) {
+// ---- the floor ----------------------------------------------------------------------------
+
+/** After each new room state: stage markers and layout, locks, our own turn, questions. */
+function followFloor(state) {
+  stage.setFloor(state, ketang.peerId);
+  const me = lesson.me();
+  controls?.setLocks({ mic: !!me?.mutedByTeacher, camera: !!me?.videoStoppedByTeacher });
+  const onStage = !!me?.onStage;
+  const lessonRoom = state.mode !== 'open';
+  const observerSpeaks = ketang.role === 'observer' && state.mode === 'master';
+  if (lessonRoom && ketang.role !== 'teacher' && onStage !== wasOnStage) {
+    if (onStage) banners.show(observerSpeaks ? 'invitedToSpeak' : 'calledOnYou', { kind: 'info', timeoutMs: 6000, id: 'turn' });
+    else banners.show('turnEnded', { kind: 'info', timeoutMs: 4000, id: 'turn' });
+  }
+  wasOnStage = onStage;
+  // An observer called on in a master lesson publishes microphone and camera for its turn.
+  // (Not awaited: renegotiation goes through the signaling queue this handler runs in.)
+  if (observerSpeaks && onStage && !speaking) startSpeaking();
+  if (ketang.role === 'observer' && (!onStage || state.mode !== 'master') && speaking) stopSpeaking();
+  questions.apply(state.questions);
+  showQuestionsTab(state);
+}
+
+/** Questions: watchers may always ask; others see the tab in broadcasts or once there are some. */
+function showQuestionsTab(state) {
+  const watcher = ketang.role === 'viewer' || (ketang.role === 'observer' && state?.mode === 'broadcast');
+  $('tab-qa').hidden = !(watcher || state?.mode === 'broadcast' || (state?.questions || []).length > 0);
+}
+
+async function startSpeaking() {
+  speaking = true;
+  const result = await openLocalMedia();
+  if (!speaking || ended) {
+    result.mic?.stop();
+    result.camera?.stop();
+    return;
+  }
+  local.mic = result.mic;
+  local.camera = result.camera;
+  for (const f of result.failures) {
+    banners.show('speakFailed', { kind: 'warn', id: `speak-${f.source}`, params: { message: f.message } });
+  }
+  if (!controls) controls = new PublishControls({ local, session, stage, banners, role: ketang.role, send: ketang.send });
+  controls.enabled = { mic: true, camera: true };
+  stage.setSelf({ name: ketang.name, role: ketang.role });
+  if (local.camera) stage.setSelfTrack('camera', local.camera);
+  controls.init();
+  try {
+    await session.publish(localTracks());
+  } catch (err) {
+    console.warn('ketang: could not publish for the turn', err);
+  }
+}
+
+async function stopSpeaking() {
+  speaking = false;
+  controls?.hide();
+  try {
+    await controls?.stopPublishing();
+  } catch (err) {
+    console.warn('ketang: could not stop publishing', err);
+  }
+  stage.removeSelf();
+}
+
+// ---- connection and reconnection -----------------------------------------------------------
+
+function openSignaling() {
+  const sig = new Signaling(signalingUrl(ketang.token), { queue });
+  signaling = sig;
+  sig.onmessage = (msg) => onMessage(msg, sig);
+  sig.onstatechange = () => { if (signaling === sig) updateStatus(); };
+  sig.onclose = (ev) => onSocketClose(sig, ev);
+  return sig.connect().catch((err) => {
+    console.warn('ketang: signaling connection failed:', err.message); // onSocketClose handles it
+  });
+}
+
+async function onSocketClose(sig, ev) {
+  if (sig !== signaling) return;
   updateStatus();
   if (ended) return;
-  if (ketang.peerId === null && ketang.room && ketang.token) {
+  const neverWelcomed = welcomedOn !== sig;
+  if (neverWelcomed) {
     // Refused before `welcome` (e.g. the token expired meanwhile): ask why, as on start-up.
     try {
-      await fetchClaims(ketang.room, ketang.token);
+      await fetchClaims(ketang.room, ketang.token, { timeoutMs: 4000 });
     } catch (err) {
       if (err.code && err.code !== 'serverUnavailable' && !ended) {
         ended = true;
+        clearTimeout(reconnect.timer);
+        reconnect.active = false;
+        banners.dismiss('reconnect');
         session.close();
         controls?.stopAll();
         return showTokenError(err.code, err.message, err.body || {});
       }
     }
   }
-  setState('error');
-  setLastError('connectionLost', `WebSocket closed (code ${ev.code}${ev.reason ? `, ${ev.reason}` : ''})`);
-  banners.show('connectionLost', { kind: 'error', id: 'bye' });
-  endSession('endedTitle', 'connectionLost');
+  if (ketang.peerId === null) {
+    // Never joined: nothing to resume.
+    setState('error');
+    setLastError('connectionLost', `WebSocket closed (code ${ev.code}${ev.reason ? `, ${ev.reason}` : ''})`);
+    banners.show('connectionLost', { kind: 'error', id: 'bye' });
+    endSession('endedTitle', 'connectionLost');
+    return;
+  }
+  if (!reconnect.active) {
+    reconnect.active = true;
+    reconnect.since = Date.now();
+    reconnect.delay = RECONNECT_FIRST_MS;
+    ketang.reconnects += 1;
+    setState('reconnecting');
+    console.info(`ketang: signaling closed (code ${ev.code}); reconnecting`);
+    banners.show('reconnecting', { kind: 'warn', id: 'reconnect' });
+  }
+  scheduleReconnect(ev);
+}
+
+function scheduleReconnect(ev) {
+  const elapsed = Date.now() - reconnect.since;
+  if (elapsed >= RECONNECT_FOR_MS) {
+    reconnect.active = false;
+    banners.dismiss('reconnect');
+    setState('error');
+    setLastError('connectionLost', `WebSocket closed (code ${ev.code}${ev.reason ? `, ${ev.reason}` : ''}); no reconnection within ${RECONNECT_FOR_MS / 1000} s`);
+    banners.show('connectionLost', { kind: 'error', id: 'bye' });
+    endSession('endedTitle', 'connectionLost');
+    return;
+  }
+  const delay = Math.min(reconnect.delay, RECONNECT_FOR_MS - elapsed);
+  reconnect.delay = Math.min(reconnect.delay * 2, RECONNECT_MAX_MS);
+  clearTimeout(reconnect.timer);
+  reconnect.timer = setTimeout(() => { if (!ended) openSignaling(); }, delay);
+  updateStatus();
 }
 
 // ---- start-up -----------------------------------------------------------------------------
@@ -283,10 +527,18 @@ function setupStage(claims) {
     onAutoplayBlocked: () => banners.show('enableSound', {
       kind: 'warn', id: 'sound', action: { key: 'enableSound', run: () => stage.unlockAudio() },
     }),
+    onAction: (action, peerId) => lesson.action(action, peerId),
   });
   session.ontrack = () => syncMedia(); // idempotent; runs again once the offer is answered
   session.ontrackschanged = () => syncMedia();
   session.onconnectionstatechange = () => updateStatus();
+  session.oniceconnectionstatechange = () => updateStatus();
+  session.onrebuildneeded = () => {
+    // ICE did not come back after a restart: a new peer connection, announced as `fresh`.
+    // Without signaling, the reconnection decides when `welcome` arrives.
+    if (!signaling?.isOpen || ended) return;
+    queue.push(() => session.handleRebuild(localTracks()));
+  };
   session.onanswer = (rejected) => {
     for (const r of rejected) {
       const source = session.sourceOfMid(r.mid);
@@ -296,6 +548,29 @@ function setupStage(claims) {
     }
   };
   session.onnegotiationerror = (msg) => setLastError(msg.code, msg.message, { ref: msg.ref });
+}
+
+function setupSidePanel(claims) {
+  const send = (msg) => signaling?.send(msg);
+  const selfId = () => ketang.peerId;
+  lesson = new Lesson({ role: claims.role, selfId, participants: ketang.participants, send, banners, onState: followFloor });
+  lesson.init();
+  chat = new ChatPanel({
+    send, selfId,
+    visible: () => tabs?.current === 'chat',
+    onUnread: (n) => {
+      const b = $('chat-badge');
+      b.hidden = n === 0;
+      b.textContent = String(n);
+    },
+  });
+  chat.init();
+  questions = new QuestionsPanel({ send, role: claims.role, selfId });
+  questions.init();
+  tabs = new Tabs($('side-tabs'), (name) => { if (name === 'chat') chat.seen(); });
+  $('tab-class').hidden = claims.role === 'viewer'; // viewers neither raise hands nor speak
+  showQuestionsTab(null);
+  tabs.select(claims.role === 'teacher' ? 'class' : 'chat');
 }
 
 function renderHeader(claims) {
@@ -314,6 +589,9 @@ async function main() {
     updateStatus();
     stage?.relabel();
     controls?.render();
+    lesson?.render();
+    questions?.render();
+    chat?.relabel();
     if (ketang.role) renderRoster();
   });
   $('error-reload').addEventListener('click', () => location.reload());
@@ -337,28 +615,21 @@ async function main() {
   renderHeader(claims);
   renderRoster();
   setupStage(claims);
+  setupSidePanel(claims);
 
   if (PUBLISHERS.has(claims.role)) {
     await startLocalMedia();
     stage.setSelf({ name: claims.name, role: claims.role });
     if (local.camera) stage.setSelfTrack('camera', local.camera);
-    controls = new PublishControls({ local, session, stage, banners, role: claims.role });
+    controls = new PublishControls({ local, session, stage, banners, role: claims.role, send: (msg) => signaling?.send(msg) });
     controls.init();
   }
   showPanel(null);
 
-  signaling = new Signaling(signalingUrl(token), { queue });
   $('status').hidden = false;
   $('roster').hidden = false;
-  signaling.onmessage = onMessage;
-  signaling.onstatechange = () => updateStatus();
-  signaling.onclose = onSocketClose;
-  window.addEventListener('pagehide', () => { if (!ended) signaling.send({ type: 'leave' }); });
-  try {
-    await signaling.connect();
-  } catch (err) {
-    console.warn('ketang: signaling connection failed', err); // onSocketClose shows it
-  }
+  window.addEventListener('pagehide', () => { if (!ended) signaling?.send({ type: 'leave' }); });
+  await openSignaling();
 }
 
 main().catch((err) => {

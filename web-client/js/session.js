@@ -4,6 +4,13 @@
 // Every method whose name starts with `handle` must run inside the signaling queue, so
 // signaling messages and local renegotiations never interleave. Local code that wants a new
 // offer calls `requestOffer()`, which goes through the queue.
+//
+// Recovery (protocol.md §4.3a): an ICE connection that stays `disconnected` for 3 s, or goes
+// `failed`, is restarted (`restartIce()` and a new offer); if it is still not connected 10 s
+// later, `onrebuildneeded` asks the page to replace the peer connection (a `fresh` offer).
+
+const ICE_DISCONNECTED_GRACE_MS = 3000;
+const ICE_RESTART_TIMEOUT_MS = 10000;
 
 function isStopped(tr) {
   return tr.currentDirection === 'stopped' || tr.stopped === true;
@@ -14,10 +21,12 @@ export class MediaSession {
    * @param {object} opts
    * @param {(msg: object) => void} opts.send   sends a signaling message
    * @param {{push: (fn: () => Promise<any>) => Promise<any>}} opts.queue  the signaling queue
+   * @param {() => boolean} [opts.canSend]  whether signaling can deliver a message now
    */
-  constructor({ send, queue }) {
+  constructor({ send, queue, canSend = () => true }) {
     this.send = send;
     this.queue = queue;
+    this.canSend = canSend;
     this.pc = null;
     /** mid → {mid, trackId, peerId, kind, source} for the receiving m-lines of the latest server offer. */
     this.trackMap = new Map();
@@ -29,27 +38,51 @@ export class MediaSession {
     this.lostOffers = 0;        // offers rolled back by a server offer, whose glare error is still due
     this.earlyGlare = false;    // a glare error arrived before the server offer that caused it
     this.answered = 0;          // client offers answered so far
+    this.fresh = false;         // offers carry `fresh: true` until this pc's first one is answered
     this.closed = false;
+    this.iceTimers = { disconnected: null, restart: null };
+    this.iceRestarts = 0;       // ICE restarts so far (debugging and tests)
+    this.rebuilds = 0;          // peer connections replaced so far
     // Callbacks (all optional).
     this.ontrack = () => {};           // ({track, mid, info, transceiver})
     this.ontrackschanged = () => {};   // after each server offer has been answered
     this.onconnectionstatechange = () => {};
     this.onanswer = () => {};          // (rejected[]) after a client offer was answered
     this.onnegotiationerror = () => {}; // (error msg) an offer of ours was refused
+    this.oniceconnectionstatechange = () => {}; // (state)
+    this.onrebuildneeded = () => {};   // ICE did not recover after a restart: replace the pc
   }
 
   /**
-   * Create the peer connection with our local tracks and send the first offer.
+   * Create the peer connection with our local tracks and send the first offer. An existing
+   * peer connection is closed first. With `fresh`, the offer tells the server that this
+   * connection replaces the one it knows (a resumed session whose connection was lost).
    * @param {{track: MediaStreamTrack, source: string}[]} localTracks
+   * @param {{fresh?: boolean}} [opts]
    */
-  async handleStart(localTracks) {
+  async handleStart(localTracks, { fresh = false } = {}) {
+    // Closing a connection tells the server (DTLS close_notify) that we left: a connection
+    // being replaced is closed only once the server has taken the fresh one (see handleAnswer).
+    this._dropPc({ retire: fresh });
+    if (!fresh) this._closeRetired(); // a new participant: nothing of the old one is kept
+    this.trackMap.clear();
+    this.senders.clear();
+    this.rejected = [];
+    this.offerInFlight = false;
+    this.needsOffer = false;
+    this.lostOffers = 0;
+    this.earlyGlare = false;
+    this.dataChannel = null;
+    this.fresh = fresh;
     const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
     this.pc = pc;
     pc.ontrack = (ev) => {
+      if (this.pc !== pc) return;
       const mid = ev.transceiver.mid;
       this.ontrack({ track: ev.track, mid, info: this.trackMap.get(mid) || null, transceiver: ev.transceiver });
     };
-    pc.onconnectionstatechange = () => this.onconnectionstatechange(pc.connectionState);
+    pc.onconnectionstatechange = () => { if (this.pc === pc) this.onconnectionstatechange(pc.connectionState); };
+    pc.oniceconnectionstatechange = () => { if (this.pc === pc) this._watchIce(); };
     for (const { track, source } of localTracks) this._addSender(track, source);
     if (this.senders.size === 0) {
       // A client that publishes nothing still needs an m-line: offer a data channel.
@@ -58,7 +91,103 @@ export class MediaSession {
     await this._negotiate();
   }
 
+  /** Replace the peer connection (same local tracks), announcing it with `fresh: true`. */
+  async handleRebuild(localTracks) {
+    this.rebuilds += 1;
+    await this.handleStart(localTracks, { fresh: true });
+  }
+
+  /**
+   * The signaling connection was resumed (`welcome` with `resumed: true`) and this peer
+   * connection is kept. An offer of ours that was pending on the old socket is rolled back
+   * and made again; an offer the server had in flight arrives again and is answered.
+   */
+  async handleResume() {
+    this.lostOffers = 0;
+    this.earlyGlare = false;
+    if (!this.pc) return;
+    if (this.pc.signalingState === 'have-local-offer') {
+      await this.pc.setLocalDescription({ type: 'rollback' });
+      this.needsOffer = true;
+    }
+    this.offerInFlight = false;
+    if (this.needsOffer) await this._negotiate();
+    this._watchIce();
+  }
+
+  /** Whether the peer connection can carry on after a signaling reconnect. */
+  usable() {
+    const pc = this.pc;
+    return !!pc && !this.closed && pc.connectionState !== 'closed' && pc.connectionState !== 'failed'
+      && pc.iceConnectionState !== 'failed';
+  }
+
+  _dropPc({ retire = false } = {}) {
+    this._clearIceTimers();
+    const old = this.pc;
+    this.pc = null;
+    if (!old) return;
+    if (retire) {
+      this._closeRetired();
+      this.retired = old;
+    } else {
+      try { old.close(); } catch { /* already closed */ }
+    }
+  }
+
+  _closeRetired() {
+    if (!this.retired) return;
+    try { this.retired.close(); } catch { /* already closed */ }
+    this.retired = null;
+  }
+
+  _clearIceTimers() {
+    clearTimeout(this.iceTimers.disconnected);
+    clearTimeout(this.iceTimers.restart);
+    this.iceTimers.disconnected = null;
+    this.iceTimers.restart = null;
+  }
+
+  /** ICE recovery: restart after 3 s `disconnected` or at once on `failed`. */
+  _watchIce() {
+    const pc = this.pc;
+    if (!pc || this.closed) return;
+    const state = pc.iceConnectionState;
+    this.oniceconnectionstatechange(state);
+    if (state === 'connected' || state === 'completed') {
+      this._clearIceTimers();
+      return;
+    }
+    if (state === 'disconnected' && !this.iceTimers.disconnected && !this.iceTimers.restart) {
+      this.iceTimers.disconnected = setTimeout(() => {
+        this.iceTimers.disconnected = null;
+        if (this.pc === pc && pc.iceConnectionState === 'disconnected') this._restartIce(pc);
+      }, ICE_DISCONNECTED_GRACE_MS);
+    } else if (state === 'failed') {
+      this._restartIce(pc);
+    }
+  }
+
+  _restartIce(pc) {
+    if (this.iceTimers.restart || this.pc !== pc || this.closed) return;
+    clearTimeout(this.iceTimers.disconnected);
+    this.iceTimers.disconnected = null;
+    this.iceRestarts += 1;
+    console.info('ketang: ICE', pc.iceConnectionState, '- restarting ICE');
+    pc.restartIce();
+    this.requestOffer().catch((err) => console.warn('ketang: ICE restart offer failed', err));
+    this.iceTimers.restart = setTimeout(() => {
+      this.iceTimers.restart = null;
+      if (this.pc !== pc || this.closed) return;
+      const s = pc.iceConnectionState;
+      if (s === 'connected' || s === 'completed') return;
+      console.info('ketang: ICE still', s, 'after a restart - replacing the peer connection');
+      this.onrebuildneeded();
+    }, ICE_RESTART_TIMEOUT_MS);
+  }
+
   _addSender(track, source) {
+    if (track && source === 'screen' && 'contentHint' in track) track.contentHint = 'detail';
     const stream = new MediaStream(track ? [track] : []);
     const kind = track ? track.kind : (source === 'mic' ? 'audio' : 'video');
     const tr = this.pc.addTransceiver(track || kind, { direction: 'sendonly', streams: [stream] });
@@ -88,6 +217,7 @@ export class MediaSession {
     if (!track) return true;
     await this.queue.push(async () => {
       const t = this.transceiverFor(source);
+      if (source === 'screen' && 'contentHint' in track) track.contentHint = 'detail';
       if (t) {
         await t.sender.replaceTrack(track);
         t.direction = 'sendonly';
@@ -97,6 +227,24 @@ export class MediaSession {
       await this._negotiate();
     });
     return true;
+  }
+
+  /** Start sending several sources with one renegotiation: [{track, source}]. */
+  async publish(list) {
+    if (!this.pc || list.length === 0) return;
+    await this.queue.push(async () => {
+      for (const { track, source } of list) {
+        if (source === 'screen' && 'contentHint' in track) track.contentHint = 'detail';
+        const t = this.transceiverFor(source);
+        if (t) {
+          await t.sender.replaceTrack(track);
+          t.direction = 'sendonly';
+        } else {
+          this._addSender(track, source);
+        }
+      }
+      await this._negotiate();
+    });
   }
 
   /** Stop sending a source altogether (e.g. end a screen share): the m-line goes inactive. */
@@ -123,7 +271,8 @@ export class MediaSession {
 
   async _negotiate() {
     if (this.closed || !this.pc) return;
-    if (this.pc.signalingState !== 'stable' || this.offerInFlight) {
+    if (this.pc.signalingState !== 'stable' || this.offerInFlight || !this.canSend()) {
+      // Offered once negotiation is stable again (or the signaling connection is back).
       this.needsOffer = true;
       return;
     }
@@ -136,7 +285,9 @@ export class MediaSession {
       }
     }
     this.offerInFlight = true;
-    this.send({ type: 'offer', sdp: this.pc.localDescription.sdp, tracks });
+    const msg = { type: 'offer', sdp: this.pc.localDescription.sdp, tracks };
+    if (this.fresh) msg.fresh = true;
+    this.send(msg);
   }
 
   /** Server `answer` to our offer. */
@@ -147,6 +298,8 @@ export class MediaSession {
     }
     await this.pc.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
     this.offerInFlight = false;
+    if (this.fresh) this._closeRetired(); // the server replaced the old connection
+    this.fresh = false;
     this.answered += 1;
     this.rejected = Array.isArray(msg.rejected) ? msg.rejected : [];
     this.onanswer(this.rejected);
@@ -157,6 +310,12 @@ export class MediaSession {
   async handleOffer(msg) {
     if (!this.pc) {
       console.warn('ketang: server offer before the session started; ignored');
+      return;
+    }
+    if (this.fresh && this.pc.signalingState === 'have-local-offer') {
+      // An offer made for the connection this one replaces (re-sent on resume): the server
+      // drops it when our fresh offer arrives, and offers everything again afterwards.
+      console.info('ketang: ignoring a server offer for the replaced connection');
       return;
     }
     // Update the mapping first so that `ontrack`, fired during setRemoteDescription, sees it.
@@ -221,8 +380,8 @@ export class MediaSession {
     return out;
   }
 
-  /** Inbound video RTP stats mapped to peers: [{peerId, source, mid, trackId, framesDecoded, frameHeight, bytesReceived}]. */
-  async inboundVideoStats() {
+  /** Inbound RTP stats of `kind` with the mapping of their m-line: [{stats, mid, info}]. */
+  async _inbound(kind) {
     if (!this.pc) return [];
     const byTrackId = new Map();
     for (const tr of this.pc.getTransceivers()) {
@@ -231,26 +390,47 @@ export class MediaSession {
     const report = await this.pc.getStats();
     const out = [];
     for (const s of report.values()) {
-      if (s.type !== 'inbound-rtp' || s.kind !== 'video') continue;
+      if (s.type !== 'inbound-rtp' || s.kind !== kind) continue;
       const mid = s.mid ?? byTrackId.get(s.trackIdentifier) ?? null;
       const info = mid !== null ? this.trackMap.get(mid) : undefined;
-      out.push({
-        peerId: info ? info.peerId : null,
-        source: info ? info.source : null,
-        trackId: info ? info.trackId : null,
-        mid,
-        ssrc: s.ssrc,
-        framesDecoded: s.framesDecoded ?? 0,
-        frameWidth: s.frameWidth ?? 0,
-        frameHeight: s.frameHeight ?? 0,
-        bytesReceived: s.bytesReceived ?? 0,
-      });
+      out.push({ s, mid, info });
     }
     return out;
   }
 
+  /** Inbound video RTP stats mapped to peers: [{peerId, source, mid, trackId, framesDecoded, frameHeight, bytesReceived}]. */
+  async inboundVideoStats() {
+    return (await this._inbound('video')).map(({ s, mid, info }) => ({
+      peerId: info ? info.peerId : null,
+      source: info ? info.source : null,
+      trackId: info ? info.trackId : null,
+      mid,
+      ssrc: s.ssrc,
+      framesDecoded: s.framesDecoded ?? 0,
+      frameWidth: s.frameWidth ?? 0,
+      frameHeight: s.frameHeight ?? 0,
+      bytesReceived: s.bytesReceived ?? 0,
+    }));
+  }
+
+  /** Inbound audio RTP stats mapped to peers: [{peerId, source, mid, trackId, packetsReceived, bytesReceived}]. */
+  async inboundAudioStats() {
+    return (await this._inbound('audio')).map(({ s, mid, info }) => ({
+      peerId: info ? info.peerId : null,
+      source: info ? info.source : null,
+      trackId: info ? info.trackId : null,
+      mid,
+      ssrc: s.ssrc,
+      packetsReceived: s.packetsReceived ?? 0,
+      bytesReceived: s.bytesReceived ?? 0,
+      audioLevel: s.audioLevel ?? null,
+    }));
+  }
+
   close() {
     this.closed = true;
+    this._clearIceTimers();
+    this._closeRetired();
     if (this.pc) this.pc.close();
   }
 }

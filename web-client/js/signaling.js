@@ -33,11 +33,11 @@ export class ClaimsError extends Error {
 }
 
 /** GET /r/{room}/session?t= → claims, or throws ClaimsError with the server's error code. */
-export async function fetchClaims(room, token) {
+export async function fetchClaims(room, token, { timeoutMs = 10000 } = {}) {
   const url = `/r/${encodeURIComponent(room)}/session?t=${encodeURIComponent(token)}`;
   let res;
   try {
-    res = await fetch(url, { headers: { Accept: 'application/json' }, cache: 'no-store' });
+    res = await fetch(url, { headers: { Accept: 'application/json' }, cache: 'no-store', signal: AbortSignal.timeout(timeoutMs) });
   } catch (err) {
     throw new ClaimsError('serverUnavailable', String(err));
   }
@@ -61,16 +61,23 @@ export function signalingUrl(token, loc = globalThis.location) {
  * One signaling connection. Incoming messages are parsed and handed to `onmessage` one at a
  * time through `queue` (a handler's promise must settle before the next message is handled).
  * Callbacks: onmessage(msg), onstatechange(state), onclose({code, reason, wasClean}).
+ *
+ * A connection that hears nothing (not even a `pong`) for `deadAfterMs` is taken for dead (a
+ * TCP connection whose network went away can look open for minutes): it is closed with code
+ * 4000 at once, without waiting for the closing handshake. `connectTimeoutMs` bounds opening.
  */
 export class Signaling {
-  constructor(url, { queue = new SerialQueue(), pingIntervalMs = 20000 } = {}) {
+  constructor(url, { queue = new SerialQueue(), pingIntervalMs = 5000, deadAfterMs = 15000, connectTimeoutMs = 8000 } = {}) {
     this.url = url;
     this.queue = queue;
     this.pingIntervalMs = pingIntervalMs;
+    this.deadAfterMs = deadAfterMs;
+    this.connectTimeoutMs = connectTimeoutMs;
     this.state = 'new';
     this.ws = null;
     this.outbox = [];
     this.pingTimer = null;
+    this.lastHeard = 0;
     this.onmessage = async () => {};
     this.onstatechange = () => {};
     this.onclose = () => {};
@@ -81,29 +88,69 @@ export class Signaling {
     this.onstatechange(state);
   }
 
-  /** Open the socket. Resolves when it is open; rejects if it closes before opening. */
+  /** Open the socket. Resolves when it is open; rejects if it closes (or times out) before opening. */
   connect() {
     this._setState('connecting');
     const ws = new WebSocket(this.url);
     this.ws = ws;
     return new Promise((resolve, reject) => {
+      let settled = false;
+      const fail = (why) => {
+        if (settled) return;
+        settled = true;
+        reject(new Error(why));
+      };
+      const openTimer = setTimeout(() => {
+        if (ws.readyState !== WebSocket.CONNECTING) return;
+        this._abandon(ws, 4001, 'connect timeout');
+        fail(`WebSocket did not open within ${this.connectTimeoutMs} ms`);
+      }, this.connectTimeoutMs);
       ws.onopen = () => {
+        clearTimeout(openTimer);
+        settled = true;
         this._setState('open');
+        this.lastHeard = Date.now();
         for (const text of this.outbox.splice(0)) ws.send(text);
-        this.pingTimer = setInterval(() => this.send({ type: 'ping' }), this.pingIntervalMs);
+        this.pingTimer = setInterval(() => this._keepalive(ws), this.pingIntervalMs);
         resolve();
       };
-      ws.onmessage = (ev) => this._receive(ev.data);
+      ws.onmessage = (ev) => {
+        this.lastHeard = Date.now();
+        this._receive(ev.data);
+      };
       ws.onclose = (ev) => {
-        clearInterval(this.pingTimer);
-        const wasOpen = this.state === 'open' || this.state === 'closing';
-        this._setState('closed');
-        if (!wasOpen) reject(new Error(`WebSocket closed before opening (code ${ev.code})`));
-        // Let queued handlers (e.g. a `bye`) run before reporting the close.
-        this.queue.push(() => this.onclose({ code: ev.code, reason: ev.reason, wasClean: ev.wasClean }));
+        clearTimeout(openTimer);
+        this._closed(ws, ev.code, ev.reason, ev.wasClean);
+        fail(`WebSocket closed before opening (code ${ev.code})`);
       };
       ws.onerror = () => { /* a close event follows */ };
     });
+  }
+
+  _closed(ws, code, reason, wasClean) {
+    if (ws.closedReported) return;
+    ws.closedReported = true;
+    clearInterval(this.pingTimer);
+    this._setState('closed');
+    // Let queued handlers (e.g. a `bye`) run before reporting the close.
+    this.queue.push(() => this.onclose({ code, reason, wasClean }));
+  }
+
+  /** Give up on a socket now: report it closed without waiting for the closing handshake. */
+  _abandon(ws, code, reason) {
+    ws.onmessage = null;
+    try { ws.close(); } catch { /* already closing */ }
+    this._closed(ws, code, reason, false);
+  }
+
+  _keepalive(ws) {
+    if (this.ws !== ws || ws.readyState !== WebSocket.OPEN) return;
+    if (Date.now() - this.lastHeard > this.deadAfterMs) {
+      console.warn(`ketang: nothing heard from the server for ${this.deadAfterMs} ms; reconnecting`);
+      this._abandon(ws, 4000, 'no reply from the server');
+      return;
+    }
+    this.send({ type: 'ping' });
   }
 
   _receive(data) {
@@ -128,7 +175,7 @@ export class Signaling {
   /** Send a message object (queued until the socket opens; dropped once it is closed). */
   send(msg) {
     const text = JSON.stringify(msg);
-    if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(text);
+    if (this.ws && this.ws.readyState === WebSocket.OPEN && this.state === 'open') this.ws.send(text);
     else if (this.state === 'new' || this.state === 'connecting') this.outbox.push(text);
     else console.warn('ketang: signaling closed, dropping', msg.type);
   }
@@ -140,5 +187,10 @@ export class Signaling {
       this.state = 'closing';
       this.ws.close(code, reason);
     }
+  }
+
+  /** Whether a message sent now goes out (rather than being queued or dropped). */
+  get isOpen() {
+    return this.state === 'open';
   }
 }

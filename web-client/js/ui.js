@@ -81,10 +81,38 @@ export class Banners {
 
 /** The status line: signaling (WebSocket) state and the peer connection state. */
 export function renderStatus(wsState, pcState) {
-  const ws = wsState === 'open' ? 'open' : wsState === 'closed' || wsState === 'closing' ? 'closed' : 'connecting';
+  const ws = wsState === 'open' || wsState === 'reconnecting' ? wsState
+    : wsState === 'closed' || wsState === 'closing' ? 'closed' : 'connecting';
   $('ws-dot').dataset.state = ws;
   bindText($('ws-status'), 'statusSignaling', { state: { key: `ws_${ws}` } });
   const pc = pcState || 'none';
   $('pc-dot').dataset.state = pc;
   bindText($('pc-status'), 'statusMedia', { state: { key: `pc_${pc}` } });
+}
+
+/**
+ * Tabs: buttons `[role=tab][data-tab=NAME]` in `bar`, panels with id `panel-NAME`.
+ * `onchange(name)` runs after a tab was selected.
+ */
+export class Tabs {
+  constructor(bar, onchange = () => {}) {
+    this.bar = bar;
+    this.onchange = onchange;
+    this.current = null;
+    bar.addEventListener('click', (ev) => {
+      const b = ev.target.closest('[role="tab"]');
+      if (b && !b.hidden) this.select(b.dataset.tab);
+    });
+  }
+
+  select(name) {
+    for (const b of this.bar.querySelectorAll('[role="tab"]')) {
+      const on = b.dataset.tab === name;
+      b.setAttribute('aria-selected', String(on));
+      b.tabIndex = on ? 0 : -1;
+      $(`panel-${b.dataset.tab}`).hidden = !on;
+    }
+    this.current = name;
+    this.onchange(name);
+  }
 }

@@ -131,6 +131,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 enum Cmd {
     Leave,
+    /// A message to send as is (lesson control in tests, e.g. `startRecording`).
+    Send(Value),
 }
 
 /// A joined signaling session.
@@ -320,6 +322,11 @@ impl WsClient {
         self.task.as_ref().is_some_and(|t| !t.is_finished())
     }
 
+    /// Sends a message as is; false if the session has ended.
+    pub async fn send(&self, msg: Value) -> bool {
+        self.cmd.send(Cmd::Send(msg)).await.is_ok()
+    }
+
     /// Send `leave`, wait (bounded) for `bye`, close the peer connection; returns the final
     /// counters.
     pub async fn leave(mut self, timeout: Duration) -> WsStats {
@@ -393,6 +400,9 @@ impl SignalingTask {
                     Some(Cmd::Leave) | None => {
                         let _ = self.send(json!({"type": "leave"})).await;
                         leaving = Some(tokio::time::Instant::now() + Duration::from_secs(3));
+                    }
+                    Some(Cmd::Send(msg)) => {
+                        let _ = self.send(msg).await;
                     }
                 },
                 _ = tokio::time::sleep_until(deadline), if leaving.is_some() => break,

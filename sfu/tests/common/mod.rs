@@ -92,6 +92,8 @@ pub struct Net {
     next_peer: u64,
     /// Every event the SFU produced, for assertions.
     pub sfu_events: Vec<String>,
+    /// Attendance activities, with the virtual time since the start.
+    pub activities: Vec<(Duration, PeerId, ketang_sfu::Activity)>,
     hold_offers: bool,
     /// What the recorder tap emitted.
     pub recorded: Vec<ketang_sfu::RecordEvent>,
@@ -127,6 +129,7 @@ impl Net {
             sfu_deadline: now,
             next_peer: 1,
             sfu_events: Vec::new(),
+            activities: Vec::new(),
             hold_offers: false,
             recorded: Vec::new(),
             held: Vec::new(),
@@ -318,6 +321,13 @@ impl Net {
         self.clients[i].down.set_config(config);
     }
 
+    /// Shapes the client → SFU link of `name`.
+    #[allow(dead_code)]
+    pub fn shape_up(&mut self, name: &str, config: NetemConfig) {
+        let i = self.idx(name);
+        self.clients[i].up.set_config(config);
+    }
+
     /// Inject a raw datagram into the shard as if it came from `from`.
     pub fn inject(&mut self, from: SocketAddr, data: &[u8]) {
         self.sfu
@@ -460,6 +470,10 @@ impl Net {
                             .unwrap();
                     }
                     self.clients[i].events.push(event);
+                }
+                SfuOutput::Event(SfuEvent::Activity { peer, activity, .. }) => {
+                    let at = self.now.duration_since(self.start);
+                    self.activities.push((at, peer, activity));
                 }
                 SfuOutput::Event(e) => self.sfu_events.push(format!("{e:?}")),
                 SfuOutput::Record(r) => self.recorded.push(r),

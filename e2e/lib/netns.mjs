@@ -1,0 +1,80 @@
+// A network namespace joined to the host by a veth pair, for cutting one browser's network
+// (needs root: `ip netns`, `ip link`). Names are unique per call; `destroy()` removes
+// everything and is safe to call more than once, also after a partial setup.
+//
+//   host  <hostIf> 10.77.N.1/30  ──veth──  <nsIf> 10.77.N.2/30  (namespace <ns>)
+//
+// `wrapper` is an executable that runs chromium inside the namespace, for playwright's
+// `executablePath` (playwright talks to the browser over stdio pipes, which cross namespaces).
+
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+const execFileP = promisify(execFile);
+
+async function ip(...args) {
+  try {
+    const { stdout } = await execFileP('ip', args, { timeout: 10_000 });
+    return stdout;
+  } catch (err) {
+    throw new Error(`ip ${args.join(' ')} failed: ${err.stderr?.trim() || err.message}`);
+  }
+}
+
+export class NetNs {
+  constructor() {
+    const id = randomBytes(3).toString('hex');
+    this.ns = `ktns-${id}`;
+    this.hostIf = `kth${id}`; // interface names have at most 15 characters
+    this.nsIf = `ktn${id}`;
+    const octet = 1 + (randomBytes(1)[0] % 250); // a /30 of its own: 10.77.N.0/30
+    this.hostIp = `10.77.${octet}.1`;
+    this.nsIp = `10.77.${octet}.2`;
+    this.wrapper = null;
+    this.dir = null;
+  }
+
+  /** Create the namespace, the veth pair and the chromium wrapper. */
+  async create({ chromium = '/usr/bin/chromium' } = {}) {
+    await ip('netns', 'add', this.ns);
+    await ip('link', 'add', this.hostIf, 'type', 'veth', 'peer', 'name', this.nsIf);
+    // No IPv6 link-local addresses: their late arrival (after duplicate address detection)
+    // is a "network change" to chromium on the host, which aborts its pages' requests.
+    await ip('link', 'set', this.hostIf, 'addrgenmode', 'none');
+    await ip('link', 'set', this.nsIf, 'addrgenmode', 'none');
+    await ip('link', 'set', this.nsIf, 'netns', this.ns);
+    await ip('addr', 'add', `${this.hostIp}/30`, 'dev', this.hostIf);
+    await ip('link', 'set', this.hostIf, 'up');
+    await ip('netns', 'exec', this.ns, 'ip', 'addr', 'add', `${this.nsIp}/30`, 'dev', this.nsIf);
+    await ip('netns', 'exec', this.ns, 'ip', 'link', 'set', this.nsIf, 'up');
+    await ip('netns', 'exec', this.ns, 'ip', 'link', 'set', 'lo', 'up');
+    this.dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'ketang-netns-'));
+    this.wrapper = path.join(this.dir, 'chromium-in-netns.sh');
+    const script = `#!/bin/sh\nexec ip netns exec ${this.ns} ${chromium} "$@"\n`;
+    await fsp.writeFile(this.wrapper, script, { mode: 0o755 });
+    return this;
+  }
+
+  /** Cut (false) or restore (true) the link, on the host side. */
+  async setLink(up) {
+    await ip('link', 'set', this.hostIf, up ? 'up' : 'down');
+  }
+
+  /** Remove the namespace, the veth pair (both ends) and the wrapper. Never throws. */
+  async destroy() {
+    const problems = [];
+    await ip('netns', 'del', this.ns).catch((e) => { if (!/No such file|Cannot find/.test(e.message)) problems.push(e.message); });
+    // Deleting the namespace deletes its veth end and so the pair; this is for a partial setup.
+    await ip('link', 'del', this.hostIf).catch(() => {});
+    if (this.dir) await fsp.rm(this.dir, { recursive: true, force: true }).catch(() => {});
+    const left = await ip('-o', 'link', 'show').catch(() => '');
+    if (left.includes(`${this.hostIf}@`) || left.includes(`${this.hostIf}:`)) problems.push(`${this.hostIf} still exists`);
+    const spaces = await ip('netns', 'list').catch(() => '');
+    if (spaces.split('\n').some((l) => l.split(' ')[0] === this.ns)) problems.push(`${this.ns} still exists`);
+    return problems;
+  }
+}

@@ -1,0 +1,231 @@
+//! The library's files behind `object_store` (a local directory by default).
+//!
+//! Layout: `{recording id}/lesson.webm` for the lesson, `{recording id}/tracks/{source}.webm`
+//! for per-track files. Keys are built only from validated ids and from sources the recorder
+//! named (`t3-video`), never from request paths, and `object_store` refuses `..` segments
+//! besides. Uploads stream the file in parts (bounded memory, a 1 GB lesson included) and hash
+//! it on the way, so what is stored is what the catalog's SHA-256 says.
+
+use std::path::Path as FsPath;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, WriteMultipart};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncReadExt;
+
+use super::ids::RecordingId;
+
+/// Bytes read from the local file per part; also the multipart chunk size.
+const CHUNK: usize = 4 << 20;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("library file not found")]
+    NotFound,
+    #[error("library store: {0}")]
+    Store(#[from] object_store::Error),
+    #[error("reading {path}: {source}")]
+    Local {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+impl StoreError {
+    fn from_store(e: object_store::Error) -> Self {
+        match e {
+            object_store::Error::NotFound { .. } => StoreError::NotFound,
+            e => StoreError::Store(e),
+        }
+    }
+}
+
+/// The object store and what kind it is.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<dyn ObjectStore>,
+    /// `local:/path`, for the status endpoint and logs.
+    pub describe: String,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe)
+    }
+}
+
+/// What an upload stored.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub key: String,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// The key of an entry's lesson file.
+pub fn lesson_key(id: &RecordingId) -> String {
+    format!("{id}/lesson.webm")
+}
+
+/// The key of a per-track file; `None` for a source name the recorder would not make.
+pub fn track_key(id: &RecordingId, source: &str) -> Option<String> {
+    let ok = !source.is_empty()
+        && source.len() <= 64
+        && source
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    ok.then(|| format!("{id}/tracks/{source}.webm"))
+}
+
+impl Store {
+    /// A library in the local directory `dir` (created if missing).
+    pub fn local(dir: &FsPath) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Local {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        let fs = LocalFileSystem::new_with_prefix(dir)?;
+        Ok(Store {
+            inner: Arc::new(fs),
+            describe: format!("local:{}", dir.display()),
+        })
+    }
+
+    /// A library in memory (nothing kept).
+    pub fn memory() -> Store {
+        Store {
+            inner: Arc::new(object_store::memory::InMemory::new()),
+            describe: "memory".into(),
+        }
+    }
+
+    fn path(key: &str) -> Result<Path, StoreError> {
+        Path::parse(key).map_err(|e| StoreError::Store(e.into()))
+    }
+
+    /// Streams the local file `from` into `key`, hashing it.
+    pub async fn put_file(&self, from: &FsPath, key: &str) -> Result<Stored, StoreError> {
+        let local = |source| StoreError::Local {
+            path: from.display().to_string(),
+            source,
+        };
+        let mut file = tokio::fs::File::open(from).await.map_err(local)?;
+        let upload = self.inner.put_multipart(&Self::path(key)?).await?;
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, CHUNK);
+        let mut hash = Sha256::new();
+        let mut total = 0u64;
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let n = match file.read(&mut buf).await {
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    return Err(local(e));
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            hash.update(&buf[..n]);
+            total += n as u64;
+            // Two parts in flight at most: memory stays bounded whatever the file's size.
+            if let Err(e) = writer.wait_for_capacity(2).await {
+                let _ = writer.abort().await;
+                return Err(e.into());
+            }
+            writer.write(&buf[..n]);
+        }
+        writer.finish().await?;
+        Ok(Stored {
+            key: key.to_owned(),
+            bytes: total,
+            sha256: hash.finalize().iter().map(|b| format!("{b:02x}")).collect(),
+        })
+    }
+
+    /// The size of `key`.
+    pub async fn size(&self, key: &str) -> Result<u64, StoreError> {
+        self.inner
+            .head(&Self::path(key)?)
+            .await
+            .map(|m| m.size)
+            .map_err(StoreError::from_store)
+    }
+
+    /// Bytes `start..=end` of `key` as a stream.
+    pub async fn read(
+        &self,
+        key: &str,
+        start: u64,
+        end: u64,
+    ) -> Result<BoxStream<'static, Result<Bytes, object_store::Error>>, StoreError> {
+        let opts = GetOptions::new().with_range(Some(GetRange::Bounded(start..end + 1)));
+        let got = self
+            .inner
+            .get_opts(&Self::path(key)?, opts)
+            .await
+            .map_err(StoreError::from_store)?;
+        Ok(got.into_stream())
+    }
+
+    /// Deletes `key`; a missing object is not an error (a repeated delete).
+    pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        match self.inner.delete(&Self::path(key)?).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+
+    #[test]
+    fn track_keys_only_take_recorder_sources() {
+        let id = RecordingId::generate(1);
+        assert_eq!(
+            track_key(&id, "t3-video"),
+            Some(format!("{id}/tracks/t3-video.webm"))
+        );
+        for bad in ["", "../x", "a/b", "t3 video", "x.webm"] {
+            assert_eq!(track_key(&id, bad), None, "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_file_goes_in_hashed_and_comes_out_by_range() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::local(&tmp.path().join("lib")).unwrap();
+        let src = tmp.path().join("in.webm");
+        let data: Vec<u8> = (0..(CHUNK * 2 + 1234)).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&src, &data).unwrap();
+        let id = RecordingId::generate(7);
+        let s = store.put_file(&src, &lesson_key(&id)).await.unwrap();
+        assert_eq!(s.bytes, data.len() as u64);
+        let want: String = Sha256::digest(&data)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(s.sha256, want);
+        assert_eq!(store.size(&s.key).await.unwrap(), data.len() as u64);
+        let mut got = Vec::new();
+        let mut st = store.read(&s.key, 1000, 1999).await.unwrap();
+        while let Some(b) = st.next().await {
+            got.extend_from_slice(&b.unwrap());
+        }
+        assert_eq!(got, &data[1000..2000]);
+        store.delete(&s.key).await.unwrap();
+        store.delete(&s.key).await.unwrap();
+        assert!(matches!(
+            store.size(&s.key).await,
+            Err(StoreError::NotFound)
+        ));
+    }
+}

@@ -1,0 +1,113 @@
+// Strings of the interactive lesson (floor, moderation, chat, questions, reconnection), merged
+// into the tables of i18n.js when this module is imported. Kept apart from i18n.js so that the
+// room page's strings and other pages' strings can be edited independently.
+
+import { strings } from './i18n.js';
+
+const en = {
+  // status line
+  ws_reconnecting: 'reconnecting…', pc_reconnecting: 'reconnecting…',
+  reconnecting: 'The connection was interrupted. Reconnecting…',
+  reconnected: 'Reconnected.',
+  // lesson modes and audience (top bar)
+  mode_open: 'Open room', mode_dedicated: 'Dedicated lesson', mode_master: 'Master lesson', mode_broadcast: 'Broadcast lesson',
+  audienceCount: 'Audience: {count}',
+  // tiles and lists
+  onStage: 'On stage',
+  handFlag: 'Hand {n}',
+  mutedByTeacherShort: 'Muted by teacher',
+  videoStoppedByTeacherShort: 'Video stopped by teacher',
+  reconnectingPeer: 'Reconnecting…',
+  // teacher actions
+  actCallOn: 'Call on', actDone: 'Done',
+  actMuteMic: 'Mute mic', actUnmuteMic: 'Unmute mic',
+  actStopVideo: 'Stop video', actAllowVideo: 'Allow video',
+  actRemove: 'Remove', actReadmit: 'Re-admit',
+  confirmRemove: 'Remove “{name}” from the lesson? Its link cannot rejoin until you re-admit it.',
+  cancel: 'Cancel',
+  readmitted: '{name} may join again with its link.',
+  rollCall: 'Roll call', muteAll: 'Mute all classrooms',
+  handRaised: '{name} raised a hand.',
+  // classroom / observer
+  raiseHand: 'Raise hand', lowerHand: 'Lower hand',
+  youOnStage: 'You are on stage: everyone sees and hears you.',
+  yourHandUp: 'Your hand is raised ({n} of {total} in line).',
+  mutedByTeacher: 'Your microphone was muted by the teacher. Only the teacher can unmute it.',
+  videoStoppedByTeacher: 'Your video was stopped by the teacher.',
+  micLockedByTeacher: 'Muted by the teacher', camLockedByTeacher: 'Video stopped by the teacher',
+  mutedByTeacherHint: 'The teacher muted your microphone; only the teacher can unmute it.',
+  videoStoppedByTeacherHint: 'The teacher stopped your video; only the teacher can allow it again.',
+  calledOnYou: 'The teacher called on you: everyone sees and hears you now.',
+  turnEnded: 'Your turn has ended.',
+  invitedToSpeak: 'The teacher invited you to speak: your camera and microphone are on.',
+  speakFailed: 'Could not start your camera or microphone to speak: {message}',
+  rollCallPicked: 'Roll call: {name} is called on.',
+  rollCallYou: 'Roll call: the teacher called on your classroom!',
+  lessonEndingIn: 'The lesson ends in {time}.',
+  // side panel
+  tabClass: 'Class', tabChat: 'Chat', tabQuestions: 'Questions',
+  handsTitle: 'Raised hands', handsEmpty: 'No hands raised.',
+  peopleTitle: 'In class', peopleEmpty: 'No classrooms yet.',
+  removedTitle: 'Removed',
+  // chat and questions
+  chatPlaceholder: 'Message to everyone', send: 'Send',
+  chatTooLong: 'A message can have at most 500 characters.',
+  chatRateLimited: 'You are sending messages too quickly. Please wait a moment and send again.',
+  chatRefused: 'The message was not sent: {message}',
+  questionsEmpty: 'No questions yet.',
+  askPlaceholder: 'Your question for the teacher', ask: 'Ask',
+  question_open: 'Open', question_answered: 'Answered', question_dismissed: 'Dismissed',
+  markAnswered: 'Answered', dismissQuestion: 'Dismiss',
+};
+
+const zh = {
+  ws_reconnecting: '重新连接中…', pc_reconnecting: '重新连接中…',
+  reconnecting: '连接中断，正在重新连接…',
+  reconnected: '已重新连接。',
+  mode_open: '开放课堂', mode_dedicated: '专递课堂', mode_master: '名师课堂', mode_broadcast: '名校网络课堂',
+  audienceCount: '观众：{count}',
+  onStage: '发言中',
+  handFlag: '举手 {n}',
+  mutedByTeacherShort: '已被老师静音',
+  videoStoppedByTeacherShort: '视频已被老师关闭',
+  reconnectingPeer: '重新连接中…',
+  actCallOn: '请发言', actDone: '结束发言',
+  actMuteMic: '静音', actUnmuteMic: '取消静音',
+  actStopVideo: '关闭视频', actAllowVideo: '允许视频',
+  actRemove: '移出', actReadmit: '允许重新进入',
+  confirmRemove: '确定将“{name}”移出本节课吗？在你允许之前，其链接无法重新进入。',
+  cancel: '取消',
+  readmitted: '{name} 可以使用原链接重新进入。',
+  rollCall: '随机点名', muteAll: '全部课堂静音',
+  handRaised: '{name} 举手了。',
+  raiseHand: '举手', lowerHand: '放下手',
+  youOnStage: '你正在发言：所有人都能看到、听到你。',
+  yourHandUp: '你已举手（排在第 {n} 位，共 {total} 位）。',
+  mutedByTeacher: '你的麦克风已被老师静音，只有老师可以取消。',
+  videoStoppedByTeacher: '你的视频已被老师关闭。',
+  micLockedByTeacher: '已被老师静音', camLockedByTeacher: '视频已被老师关闭',
+  mutedByTeacherHint: '老师已将你的麦克风静音，只有老师可以取消。',
+  videoStoppedByTeacherHint: '老师已关闭你的视频，只有老师可以重新允许。',
+  calledOnYou: '老师请你发言：现在所有人都能看到、听到你。',
+  turnEnded: '你的发言已结束。',
+  invitedToSpeak: '老师邀请你发言：你的摄像头和麦克风已打开。',
+  speakFailed: '无法打开摄像头或麦克风发言：{message}',
+  rollCallPicked: '随机点名：请 {name} 发言。',
+  rollCallYou: '随机点名：老师点到了你的课堂！',
+  lessonEndingIn: '距下课还有 {time}。',
+  tabClass: '课堂', tabChat: '聊天', tabQuestions: '提问',
+  handsTitle: '举手', handsEmpty: '还没有人举手。',
+  peopleTitle: '课堂成员', peopleEmpty: '还没有课堂加入。',
+  removedTitle: '已移出',
+  chatPlaceholder: '发给所有人的消息', send: '发送',
+  chatTooLong: '每条消息最多 500 个字。',
+  chatRateLimited: '发送太快了，请稍等片刻再发送。',
+  chatRefused: '消息未发送：{message}',
+  questionsEmpty: '还没有提问。',
+  askPlaceholder: '向老师提问', ask: '提问',
+  question_open: '待回答', question_answered: '已回答', question_dismissed: '已忽略',
+  markAnswered: '已回答', dismissQuestion: '忽略',
+};
+
+Object.assign(strings.en, en);
+Object.assign(strings['zh-CN'], zh);

@@ -63,7 +63,17 @@ async fn bad_input_gets_documented_errors_and_the_lesson_goes_on() {
     let v = WhepViewer::connect(&s.url("/whep/math"), &viewer, WhepOptions::default())
         .await
         .unwrap();
-    let mut p = WhipPublisher::connect(&s.url("/whip/math"), &teacher, WhipOptions::default())
+    // A light stream (100 kbit/s video): on a loaded CI machine a late receiver reads as
+    // congestion to the bandwidth estimate, and a dip must not pause the one video layer
+    // here; this test is about bad input, the allocator has its own tests.
+    let options = WhipOptions {
+        video: Some(ketang_loadtest::media::Vp8Config {
+            bitrate_bps: 100_000,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mut p = WhipPublisher::connect(&s.url("/whip/math"), &teacher, options)
         .await
         .unwrap();
     // The lesson runs in the background while the abuse happens.
@@ -258,13 +268,11 @@ async fn bad_input_gets_documented_errors_and_the_lesson_goes_on() {
             st.audio.unique_packets + st.video.unique_packets >= total
         })
         .await;
-    let received = got.audio.unique_packets + got.video.unique_packets;
+    let (audio, video) = (got.audio.unique_packets, got.video.unique_packets);
     assert!(
-        received * 100 >= total * 95,
-        "{received} of {total}: audio {} of {}, video {} of {}",
-        got.audio.unique_packets,
+        audio * 100 >= sent.audio.packets * 95 && video * 100 >= sent.video.packets * 95,
+        "audio {audio} of {}, video {video} of {}",
         sent.audio.packets,
-        got.video.unique_packets,
         sent.video.packets
     );
     p.close().await.unwrap();

@@ -99,6 +99,10 @@ async fn run(mut ctx: ShardContext, config: SfuConfig) -> Result<(), String> {
     let mut batch = udp::RecvBatch::default();
     let mut out: Vec<(SocketAddr, Vec<u8>)> = Vec::with_capacity(udp::BATCH);
     let mut next_publish = Instant::now();
+    if let Err(e) = udp::enable_pktinfo(&ctx.socket) {
+        // Then a wildcard-bound shard only answers ICE for the first advertised address.
+        tracing::warn!(shard = ctx.index, "cannot read datagram destinations: {e}");
+    }
     loop {
         let mut deadline = flush(&mut sfu, &socket, &ctx, &mut out).await;
         let now = Instant::now();
@@ -134,7 +138,12 @@ async fn run(mut ctx: ShardContext, config: SfuConfig) -> Result<(), String> {
                     };
                     for i in 0..n {
                         if let Some((from, data)) = batch.get(i) {
-                            datagram(&mut sfu, &ctx, from, local, data);
+                            // ICE needs the address the datagram was sent to, which a
+                            // wildcard-bound socket only knows from IP_PKTINFO.
+                            let to = batch
+                                .local_ip(i)
+                                .map_or(local, |ip| SocketAddr::new(ip, local.port()));
+                            datagram(&mut sfu, &ctx, from, to, data);
                         }
                     }
                     if n < udp::BATCH {

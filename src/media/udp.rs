@@ -3,9 +3,13 @@
 //!
 //! A shard fans one packet out to many subscribers, so most wake-ups send many datagrams; the
 //! per-call cost of the kernel crossing is then paid once per batch.
+//!
+//! A socket bound to the unspecified address (`0.0.0.0`, `[::]`) also learns each datagram's
+//! destination address (`IP_PKTINFO`): ICE matches a request to the local candidate it was sent
+//! to, and a server with several advertised addresses must tell them apart.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
@@ -20,6 +24,8 @@ pub struct RecvBatch {
     bufs: Vec<[u8; MAX_DATAGRAM]>,
     lens: [usize; BATCH],
     from: [Option<SocketAddr>; BATCH],
+    /// The address each datagram was sent to, when the socket reports it.
+    to: [Option<IpAddr>; BATCH],
 }
 
 impl Default for RecvBatch {
@@ -28,6 +34,7 @@ impl Default for RecvBatch {
             bufs: vec![[0u8; MAX_DATAGRAM]; BATCH],
             lens: [0; BATCH],
             from: [None; BATCH],
+            to: [None; BATCH],
         }
     }
 }
@@ -38,6 +45,18 @@ impl RecvBatch {
         let from = self.from.get(i).copied().flatten()?;
         Some((from, &self.bufs[i][..self.lens[i]]))
     }
+
+    /// The local address datagram `i` was sent to, if the socket reported it (see
+    /// [`enable_pktinfo`]).
+    pub fn local_ip(&self, i: usize) -> Option<IpAddr> {
+        self.to.get(i).copied().flatten()
+    }
+}
+
+/// Asks the kernel for each datagram's destination address. Only useful (and only done) on a
+/// socket bound to the unspecified address.
+pub fn enable_pktinfo(socket: &std::net::UdpSocket) -> io::Result<()> {
+    sys::enable_pktinfo(socket)
 }
 
 /// Receives up to `BATCH` datagrams without waiting; `Ok(0)` if none is ready.
@@ -95,7 +114,63 @@ mod sys {
 
     use super::{BATCH, RecvBatch};
 
+    /// Room for one `in_pktinfo`/`in6_pktinfo` control message, aligned for `cmsghdr`.
+    type Control = [u64; 8];
+
+    pub fn enable_pktinfo(socket: &std::net::UdpSocket) -> io::Result<()> {
+        let local = socket.local_addr()?;
+        if !local.ip().is_unspecified() {
+            return Ok(());
+        }
+        let (level, name) = match local {
+            SocketAddr::V4(_) => (libc::IPPROTO_IP, libc::IP_PKTINFO),
+            SocketAddr::V6(_) => (libc::IPPROTO_IPV6, libc::IPV6_RECVPKTINFO),
+        };
+        let on: libc::c_int = 1;
+        // SAFETY: passes a pointer to a live c_int and its size.
+        let r = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                level,
+                name,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// The destination address in a received message's control data, if any.
+    fn destination(hdr: &libc::msghdr) -> Option<std::net::IpAddr> {
+        if hdr.msg_controllen == 0 {
+            return None;
+        }
+        // SAFETY: msg_control points to a buffer of msg_controllen bytes that the kernel
+        // filled with well-formed control messages; CMSG_* walk within it.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(hdr);
+            while !c.is_null() {
+                let data = libc::CMSG_DATA(c);
+                if (*c).cmsg_level == libc::IPPROTO_IP && (*c).cmsg_type == libc::IP_PKTINFO {
+                    let info = std::ptr::read_unaligned(data.cast::<libc::in_pktinfo>());
+                    let ip = std::net::Ipv4Addr::from(u32::from_be(info.ipi_addr.s_addr));
+                    return Some(ip.into());
+                }
+                if (*c).cmsg_level == libc::IPPROTO_IPV6 && (*c).cmsg_type == libc::IPV6_PKTINFO {
+                    let info = std::ptr::read_unaligned(data.cast::<libc::in6_pktinfo>());
+                    return Some(std::net::Ipv6Addr::from(info.ipi6_addr.s6_addr).into());
+                }
+                c = libc::CMSG_NXTHDR(hdr, c);
+            }
+        }
+        None
+    }
+
     pub fn recv_batch(socket: &UdpSocket, batch: &mut RecvBatch) -> io::Result<usize> {
+        let mut controls: [Control; BATCH] = [[0u64; 8]; BATCH];
         let mut names: [MaybeUninit<libc::sockaddr_storage>; BATCH] =
             [MaybeUninit::zeroed(); BATCH];
         let mut iovs: [libc::iovec; BATCH] = [libc::iovec {
@@ -112,9 +187,11 @@ mod sys {
                 std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             hdrs[i].msg_hdr.msg_iov = &mut iovs[i];
             hdrs[i].msg_hdr.msg_iovlen = 1;
+            hdrs[i].msg_hdr.msg_control = controls[i].as_mut_ptr().cast();
+            hdrs[i].msg_hdr.msg_controllen = std::mem::size_of::<Control>() as _;
         }
-        // SAFETY: hdrs, iovs, names and the buffers outlive the call; the kernel writes at
-        // most the lengths given.
+        // SAFETY: hdrs, iovs, names, controls and the buffers outlive the call; the kernel
+        // writes at most the lengths given.
         let n = unsafe {
             libc::recvmmsg(
                 socket.as_raw_fd(),
@@ -132,6 +209,7 @@ mod sys {
             batch.lens[i] = hdrs[i].msg_len as usize;
             // SAFETY: the kernel wrote the sender's address into this storage.
             batch.from[i] = to_socket_addr(unsafe { names[i].assume_init_ref() });
+            batch.to[i] = destination(&hdrs[i].msg_hdr);
         }
         Ok(n)
     }
@@ -208,7 +286,12 @@ mod sys {
         let (n, from) = socket.try_recv_from(&mut batch.bufs[0])?;
         batch.lens[0] = n;
         batch.from[0] = Some(from);
+        batch.to[0] = None;
         Ok(1)
+    }
+
+    pub fn enable_pktinfo(_socket: &std::net::UdpSocket) -> io::Result<()> {
+        Ok(())
     }
 
     fn to_socket_addr(ss: &libc::sockaddr_storage) -> Option<SocketAddr> {
@@ -270,6 +353,31 @@ mod tests {
         for (i, d) in got.iter().enumerate() {
             assert_eq!(d.len(), 100 + i);
             assert!(d.iter().all(|x| *x == i as u8));
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_wildcard_socket_learns_where_each_datagram_was_sent() {
+        let std_b = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        std_b.set_nonblocking(true).unwrap();
+        enable_pktinfo(&std_b).unwrap();
+        let port = std_b.local_addr().unwrap().port();
+        let b = UdpSocket::from_std(std_b).unwrap();
+        let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        // 127.0.0.2 is loopback too: the destination tells the two apart.
+        for ip in ["127.0.0.1", "127.0.0.2"] {
+            let to: SocketAddr = format!("{ip}:{port}").parse().unwrap();
+            a.send_to(b"x", to).await.unwrap();
+            let mut batch = RecvBatch::default();
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+            let mut n = 0;
+            while n == 0 && tokio::time::Instant::now() < deadline {
+                b.readable().await.unwrap();
+                n = try_recv_batch(&b, &mut batch).unwrap();
+            }
+            assert_eq!(n, 1);
+            assert_eq!(batch.local_ip(0), Some(ip.parse().unwrap()));
         }
     }
 }

@@ -35,6 +35,9 @@ CREATE TABLE recordings (
     object_key     TEXT,
     -- The file the recorder writes while running (`…webm.part`), to match its end.
     local_path     TEXT,
+    -- The server recording it (host and recordings directory): at start a server marks only
+    -- its own unfinished entries as lost, never those another server is recording.
+    node           TEXT,
     created_at     BIGINT NOT NULL,
     updated_at     BIGINT NOT NULL
 );

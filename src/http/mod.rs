@@ -50,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(crate::metrics::ready::handler))
         .route("/metrics", get(crate::metrics::handler))
         .route("/admin", get(pages::admin_page))
+        .route("/library", get(pages::library_page))
         .route("/static/{*path}", get(pages::static_file))
         .merge(ingest)
         .merge(crate::api::router())

@@ -102,6 +102,12 @@ pub async fn admin_page() -> Response {
     asset("admin.html").unwrap_or_else(|| StatusCode::NOT_FOUND.into_response())
 }
 
+/// `GET /library`: the resource library page (an admin key, or `?t=` with a library link; the
+/// API checks every call).
+pub async fn library_page() -> Response {
+    asset("library.html").unwrap_or_else(|| StatusCode::NOT_FOUND.into_response())
+}
+
 pub async fn healthz(State(state): State<AppState>) -> Response {
     Json(json!({
         "status": if state.is_shutting_down() { "shuttingDown" } else { "ok" },

@@ -106,13 +106,14 @@ pub struct Entry {
     pub sha256: Option<String>,
     pub object_key: Option<String>,
     pub local_path: Option<String>,
+    pub node: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
 const COLUMNS: &str = "id, room, occurrence_id, lesson_id, title, subject, grade, mode, teacher_id, \
     teacher_name, school_id, school_name, timezone, started_at, state, error, recovered, \
-    duration_ms, bytes, sha256, object_key, local_path, created_at, updated_at";
+    duration_ms, bytes, sha256, object_key, local_path, node, created_at, updated_at";
 
 impl Entry {
     /// A new entry for a recording of `room` that started at `started_at` (Unix ms).
@@ -146,6 +147,7 @@ impl Entry {
             sha256: None,
             object_key: None,
             local_path: None,
+            node: None,
             created_at: now,
             updated_at: now,
         }
@@ -155,7 +157,7 @@ impl Entry {
 pub async fn insert(pool: &AnyPool, e: &Entry) -> Result<(), sqlx::Error> {
     sqlx::query(assembled(format!(
         "INSERT INTO recordings ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
-         $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)"
+         $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)"
     )))
     .bind(&e.id)
     .bind(&e.room)
@@ -179,6 +181,7 @@ pub async fn insert(pool: &AnyPool, e: &Entry) -> Result<(), sqlx::Error> {
     .bind(&e.sha256)
     .bind(&e.object_key)
     .bind(&e.local_path)
+    .bind(&e.node)
     .bind(e.created_at)
     .bind(e.updated_at)
     .execute(pool)
@@ -215,11 +218,12 @@ pub async fn by_sha256(pool: &AnyPool, sha: &str) -> Result<Option<Entry>, sqlx:
     .await
 }
 
-/// Entries still marked running (at start: left by a crash).
-pub async fn running(pool: &AnyPool) -> Result<Vec<Entry>, sqlx::Error> {
+/// Entries of `node` still marked running (at start: left by a crash of that server).
+pub async fn running(pool: &AnyPool, node: &str) -> Result<Vec<Entry>, sqlx::Error> {
     sqlx::query_as(assembled(format!(
-        "SELECT {COLUMNS} FROM recordings WHERE state = 'recording' ORDER BY id"
+        "SELECT {COLUMNS} FROM recordings WHERE state = 'recording' AND node = $1 ORDER BY id"
     )))
+    .bind(node)
     .fetch_all(pool)
     .await
 }

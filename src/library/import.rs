@@ -85,7 +85,7 @@ pub async fn at_start(state: &AppState, dir: PathBuf, started_ms: i64) {
 
 async fn sweep(state: &AppState, before_ms: i64) {
     let pool = &state.db.pool;
-    let stale = match catalog::running(pool).await {
+    let stale = match catalog::running(pool, &state.library.node).await {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %e, "cannot look for recordings lost in a crash");
@@ -144,6 +144,7 @@ async fn import_lesson(state: &AppState, f: &OnDisk) -> Result<RecordingId, Impo
             let id = RecordingId::generate(unix_ms());
             let mut entry = Entry::new(&id, &f.room, facts, started, now);
             entry.local_path = Some(part);
+            entry.node = Some(state.library.node.clone());
             catalog::insert(pool, &entry).await?;
             id
         }

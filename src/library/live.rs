@@ -321,6 +321,7 @@ async fn started(state: &AppState, room: RoomId, path: PathBuf) {
     let id = RecordingId::generate(now);
     let mut entry = Entry::new(&id, room.as_str(), facts, now as i64, now as i64);
     entry.local_path = Some(path.to_string_lossy().into_owned());
+    entry.node = Some(state.library.node.clone());
     if let Err(e) = catalog::insert(&state.db.pool, &entry).await {
         // The file is still written; the import at its end makes the entry then.
         tracing::warn!(%room, error = %e, "recording not entered in the catalog");

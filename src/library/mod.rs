@@ -52,6 +52,20 @@ pub struct Library {
     pub recordings_dir: PathBuf,
     /// Default validity of library links.
     pub link_ttl: Duration,
+    /// Which server records: its host name and recordings directory (see [`node_name`]).
+    pub node: String,
+}
+
+/// This server as the catalog names it: the host and the recordings directory. Servers that
+/// share a database each sweep only their own unfinished entries at start.
+pub fn node_name(recordings_dir: &std::path::Path) -> String {
+    // Linux names the host here; elsewhere the directory alone still tells servers apart on
+    // one machine.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    let dir = std::fs::canonicalize(recordings_dir).unwrap_or_else(|_| recordings_dir.to_owned());
+    format!("{host}:{}", dir.display())
 }
 
 /// A started library: give `sink` to the media plane, and the statuses to [`live::spawn`].
@@ -98,6 +112,7 @@ impl Library {
             store,
             links: link::LinkSigner::new(secret, config.auth.clock_skew),
             live: live::LiveRecordings::new(handle),
+            node: node_name(&dir),
             recordings_dir: dir,
             link_ttl: rc.link_ttl,
         };
@@ -117,6 +132,7 @@ impl Library {
             live: live::LiveRecordings::new(None),
             recordings_dir: PathBuf::new(),
             link_ttl: Duration::from_secs(3600),
+            node: "detached".into(),
         }
     }
 }

@@ -89,7 +89,12 @@ impl Store {
             path: dir.display().to_string(),
             source,
         })?;
-        let fs = LocalFileSystem::new_with_prefix(dir)?;
+        // fsync: the import deletes the recorder's copy once the upload returns, so the
+        // library's copy must be on the disk by then, not only in the page cache. Cleanup:
+        // a deleted recording leaves no empty `{id}/` directory behind.
+        let fs = LocalFileSystem::new_with_prefix(dir)?
+            .with_fsync(true)
+            .with_automatic_cleanup(true);
         Ok(Store {
             inner: Arc::new(fs),
             describe: format!("local:{}", dir.display()),
@@ -223,6 +228,14 @@ mod tests {
         assert_eq!(got, &data[1000..2000]);
         store.delete(&s.key).await.unwrap();
         store.delete(&s.key).await.unwrap();
+        assert!(
+            !tmp.path().join("lib").join(id.as_str()).exists(),
+            "no empty dir left"
+        );
+        assert!(
+            tmp.path().join("lib").exists(),
+            "the library's own dir stays"
+        );
         assert!(matches!(
             store.size(&s.key).await,
             Err(StoreError::NotFound)

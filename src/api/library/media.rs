@@ -4,7 +4,7 @@
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use utoipa::{IntoResponses, ToSchema};
 
@@ -64,6 +64,7 @@ pub async fn media(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Params(q): Params<LinkQuery>,
+    method: Method,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let id = parse_id(&id)?;
@@ -71,7 +72,7 @@ pub async fn media(
     let e = load(&state, &id).await?;
     let key = e.object_key.clone().filter(|_| e.state == catalog::READY);
     let key = key.ok_or_else(|| not_ready(&e))?;
-    serve(&state, &key, &headers, e.sha256.as_deref(), None).await
+    serve(&state, &key, &method, &headers, e.sha256.as_deref(), None).await
 }
 
 /// Download the recording as a file.
@@ -82,6 +83,7 @@ pub async fn download(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Params(q): Params<LinkQuery>,
+    method: Method,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let id = parse_id(&id)?;
@@ -92,7 +94,15 @@ pub async fn download(
     let tz = jiff::tz::TimeZone::get(&e.timezone).unwrap_or(jiff::tz::TimeZone::UTC);
     let date = crate::schedule::time::local_date(e.started_at, &tz);
     let name = format!("{date} {}.webm", e.title);
-    serve(&state, &key, &headers, e.sha256.as_deref(), Some(&name)).await
+    serve(
+        &state,
+        &key,
+        &method,
+        &headers,
+        e.sha256.as_deref(),
+        Some(&name),
+    )
+    .await
 }
 
 /// Download one per-track file of the recording.
@@ -104,6 +114,7 @@ pub async fn track_file(
     State(state): State<AppState>,
     Path((id, source)): Path<(String, String)>,
     Params(q): Params<LinkQuery>,
+    method: Method,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let id = parse_id(&id)?;
@@ -121,6 +132,7 @@ pub async fn track_file(
     serve(
         &state,
         &t.object_key,
+        &method,
         &headers,
         Some(&t.sha256),
         Some(&name),
@@ -156,9 +168,12 @@ fn header_value(s: &str) -> HeaderValue {
 }
 
 /// Serves `key` whole, as one range, or 416, following the request's `Range` and `If-Range`.
+/// HEAD (which axum routes to these GET handlers) gets the same headers without the store
+/// being read.
 async fn serve(
     state: &AppState,
     key: &str,
+    method: &Method,
     headers: &HeaderMap,
     sha256: Option<&str>,
     attachment: Option<&str>,
@@ -195,7 +210,7 @@ async fn serve(
             return Ok(r);
         }
     };
-    let body = if len == 0 {
+    let body = if len == 0 || method == Method::HEAD {
         Body::empty()
     } else {
         Body::from_stream(store.read(key, start, end).await.map_err(store_problem)?)

@@ -98,7 +98,7 @@ pub enum NoteErrors {
     /// No such recording.
     #[response(status = 404, content_type = "application/problem+json")]
     NotFound(ProblemDoc),
-    /// The recording is not in the library (yet).
+    /// Not a master lesson, or the recording is not in the library (yet).
     #[response(status = 409, content_type = "application/problem+json")]
     Conflict(ProblemDoc),
     /// The body is too large.
@@ -112,7 +112,7 @@ pub enum NoteErrors {
     Invalid(ProblemDoc),
 }
 
-/// Add a note while replaying (admin key or library link).
+/// Add a note while replaying a master lesson (admin key or library link).
 #[utoipa::path(post, path = "/api/v1/library/{id}/notes", tag = "library",
     params(("id" = String, Path, description = "Recording id"), LinkQuery), request_body = NewNote,
     responses((status = 201, description = "Created", body = NoteEntry), NoteErrors))]
@@ -144,6 +144,12 @@ pub async fn add_note(
         (_, None) => Some(who.name().to_owned()),
     };
     errors.finish()?;
+    // 听课评课 belongs to master lessons: other lessons have no observers to comment.
+    if entry.mode != "master" {
+        return Err(crate::api::problem::Problem::state(
+            "observation notes are for master lessons (名师课堂) only",
+        ));
+    }
     if entry.state != catalog::READY {
         return Err(crate::api::problem::Problem::state(
             "notes while replaying need the recording in the library; during the lesson, \

@@ -27,6 +27,7 @@
 //! variables.
 
 pub mod api;
+pub mod attendance;
 pub mod auth;
 pub mod cli;
 pub mod config;

@@ -36,6 +36,7 @@ pub struct RunningServer {
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), std::io::Error>>,
     scheduler: tokio::task::JoinHandle<()>,
+    attendance: crate::attendance::AttendanceTask,
 }
 
 /// Binds everything and starts serving in the background.
@@ -58,12 +59,18 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
             .map_err(|e| ServerError(e.to_string()))?
             .map_err(|e| ServerError(format!("library: {e}")))?
     };
+    // The shards hold the only senders: when they stop, the attendance task writes its last
+    // records and ends.
+    let (attendance_sink, attendance_rx) =
+        crate::attendance::AttendanceSink::channel(crate::attendance::QUEUE);
+    let attendance = crate::attendance::spawn(db.clone(), &attendance_sink, attendance_rx);
     let settings = MediaSettings {
         listen: config.media.listen,
         shards: config.media_shard_count(),
         advertise: config.advertised_ips(),
         connect_timeout: config.media.connect_timeout,
         record: library.sink.clone(),
+        attendance: Some(attendance_sink),
     };
     let media = MediaPlane::start(&settings).map_err(|e| ServerError(e.to_string()))?;
     let listener = TcpListener::bind(config.http.listen)
@@ -95,6 +102,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         stop: Some(stop),
         task,
         scheduler,
+        attendance,
     })
 }
 
@@ -122,6 +130,7 @@ impl RunningServer {
         let budget = Budget::new(std::time::Instant::now(), ORDERLY_BUDGET);
         self.state.shutting_down.store(true, Ordering::Relaxed);
         self.scheduler.abort();
+        self.attendance.stopping();
         for entry in self.state.media.registry.iter() {
             let _ = entry.value().send(PeerSignal::Close(ByeReason::Shutdown));
         }
@@ -135,6 +144,17 @@ impl RunningServer {
         match tokio::time::timeout(budget.step(Duration::from_secs(2)), shards).await {
             Ok(r) => r.map_err(|e| ServerError(e.to_string()))?,
             Err(_) => tracing::warn!("media shards did not stop in time"),
+        }
+        // The stopped shards closed their rooms and dropped their attendance sinks: the task
+        // writes the stays' ends and stops.
+        if !self
+            .attendance
+            .finish(budget.step(Duration::from_secs(2)))
+            .await
+        {
+            tracing::warn!(
+                "attendance not written in time; open stays end at their last heartbeat"
+            );
         }
         // The stopped shards closed their rooms, so every recording's end is queued: finalize
         // them, within 5 s of the exit budget (what does not make it is repaired at the next

@@ -7,6 +7,7 @@
 //! compares the two. Requests need an admin key (`Authorization: Bearer`); errors are RFC 9457
 //! problem documents.
 
+pub mod attendance;
 pub mod audit;
 pub mod bandwidth;
 pub mod classrooms;
@@ -160,6 +161,7 @@ pub fn routes() -> (Router<AppState>, OpenApiDoc) {
         .routes(routes!(lesson_ops::end_lesson))
         .routes(routes!(lesson_ops::get_links))
         .routes(routes!(lesson_ops::reissue_links))
+        .routes(routes!(attendance::lesson_attendance))
         .routes(routes!(occurrences::timetable))
         .routes(routes!(
             occurrences::get_occurrence,

@@ -169,6 +169,8 @@ pub struct MediaSettings {
     pub connect_timeout: std::time::Duration,
     /// The recording writer's queue, if recording is enabled.
     pub record: Option<RecordSink>,
+    /// The attendance task's queue (`None`: attendance is not recorded).
+    pub attendance: Option<crate::attendance::AttendanceSink>,
 }
 
 impl MediaPlane {
@@ -212,6 +214,7 @@ impl MediaPlane {
                 load: load.clone(),
                 stats: stats.clone(),
                 record: settings.record.clone(),
+                attendance: settings.attendance.clone(),
             };
             let thread = shard::spawn(ctx, sfu_config)?;
             tracing::info!(shard = index, %local_addr, "media shard started");

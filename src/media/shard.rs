@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 
 use super::udp;
 use super::{MediaError, PeerRegistry, PeerSignal, People, RecordSink, ShardCommand};
+use crate::attendance::{AttendanceSink, Observed};
 
 /// Datagrams read per wake-up before the SFU's output is flushed.
 const RECV_BATCH: usize = 64;
@@ -69,6 +70,8 @@ pub(super) struct ShardContext {
     pub load: Arc<AtomicUsize>,
     pub stats: Arc<ShardStats>,
     pub record: Option<RecordSink>,
+    /// Where attendance observations go (lesson rooms only; `None`: not recorded).
+    pub attendance: Option<AttendanceSink>,
 }
 
 pub(super) fn spawn(
@@ -96,13 +99,13 @@ async fn run(mut ctx: ShardContext, config: SfuConfig) -> Result<(), String> {
     let socket = UdpSocket::from_std(ctx.socket.try_clone().map_err(|e| e.to_string())?)
         .map_err(|e| e.to_string())?;
     let local = socket.local_addr().map_err(|e| e.to_string())?;
-    let mut batch = udp::RecvBatch::default();
-    let mut out: Vec<(SocketAddr, Vec<u8>)> = Vec::with_capacity(udp::BATCH);
-    let mut next_publish = Instant::now();
     if let Err(e) = udp::enable_pktinfo(&ctx.socket) {
         // Then a wildcard-bound shard only answers ICE for the first advertised address.
         tracing::warn!(shard = ctx.index, "cannot read datagram destinations: {e}");
     }
+    let mut batch = udp::RecvBatch::default();
+    let mut out: Vec<(SocketAddr, Vec<u8>)> = Vec::with_capacity(udp::BATCH);
+    let mut next_publish = Instant::now();
     loop {
         let mut deadline = flush(&mut sfu, &socket, &ctx, &mut out).await;
         let now = Instant::now();
@@ -228,18 +231,34 @@ fn route(e: SfuEvent, ctx: &ShardContext) {
                 let _ = tx.send(PeerSignal::Event(event));
             }
         }
-        SfuEvent::PeerLeft { peer, reason, .. } => {
+        SfuEvent::PeerLeft { peer, reason, room } => {
             ctx.load.fetch_sub(1, Ordering::Relaxed);
             ctx.people.left(peer, reason == LeaveReason::Removed);
             ctx.budgets.left(peer);
             if let Some(tx) = ctx.registry.get(&peer) {
                 let _ = tx.send(PeerSignal::Left(reason));
             }
+            if let Some(a) = &ctx.attendance {
+                a.offer(&room, Observed::Left { peer, reason });
+            }
         }
         SfuEvent::RoomClosed { room } => {
             ctx.rooms.remove_if(&room, |_, owner| *owner == ctx.index);
             ctx.people.forget_room(&room);
             ctx.stats.rooms.fetch_sub(1, Ordering::Relaxed);
+            if let Some(a) = &ctx.attendance {
+                a.offer(&room, Observed::RoomClosed);
+            }
+        }
+        // Joins, losses and turns: rare next to packets; the sink never blocks.
+        SfuEvent::Activity {
+            room,
+            peer,
+            activity,
+        } => {
+            if let Some(a) = &ctx.attendance {
+                a.offer(&room, Observed::Activity { peer, activity });
+            }
         }
         _ => {}
     }

@@ -62,3 +62,28 @@ export const get = (path) => api('GET', path);
 export const post = (path, body) => api('POST', path, body);
 export const put = (path, body) => api('PUT', path, body);
 export const del = (path) => api('DELETE', path);
+
+/**
+ * GETs `path` as text in another format (`accept`, e.g. `text/csv`); resolves with
+ * `{text, filename}` (the name from Content-Disposition), rejects with ApiError like api().
+ */
+export async function getText(path, accept) {
+  const key = memoryKey || storedKey();
+  const headers = { Accept: accept };
+  if (key) headers.Authorization = `Bearer ${key}`;
+  let res;
+  try {
+    res = await fetch(`/api/v1${path}`, { headers });
+  } catch (err) {
+    throw new ApiError(0, { title: 'network', detail: String(err.message || err) });
+  }
+  const text = await res.text();
+  if (!res.ok) {
+    let json = null;
+    try { json = JSON.parse(text); } catch { /* not JSON */ }
+    throw new ApiError(res.status, json);
+  }
+  const disposition = res.headers.get('Content-Disposition') || '';
+  const filename = /filename="([^"]+)"/.exec(disposition)?.[1] ?? 'download';
+  return { text, filename };
+}

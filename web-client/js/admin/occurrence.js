@@ -1,10 +1,12 @@
-// One occurrence in a dialog: its lesson, its room links (copy, reissue), and what can be done
-// to it (move, cancel or restore, end now) or to its whole lesson (edit, cancel, delete).
+// One occurrence in a dialog: its lesson, its room links (copy, reissue), its attendance, and
+// what can be done to it (move, cancel or restore, end now) or to its whole lesson (edit,
+// cancel, delete).
 
 import { t } from '../i18n.js';
 import { get, post, put, del } from './api.js';
 import { el, field, input, reportError, banner, openDialog, closeDialog, copyText } from './dom.js';
 import { teacherName, classroomName } from './directory.js';
+import { showAttendance } from './attendance.js';
 
 const wallOf = (rfc3339) => rfc3339.slice(0, 16);
 const shown = (rfc3339) => rfc3339.slice(0, 16).replace('T', ' ');
@@ -16,6 +18,7 @@ const shown = (rfc3339) => rfc3339.slice(0, 16).replace('T', ' ');
 export function openOccurrence(entry, hooks) {
   const { occurrence: o, lesson: l } = entry;
   const links = el('div', { class: 'links', id: 'links' });
+  const attendance = el('div', { class: 'attendance', id: 'attendance' });
   const act = (fn) => async () => {
     try {
       await fn();
@@ -62,7 +65,8 @@ export function openOccurrence(entry, hooks) {
     o.status === 'cancelled' ? el('button', { type: 'button', class: 'ctl', key: 'restoreOccurrence', on: { click: act(async () => {
       await post(`/occurrences/${o.id}/restore`);
       await after();
-    }) } }) : null);
+    }) } }) : null,
+    el('button', { type: 'button', class: 'ctl', key: 'attendance', id: 'show-attendance', on: { click: act(() => showAttendance(attendance, l.id, o.id)) } }));
 
   const lessonButtons = el('div', { class: 'row' },
     el('button', { type: 'button', class: 'ctl', key: 'editLesson', on: { click: act(async () => {
@@ -92,7 +96,7 @@ export function openOccurrence(entry, hooks) {
       el('dt', { key: 'occurrence' }), el('dd', { text: `${shown(o.start)} – ${shown(o.end).slice(11)} (${o.timezone})` }),
       el('dt', { key: 'status' }), el('dd', { key: `status_${o.status}`, data: { status: o.status }, id: 'occurrence-status' }),
       el('dt', { key: 'room' }), el('dd', { text: o.room })),
-    buttons, moveForm, links, lessonButtons);
+    buttons, moveForm, links, attendance, lessonButtons);
 }
 
 function renderLinks(root, r) {

@@ -40,6 +40,13 @@ const en = {
   liveNone: 'No room is live on this server.', since: 'since {time}', participants: 'Participants: {count}',
   endLesson: 'End lesson', remove: 'Remove', role: 'Role', joinedAt: 'Joined',
   confirmRemove: 'Remove {name} from the room?',
+  // attendance
+  attendance: 'Attendance', inRoom: 'In the room', totalTime: 'Total', reconnects: 'Reconnections',
+  calledOn: 'Called on', yes: 'Yes', no: 'No', absent: 'Absent', inRoomNow: 'In the room now', downloadCsv: 'Download CSV',
+  att_teacher: 'Teacher', att_masterClassroom: 'Teacher’s classroom', att_remoteClassroom: 'Remote classroom',
+  att_classroom: 'Other classroom',
+  end_left: 'left', end_disconnected: 'connection lost', end_removed: 'removed', end_roomClosed: 'room closed',
+  end_shutdown: 'server stopped', end_internal: 'server error', end_lost: 'server lost',
   // errors
   requestFailed: '{detail}', networkError: 'The server could not be reached.',
 };
@@ -79,6 +86,11 @@ const zh = {
   liveNone: '本服务器上没有正在进行的课堂。', since: '开始于 {time}', participants: '参与者：{count}',
   endLesson: '结束课程', remove: '移出', role: '角色', joinedAt: '加入时间',
   confirmRemove: '将 {name} 移出课堂？',
+  attendance: '考勤', inRoom: '在课堂时段', totalTime: '总时长', reconnects: '重连次数',
+  calledOn: '被点名', yes: '是', no: '否', absent: '缺席', inRoomNow: '在课堂中', downloadCsv: '下载 CSV',
+  att_teacher: '授课教师', att_masterClassroom: '主讲教室', att_remoteClassroom: '远端教室', att_classroom: '其他教室',
+  end_left: '离开', end_disconnected: '连接中断', end_removed: '被移出', end_roomClosed: '课堂关闭',
+  end_shutdown: '服务器停止', end_internal: '服务器错误', end_lost: '服务器失联',
   requestFailed: '{detail}', networkError: '无法连接服务器。',
 };
 

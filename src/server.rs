@@ -64,6 +64,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let (attendance_sink, attendance_rx) =
         crate::attendance::AttendanceSink::channel(crate::attendance::QUEUE);
     let attendance = crate::attendance::spawn(db.clone(), &attendance_sink, attendance_rx);
+    let attendance_dropped = attendance_sink.dropped_counter();
     let settings = MediaSettings {
         listen: config.media.listen,
         shards: config.media_shard_count(),
@@ -85,6 +86,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         config.http.public_url = Some(format!("http://{http_addr}"));
     }
     let state = AppState::with_library(config, tokens, media, db, library.library);
+    state.metrics.watch_attendance(attendance_dropped);
     crate::library::live::spawn(state.clone(), library.statuses);
     let scheduler = crate::schedule::runner::spawn(state.clone());
     let app = crate::http::router(state.clone());

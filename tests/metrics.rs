@@ -47,6 +47,7 @@ async fn metrics_follow_a_lesson_and_parse() {
         "ketang_layer_switches_total",
         "ketang_signaling_connections",
         "ketang_recording_bytes_total",
+        "ketang_attendance_dropped_total",
         "process_cpu_seconds_total",
     ] {
         assert!(idle.types.contains_key(family), "{family} missing");

@@ -226,6 +226,11 @@ impl AttendanceSink {
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
+
+    /// The drop counter itself, for `/metrics`.
+    pub fn dropped_counter(&self) -> Arc<AtomicU64> {
+        self.dropped.clone()
+    }
 }
 
 /// The running attendance task, as the server holds it.

@@ -34,6 +34,8 @@ pub struct Metrics {
     signaling_open: Arc<AtomicU64>,
     signaling_total: AtomicU64,
     recording_bytes: AtomicU64,
+    /// Attendance observations dropped because the attendance task fell behind.
+    attendance_dropped: std::sync::OnceLock<Arc<AtomicU64>>,
 }
 
 /// Held by a signaling connection while it is open.
@@ -57,6 +59,11 @@ impl Metrics {
     /// `RecordingStatus::Finished`).
     pub fn recording_finished(&self, bytes: u64) {
         self.recording_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Reports the attendance queue's drop counter (set once at start).
+    pub fn watch_attendance(&self, dropped: Arc<AtomicU64>) {
+        let _ = self.attendance_dropped.set(dropped);
     }
 }
 
@@ -115,6 +122,14 @@ pub fn render(state: &AppState) -> String {
         state.http_sessions.len() as f64,
     );
     write_recording(&mut w, state);
+    if let Some(d) = m.attendance_dropped.get() {
+        w.single(
+            "ketang_attendance_dropped_total",
+            Kind::Counter,
+            "Attendance observations dropped because the attendance writer fell behind.",
+            d.load(Ordering::Relaxed) as f64,
+        );
+    }
     m.http.write(&mut w);
     process::write(&mut w);
     w.finish()

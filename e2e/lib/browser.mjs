@@ -81,8 +81,11 @@ export async function openPage(browser, url, { label, log, locale = 'en-US', bef
 /** What a page shows and knows, for failure messages. */
 export async function describePage(p) {
   try {
-    return await p.page.evaluate(() => {
+    return await p.page.evaluate(async () => {
       const k = window.ketang;
+      const bounded = (promise) => Promise.race([promise, new Promise((r) => setTimeout(() => r('(no answer in 3 s)'), 3000))]);
+      const server = k?.serverStats ? await bounded(k.serverStats()).catch((e) => String(e)) : null;
+      const outbound = k?.outboundVideoStats ? await bounded(k.outboundVideoStats()).catch((e) => String(e)) : null;
       const info = k ? {
         state: k.state,
         peerId: k.peerId,
@@ -101,6 +104,8 @@ export async function describePage(p) {
         iceRestarts: k.iceRestarts,
         rebuilds: k.rebuilds,
         received: k.received.slice(-30),
+        server,
+        outbound,
       } : null;
       const tiles = [...document.querySelectorAll('[data-peer-id]')].map((e) => e.dataset.peerId);
       return { url: location.pathname, ketang: info, tiles, text: document.body.innerText.slice(0, 1500) };

@@ -42,16 +42,24 @@ export class NetNs {
   async create({ chromium = '/usr/bin/chromium' } = {}) {
     await ip('netns', 'add', this.ns);
     await ip('link', 'add', this.hostIf, 'type', 'veth', 'peer', 'name', this.nsIf);
-    // No IPv6 link-local addresses: their late arrival (after duplicate address detection)
-    // is a "network change" to chromium on the host, which aborts its pages' requests.
+    // No IPv6 link-local addresses: their late arrival (after duplicate address detection,
+    // a second or two after the link comes up) is a "network change" to chromium, which
+    // aborts the page loads in flight (net::ERR_NETWORK_CHANGED): on the host for the host
+    // end, and in the namespace for the other end. Moving an interface to another namespace
+    // resets its addrgenmode (to eui64), so the namespace end is set after the move.
     await ip('link', 'set', this.hostIf, 'addrgenmode', 'none');
-    await ip('link', 'set', this.nsIf, 'addrgenmode', 'none');
     await ip('link', 'set', this.nsIf, 'netns', this.ns);
+    await ip('netns', 'exec', this.ns, 'ip', 'link', 'set', this.nsIf, 'addrgenmode', 'none');
     await ip('addr', 'add', `${this.hostIp}/30`, 'dev', this.hostIf);
     await ip('link', 'set', this.hostIf, 'up');
     await ip('netns', 'exec', this.ns, 'ip', 'addr', 'add', `${this.nsIp}/30`, 'dev', this.nsIf);
     await ip('netns', 'exec', this.ns, 'ip', 'link', 'set', this.nsIf, 'up');
     await ip('netns', 'exec', this.ns, 'ip', 'link', 'set', 'lo', 'up');
+    // The kernel reports the link's carrier (operstate UP) asynchronously, up to a second
+    // later: wait for it here, so that chromium, started next, sees a settled network.
+    await this.waitOperUp();
+    const v6 = await ip('netns', 'exec', this.ns, 'ip', '-6', '-o', 'addr', 'show', 'dev', this.nsIf);
+    if (v6.trim()) throw new Error(`${this.nsIf} has IPv6 addresses (a late network change for chromium): ${v6.trim()}`);
     this.dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'ketang-netns-'));
     this.wrapper = path.join(this.dir, 'chromium-in-netns.sh');
     const script = `#!/bin/sh\nexec ip netns exec ${this.ns} ${chromium} "$@"\n`;
@@ -59,9 +67,35 @@ export class NetNs {
     return this;
   }
 
+  /** Wait (at most 5 s) until both ends of the veth pair are operationally up. */
+  async waitOperUp(timeoutMs = 5000) {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const host = await ip('-o', 'link', 'show', 'dev', this.hostIf);
+      const inNs = await ip('netns', 'exec', this.ns, 'ip', '-o', 'link', 'show', 'dev', this.nsIf);
+      if (/state UP/.test(host) && /state UP/.test(inNs)) return;
+      if (Date.now() > deadline) throw new Error(`veth pair not up after ${timeoutMs} ms:\n${host}\n${inNs}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
   /** Cut (false) or restore (true) the link, on the host side. */
   async setLink(up) {
     await ip('link', 'set', this.hostIf, up ? 'up' : 'down');
+  }
+
+  /**
+   * Limit what the host sends into the namespace (the page's downlink) to `kbit` kbit/s with a
+   * token bucket on the host end; `null` removes the limit.
+   */
+  async limitDownlink(kbit) {
+    await execFileP('tc', ['qdisc', 'del', 'dev', this.hostIf, 'root'], { timeout: 10_000 }).catch(() => {});
+    if (kbit === null) return;
+    try {
+      await execFileP('tc', ['qdisc', 'add', 'dev', this.hostIf, 'root', 'tbf', 'rate', `${kbit}kbit`, 'burst', '16kb', 'latency', '200ms'], { timeout: 10_000 });
+    } catch (err) {
+      throw new Error(`tc qdisc add dev ${this.hostIf} root tbf failed: ${err.stderr?.trim() || err.message}`);
+    }
   }
 
   /** Remove the namespace, the veth pair (both ends) and the wrapper. Never throws. */

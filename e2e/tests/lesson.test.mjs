@@ -9,7 +9,10 @@
 //   (4) bad input from a real page: a classroom's teacher action is forbidden, a chat flood
 //       is throttled;
 //   (5) reconnection: classroom 1's browser runs in its own network namespace whose link is
-//       cut for 10 s; the others see it reconnecting; it comes back on its own, on stage.
+//       cut for 10 s; the others see it reconnecting; it comes back on its own, on stage and
+//       still muted;
+//   (6) the same with a 25 s cut, beyond the signaling socket's dead-connection limit: the
+//       socket reconnects and the session is resumed (same peer, stage and mute).
 //
 // Every wait is bounded; on failure the test prints what the pages showed, their console,
 // and the server log.
@@ -206,6 +209,13 @@ describe('interactive lesson (dedicated)', () => {
       });
       return { ok: seen.hint === 'detail' && seen.direction === 'sendonly' && seen.sharing === 'true', seen };
     }, { timeoutMs: 5000 });
+    // The screen goes out in two simulcast layers, h (half) and f (full resolution).
+    await waitFor('the teacher page to send the screen in layers h and f', async () => {
+      const out = await pages.teacher.page.evaluate(async () => (await window.ketang.outboundVideoStats()).filter((s) => s.source === 'screen'));
+      const h = out.find((s) => s.rid === 'h');
+      const f = out.find((s) => s.rid === 'f');
+      return { ok: out.length === 2 && h?.framesSent > 0 && f?.framesSent > 0 && f.frameHeight > h.frameHeight, seen: out };
+    }, { timeoutMs: 10_000 });
     for (const key of ['c1', 'c2']) {
       await waitGrowing(`${key} to decode the teacher's screen`, pages[key], id.teacher, 'screen', { timeoutMs: 10_000 });
       const st = await pages[key].page.evaluate(() => window.ketang.roomState.screen);
@@ -281,6 +291,62 @@ describe('reconnection after a network cut', () => {
   const { pages } = h;
   after(() => h.finish());
 
+  /**
+   * Cut classroom 1's link for `seconds`: the teacher and classroom 2 see it reconnecting (not
+   * leaving); within 10 s of restoring it classroom 2 decodes it again and it is still on stage
+   * and still muted, with the same peer id. Returns how it came back.
+   */
+  async function cutAndRecover(seconds) {
+    const cutMs = seconds * 1000;
+    await ns.setLink(false);
+    const cutAt = Date.now();
+    for (const key of ['teacher', 'c2']) {
+      await waitFor(`${key}'s page to show classroom 1 reconnecting`, async () => {
+        const seen = await pages[key].page.evaluate((peerId) => ({
+          state: window.ketang.roomState?.participants.find((p) => p.peerId === peerId),
+          tile: !!document.querySelector(`.tile[data-peer-id="${peerId}"][data-reconnecting] .tile-status:not([hidden])`),
+          stillListed: window.ketang.participants.has(peerId),
+        }), id.c1);
+        return { ok: seen.state?.reconnecting === true && seen.tile && seen.stillListed, seen };
+      }, { timeoutMs: Math.max(1000, cutAt + 9500 - Date.now()) });
+    }
+    // Still reconnecting (not gone) until the link comes back.
+    await sleep(Math.max(0, cutAt + cutMs - 1000 - Date.now()));
+    for (const key of ['teacher', 'c2']) {
+      const seen = await pages[key].page.evaluate((peerId) => ({
+        reconnecting: window.ketang.roomState?.participants.find((p) => p.peerId === peerId)?.reconnecting,
+        stillListed: window.ketang.participants.has(peerId),
+      }), id.c1);
+      assert.ok(seen.reconnecting === true && seen.stillListed, `${key} still shows classroom 1 reconnecting ${seconds - 1} s into the cut: ${JSON.stringify(seen)}`);
+    }
+    await sleep(Math.max(0, cutAt + cutMs - Date.now()));
+    await ns.setLink(true);
+    const restoredAt = Date.now();
+
+    // Within 10 s of restoring: classroom 2 decodes classroom 1 again, which is still on stage.
+    await waitGrowing('classroom 2 to decode classroom 1 again', pages.c2, id.c1, 'camera', { timeoutMs: 10_000 });
+    const back = await waitFor('classroom 1 back on stage, muted and not reconnecting', async () => {
+      const seen = {};
+      for (const key of ['teacher', 'c2']) {
+        seen[key] = await pages[key].page.evaluate((peerId) => ({
+          stage: window.ketang.roomState.stage,
+          reconnecting: window.ketang.roomState.participants.find((p) => p.peerId === peerId)?.reconnecting,
+          micMuted: window.ketang.roomState.participants.find((p) => p.peerId === peerId)?.micMuted,
+        }), id.c1);
+      }
+      seen.c1 = await pages.c1.page.evaluate(() => ({ state: window.ketang.state, peerId: window.ketang.peerId, stage: window.ketang.roomState.stage,
+        micButton: document.getElementById('mic-toggle').dataset.state }));
+      const ok = ['teacher', 'c2'].every((k) => seen[k].stage.includes(id.c1) && seen[k].reconnecting === false && seen[k].micMuted === true)
+        && seen.c1.state === 'joined' && seen.c1.peerId === id.c1 && seen.c1.micButton === 'off';
+      return { ok, seen };
+    }, { timeoutMs: Math.max(1000, restoredAt + 10_000 - Date.now()) });
+    const elapsed = Date.now() - restoredAt;
+    assert.ok(elapsed <= 10_500, `recovered ${elapsed} ms after restoring the link: ${JSON.stringify(back.seen)}`);
+    const how = await pages.c1.page.evaluate(() => ({ reconnects: window.ketang.reconnects, iceRestarts: window.ketang.iceRestarts, rebuilds: window.ketang.rebuilds }));
+    console.log(`# classroom 1 recovered from a ${seconds} s cut ${elapsed} ms after the link came back (${JSON.stringify(how)})`);
+    return how;
+  }
+
   h.step('(5) a classroom whose network is cut for 10 s comes back by itself, still on stage', async () => {
     const [hostBrowser, nsBrowser] = h.browsers;
     const people = [
@@ -311,41 +377,23 @@ describe('reconnection after a network cut', () => {
     await pages.teacher.page.locator(`.tile[data-peer-id="${id.c1}"] [data-action="callOn"]`).click({ timeout: 5000 });
     await waitGrowing('classroom 2 to decode classroom 1 on stage', pages.c2, id.c1, 'camera', { timeoutMs: 8000 });
 
-    // Cut the link for 10 s: the others see classroom 1 reconnecting, not leaving.
-    await ns.setLink(false);
-    const cutAt = Date.now();
-    for (const key of ['teacher', 'c2']) {
-      await waitFor(`${key}'s page to show classroom 1 reconnecting`, async () => {
-        const seen = await pages[key].page.evaluate((peerId) => ({
-          state: window.ketang.roomState?.participants.find((p) => p.peerId === peerId),
-          tile: !!document.querySelector(`.tile[data-peer-id="${peerId}"][data-reconnecting] .tile-status:not([hidden])`),
-          stillListed: window.ketang.participants.has(peerId),
-        }), id.c1);
-        return { ok: seen.state?.reconnecting === true && seen.tile && seen.stillListed, seen };
-      }, { timeoutMs: Math.max(1000, cutAt + 9500 - Date.now()) });
-    }
-    await sleep(Math.max(0, cutAt + 10_000 - Date.now()));
-    await ns.setLink(true);
-    const restoredAt = Date.now();
+    // Classroom 1 mutes its microphone: the mute must survive the cut too.
+    await pages.c1.page.click('#mic-toggle', { timeout: 5000 });
+    await waitFor('the teacher to see classroom 1 muted', async () => {
+      const p = await pages.teacher.page.evaluate((peerId) => window.ketang.roomState?.participants.find((x) => x.peerId === peerId), id.c1);
+      return { ok: p?.micMuted === true, seen: p };
+    }, { timeoutMs: 5000 });
 
-    // Within 10 s of restoring: classroom 2 decodes classroom 1 again, which is still on stage.
-    await waitGrowing('classroom 2 to decode classroom 1 again', pages.c2, id.c1, 'camera', { timeoutMs: 10_000 });
-    const back = await waitFor('classroom 1 back on stage and not reconnecting', async () => {
-      const seen = {};
-      for (const key of ['teacher', 'c2']) {
-        seen[key] = await pages[key].page.evaluate((peerId) => ({
-          stage: window.ketang.roomState.stage,
-          reconnecting: window.ketang.roomState.participants.find((p) => p.peerId === peerId)?.reconnecting,
-        }), id.c1);
-      }
-      seen.c1 = await pages.c1.page.evaluate(() => ({ state: window.ketang.state, peerId: window.ketang.peerId, stage: window.ketang.roomState.stage }));
-      const ok = ['teacher', 'c2'].every((k) => seen[k].stage.includes(id.c1) && seen[k].reconnecting === false)
-        && seen.c1.state === 'joined' && seen.c1.peerId === id.c1;
-      return { ok, seen };
-    }, { timeoutMs: Math.max(1000, restoredAt + 10_000 - Date.now()) });
-    const elapsed = Date.now() - restoredAt;
-    assert.ok(elapsed <= 10_500, `recovered ${elapsed} ms after restoring the link: ${JSON.stringify(back.seen)}`);
-    const how = await pages.c1.page.evaluate(() => ({ reconnects: window.ketang.reconnects, iceRestarts: window.ketang.iceRestarts, rebuilds: window.ketang.rebuilds }));
-    console.log(`# classroom 1 recovered ${elapsed} ms after the link came back (${JSON.stringify(how)})`);
+    // Cut the link for 10 s: the others see classroom 1 reconnecting, not leaving.
+    await cutAndRecover(10);
+  });
+
+  h.step('(6) a 25 s cut: the signaling socket dies too; classroom 1 resumes with the same link', async () => {
+    assert.ok(id.c1, 'test (5) must have joined the pages');
+    const before = await pages.c1.page.evaluate(() => window.ketang.reconnects);
+    const how = await cutAndRecover(25);
+    // 25 s is beyond the socket's 15 s dead-connection limit: it reconnected (resumed).
+    assert.ok(how.reconnects > before, `the signaling socket reconnected: ${JSON.stringify(how)}`);
+    assert.equal(await pages.c1.page.evaluate(() => window.ketang.resumed), true, 'the session was resumed');
   });
 });

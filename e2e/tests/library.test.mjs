@@ -2,7 +2,8 @@
 //
 //   A master lesson scheduled with "record" (admin API) is taught for a few seconds by a
 //   chromium teacher page (fake camera and microphone): joining starts the recording, closing
-//   the page ends it, and the file reaches the library. On /library, signed in with an admin
+//   the page ends it, and the file reaches the library. The room page shows the recording and
+//   the teacher posts a live observation note. On /library, signed in with an admin
 //   key: the list shows the recording; it plays in <video> from the Range endpoint (the
 //   browser's requests carry `Range` and get 206); seeking moves currentTime to the target
 //   and playback goes on from there; a note posted while replaying appears as a marker on the
@@ -103,6 +104,12 @@ describe('library page', () => {
       const page = await api('GET', '/library?state=recording');
       return { ok: page.items.length === 1, seen: page, id: page.items[0]?.id };
     }, { timeoutMs: STEP_TIMEOUT_MS });
+    // The room shows it is recording, and the teacher notes something live (名师课堂).
+    await t.page.waitForFunction(() => window.ketang?.recording?.on === true
+      && !document.getElementById('rec-indicator').hidden, null, { timeout: STEP_TIMEOUT_MS });
+    await t.page.fill('#note-input', '导入环节用了生活中的例子');
+    await t.page.click('#note-form button[type="submit"]');
+    await t.page.waitForFunction(() => (window.ketang.notes ?? []).length === 1, null, { timeout: STEP_TIMEOUT_MS });
     await sleep(LESSON_MS);
     // The last one out: the room closes and the recording is finalized and imported.
     await t.context.close();
@@ -175,8 +182,11 @@ describe('library page', () => {
     const noteAt = await page.evaluate(() => Math.round(document.getElementById('video').currentTime * 1000));
     await page.fill('#note-text', '这里的板书很清楚');
     await page.click('#note-form button[type="submit"]');
-    await page.waitForFunction(() => window.ketangLibrary.notes.length === 1, null, { timeout: STEP_TIMEOUT_MS });
-    const note = await page.evaluate(() => window.ketangLibrary.notes[0]);
+    // The live note from the lesson and this one.
+    await page.waitForFunction(() => window.ketangLibrary.notes.length === 2, null, { timeout: STEP_TIMEOUT_MS });
+    const note = await page.evaluate(() => window.ketangLibrary.notes.find((n) => n.text === '这里的板书很清楚'));
+    const live = await page.evaluate(() => window.ketangLibrary.notes.find((n) => n.text === '导入环节用了生活中的例子'));
+    assert.ok(live && live.atMs < note.atMs + 60_000, `the live note is on the timeline: ${JSON.stringify(live)}`);
     assert.ok(Math.abs(note.atMs - noteAt) < 300, `note at ${note.atMs} ms, video at ${noteAt} ms`);
     await page.evaluate(() => { document.getElementById('video').currentTime = 0.5; });
     await page.click(`#timeline .marker[data-id="${note.id}"]`);
@@ -189,7 +199,7 @@ describe('library page', () => {
     const link = await api('POST', `/library/${entry.id}/links`, {});
     const viaLink = await openPage(browser, link.url, { label: 'link', log });
     pages.link = viaLink;
-    await viaLink.page.waitForFunction((id) => window.ketangLibrary?.open === id && window.ketangLibrary.notes.length === 1, entry.id, { timeout: STEP_TIMEOUT_MS });
+    await viaLink.page.waitForFunction((id) => window.ketangLibrary?.open === id && window.ketangLibrary.notes.length === 2, entry.id, { timeout: STEP_TIMEOUT_MS });
     await viaLink.page.waitForFunction(() => document.getElementById('video').readyState >= 2, null, { timeout: STEP_TIMEOUT_MS });
     assert.equal(await viaLink.page.isHidden('#back'), true, 'a link opens one recording only');
   }

@@ -89,6 +89,7 @@ pub async fn session_claims(
             "role": c.role,
             "name": c.name,
             "classroom": c.classroom,
+            "mode": c.mode,
             "nbf": c.nbf,
             "exp": c.exp,
         }))

@@ -11,7 +11,8 @@ import { Stage } from './tiles.js';
 import { PublishControls } from './controls.js';
 import { Lesson } from './lesson.js';
 import { ChatPanel, QuestionsPanel } from './chat.js';
-import { $, showPanel, bindText, Banners, renderStatus, Tabs } from './ui.js';
+import { RecordingBar } from './recording.js';
+import { $, showPanel, bindText, Banners, renderStatus, Tabs, StatsOverlay } from './ui.js';
 
 const PUBLISHERS = new Set(['teacher', 'classroom']);
 const BYE_REASONS = new Set(['left', 'roomClosed', 'removed', 'tokenExpired', 'shutdown', 'replaced', 'mediaFailed']);
@@ -44,12 +45,17 @@ let controls = null;
 let lesson = null;
 let chat = null;
 let questions = null;
+let recording = null;
 let tabs = null;
 let ended = false;
 let wasOnStage = false;
 let speaking = false; // an observer publishing while called on (master lessons)
 let syncMuteAfterJoin = false;
 const reconnect = { active: false, since: 0, delay: RECONNECT_FIRST_MS, timer: null };
+const SERVER_STATS_TIMEOUT_MS = 3000;
+const serverStatsWaiting = []; // resolvers of serverStats() waiting for the next `stats`
+let serverStatsAsked = 0;      // when getStats was last sent (at most once a second)
+let statsOverlay = null;
 
 // The automation/test surface (see web-client/README.md).
 const ketang = {
@@ -78,6 +84,10 @@ const ketang = {
   get lang() { return getLang(); },
   inboundVideoStats: () => session.inboundVideoStats(),
   inboundAudioStats: () => session.inboundAudioStats(),
+  outboundVideoStats: () => session.outboundVideoStats(),
+  serverStats: () => serverStats(),
+  get publishLayers() { return session.publishLayers; },
+  get statsOverlay() { return statsOverlay; },
   send: (msg) => signaling?.send(msg),
   leave: () => leave(),
   session, // internal, for debugging
@@ -328,6 +338,19 @@ async function onMessage(msg, sig) {
       ketang.lastRollCall = msg.peerId;
       lesson.rollCall(msg.peerId);
       return;
+    case 'publishLayers':
+      ketang.lastPublishLayers = { mid: msg.mid, layers: msg.layers, at: Date.now() };
+      return session.handlePublishLayers(msg);
+    case 'stats':
+      ketang.lastStats = msg.bandwidth ?? null;
+      for (const resolve of serverStatsWaiting.splice(0)) resolve(ketang.lastStats);
+      return;
+    case 'recording':
+      ketang.recording = { on: msg.on, recordingId: msg.recordingId ?? null, since: msg.since ?? null, error: msg.error ?? null };
+      return recording?.update(msg);
+    case 'noteAdded':
+      ketang.notes = [...(ketang.notes ?? []), msg.note];
+      return recording?.noteAdded(msg);
     case 'lessonEnding':
       ketang.lessonEndsAt = msg.endsAt;
       lesson.lessonEnding(msg.endsAt);
@@ -349,6 +372,7 @@ async function onError(msg) {
   if (ketang.errors.length > 50) ketang.errors.splice(0, ketang.errors.length - 50);
   if (msg.ref === 'chat' && chat.error(msg)) return;
   if (msg.ref === 'ask' && questions.error(msg)) return;
+  if (recording?.error(msg)) return;
   const handled = await session.handleOfferError(msg);
   if (msg.code === 'glare' || msg.code === 'rateLimited') return; // retried automatically
   const key = ERROR_CODES.has(msg.code) ? `err_${msg.code}` : 'err_unknown';
@@ -368,6 +392,47 @@ function onBye(msg) {
   const key = `bye_${reason}`;
   banners.show(key, { kind: 'error', params: { message: msg.message || msg.reason }, id: 'bye' });
   endSession('endedTitle', key, { message: msg.message || msg.reason });
+}
+
+// ---- stats ---------------------------------------------------------------------------------
+
+/**
+ * The server's bandwidth picture of this peer (`getStats` → `stats`, protocol.md §4.2): null
+ * before the first offer, or if no answer came within 3 s. Calls while a request is pending
+ * share its answer (a pending request is repeated after a second at the earliest), so callers
+ * polling once a second stay within the protocol's one request a second.
+ */
+function serverStats() {
+  if (!signaling?.isOpen) return Promise.resolve(null);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      const i = serverStatsWaiting.indexOf(done);
+      if (i >= 0) serverStatsWaiting.splice(i, 1);
+      resolve(null);
+    }, SERVER_STATS_TIMEOUT_MS);
+    function done(v) {
+      clearTimeout(timer);
+      resolve(v);
+    }
+    serverStatsWaiting.push(done);
+    if (Date.now() - serverStatsAsked >= 1000 || serverStatsWaiting.length === 1) {
+      serverStatsAsked = Date.now();
+      signaling.send({ type: 'getStats' });
+    }
+  });
+}
+
+function setupStats() {
+  $('stats-toggle').hidden = false;
+  statsOverlay = new StatsOverlay({
+    root: $('stats-overlay'),
+    toggle: $('stats-toggle'),
+    collect: async () => {
+      const [media, server] = await Promise.all([session.mediaStats(), serverStats()]);
+      const nameOf = (id) => ketang.participants.get(id)?.name ?? `#${id}`;
+      return { media, server, nameOf };
+    },
+  });
 }
 
 // ---- the floor ----------------------------------------------------------------------------
@@ -567,6 +632,13 @@ function setupSidePanel(claims) {
   chat.init();
   questions = new QuestionsPanel({ send, role: claims.role, selfId });
   questions.init();
+  recording = new RecordingBar({
+    container: $('room-info'),
+    send,
+    role: claims.role,
+    mode: claims.mode ?? null,
+    notify: (key, params, kind) => banners.show(key, { kind, params, timeoutMs: kind === 'error' ? 15000 : 4000, id: `rec-${key}` }),
+  });
   tabs = new Tabs($('side-tabs'), (name) => { if (name === 'chat') chat.seen(); });
   $('tab-class').hidden = claims.role === 'viewer'; // viewers neither raise hands nor speak
   showQuestionsTab(null);
@@ -611,11 +683,13 @@ async function main() {
     return showTokenError(err.code || 'serverUnavailable', err.message, err.body || {});
   }
   Object.assign(ketang, { claims, role: claims.role, name: claims.name });
+  session.role = claims.role; // which of our sources publish simulcast
   document.body.dataset.role = claims.role;
   renderHeader(claims);
   renderRoster();
   setupStage(claims);
   setupSidePanel(claims);
+  setupStats();
 
   if (PUBLISHERS.has(claims.role)) {
     await startLocalMedia();

@@ -12,6 +12,43 @@
 const ICE_DISCONNECTED_GRACE_MS = 3000;
 const ICE_RESTART_TIMEOUT_MS = 10000;
 
+// Simulcast (issue 6): the layers each (role, source) publishes, lowest first. rids are the
+// SFU's well-known names (q = quarter, h = half, f = full resolution of a 1280x720 capture).
+// The SFU picks a layer per subscriber from its downlink, and tells us (`publishLayers`,
+// dynacast) which layers nobody needs, so that we stop encoding and sending them.
+const LAYER_Q = { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 };  //  320x180
+const LAYER_H = { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 };  //  640x360
+const LAYER_F = { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1_500_000 }; // 1280x720
+export const SIMULCAST = {
+  // The teacher is watched by everyone, from school LANs down to weak rural links: three layers.
+  teacher: {
+    camera: [LAYER_Q, LAYER_H, LAYER_F],
+    // A shared screen is text and slides: resolution matters more than motion
+    // (contentHint "detail"). Full resolution, and a half-resolution layer for weak links.
+    screen: [{ rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 400_000 }, { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1_500_000 }],
+  },
+  // A classroom: two layers, q (320x180, 0.15 Mbit/s) and h (640x360, 0.5 Mbit/s), not h and f.
+  // - Its uplink (a rural school's ~5 Mbit/s, shared with the rest of the school and often far
+  //   below its nominal rate on ADSL/4G) then carries at most 0.65 Mbit/s; h+f would be 2 Mbit/s.
+  // - The teacher must see every classroom: the SFU gives each stream its lowest layer first and
+  //   pauses a stream whose lowest layer does not fit the subscriber's estimate (which starts
+  //   well below 1 Mbit/s). With a 0.5 Mbit/s lowest layer, two or three classrooms already
+  //   overflow the teacher's first estimate and one tile stays black until the estimate has
+  //   grown; with q at 0.15 Mbit/s even a dozen classrooms fit, and climb to h as it grows.
+  // - h is enough for a classroom's wide shot in the teacher's grid and on the other classrooms'
+  //   screens when it is on stage; 720p of a classroom would cost every receiving rural downlink
+  //   1.5 Mbit/s for little gain.
+  classroom: {
+    camera: [LAYER_Q, LAYER_H],
+  },
+};
+
+/** The sendEncodings for `source` published by `role` (null: one layer). */
+export function simulcastEncodings(role, source) {
+  const layers = SIMULCAST[role]?.[source];
+  return layers ? layers.map((l) => ({ ...l, active: true })) : null;
+}
+
 function isStopped(tr) {
   return tr.currentDirection === 'stopped' || tr.stopped === true;
 }
@@ -23,10 +60,13 @@ export class MediaSession {
    * @param {{push: (fn: () => Promise<any>) => Promise<any>}} opts.queue  the signaling queue
    * @param {() => boolean} [opts.canSend]  whether signaling can deliver a message now
    */
-  constructor({ send, queue, canSend = () => true }) {
+  constructor({ send, queue, canSend = () => true, role = null }) {
     this.send = send;
     this.queue = queue;
     this.canSend = canSend;
+    this.role = role;           // our role: which sources publish simulcast (SIMULCAST)
+    /** mid → [{rid, active}] from the latest `publishLayers` for that m-line (dynacast). */
+    this.publishLayers = new Map();
     this.pc = null;
     /** mid → {mid, trackId, peerId, kind, source} for the receiving m-lines of the latest server offer. */
     this.trackMap = new Map();
@@ -67,6 +107,7 @@ export class MediaSession {
     if (!fresh) this._closeRetired(); // a new participant: nothing of the old one is kept
     this.trackMap.clear();
     this.senders.clear();
+    this.publishLayers.clear();
     this.rejected = [];
     this.offerInFlight = false;
     this.needsOffer = false;
@@ -190,9 +231,46 @@ export class MediaSession {
     if (track && source === 'screen' && 'contentHint' in track) track.contentHint = 'detail';
     const stream = new MediaStream(track ? [track] : []);
     const kind = track ? track.kind : (source === 'mic' ? 'audio' : 'video');
-    const tr = this.pc.addTransceiver(track || kind, { direction: 'sendonly', streams: [stream] });
+    const init = { direction: 'sendonly', streams: [stream] };
+    const encodings = kind === 'video' ? simulcastEncodings(this.role, source) : null;
+    if (encodings) init.sendEncodings = encodings;
+    const tr = this.pc.addTransceiver(track || kind, init);
     this.senders.set(tr, source);
     return tr;
+  }
+
+  /**
+   * Server `publishLayers` (dynacast): of our simulcast m-line `mid`, send only the layers
+   * someone needs. The lowest layer always stays on (the server says so too).
+   */
+  async handlePublishLayers(msg) {
+    if (!this.pc || typeof msg.mid !== 'string' || !Array.isArray(msg.layers)) return;
+    const layers = msg.layers.filter((l) => l && typeof l.rid === 'string').map((l) => ({ rid: l.rid, active: l.active !== false }));
+    this.publishLayers.set(msg.mid, layers);
+    const tr = [...this.senders.keys()].find((t) => t.mid === msg.mid && !isStopped(t));
+    if (!tr) return;
+    await this._applyLayers(tr, layers);
+  }
+
+  async _applyLayers(tr, layers) {
+    const params = tr.sender.getParameters();
+    const encs = params.encodings || [];
+    if (encs.length < 2) return; // not simulcast
+    let changed = false;
+    encs.forEach((e, i) => {
+      const want = layers.find((l) => l.rid === e.rid);
+      const active = i === 0 || !want || want.active; // the lowest layer is always kept
+      if (e.active !== active) {
+        e.active = active;
+        changed = true;
+      }
+    });
+    if (!changed) return;
+    try {
+      await tr.sender.setParameters(params);
+    } catch (err) {
+      console.warn('ketang: could not apply publishLayers', err);
+    }
   }
 
   /** The sending transceiver for a source, if any. */
@@ -425,6 +503,84 @@ export class MediaSession {
       bytesReceived: s.bytesReceived ?? 0,
       audioLevel: s.audioLevel ?? null,
     }));
+  }
+
+  /**
+   * Outbound video RTP stats, one per simulcast layer: [{source, mid, rid, ssrc, active,
+   * frameWidth, frameHeight, framesPerSecond, framesEncoded, framesSent, bytesSent, timestamp,
+   * targetBitrate, qualityLimitationReason, encoderImplementation}].
+   */
+  async outboundVideoStats() {
+    if (!this.pc) return [];
+    const report = await this.pc.getStats();
+    const out = [];
+    for (const s of report.values()) {
+      if (s.type !== 'outbound-rtp' || s.kind !== 'video') continue;
+      out.push({
+        source: s.mid != null ? this.sourceOfMid(s.mid) : null,
+        mid: s.mid ?? null,
+        rid: s.rid ?? null,
+        ssrc: s.ssrc,
+        active: s.active ?? null,
+        frameWidth: s.frameWidth ?? 0,
+        frameHeight: s.frameHeight ?? 0,
+        framesPerSecond: s.framesPerSecond ?? 0,
+        framesEncoded: s.framesEncoded ?? 0,
+        framesSent: s.framesSent ?? 0,
+        bytesSent: s.bytesSent ?? 0,
+        timestamp: s.timestamp,
+        targetBitrate: s.targetBitrate ?? null,
+        qualityLimitationReason: s.qualityLimitationReason ?? null,
+        encoderImplementation: s.encoderImplementation ?? null,
+      });
+    }
+    const order = { q: 0, h: 1, f: 2 };
+    out.sort((a, b) => String(a.mid).localeCompare(String(b.mid)) || (order[a.rid] ?? 9) - (order[b.rid] ?? 9));
+    return out;
+  }
+
+  /**
+   * Everything the stats overlay shows from the browser's side, in one getStats():
+   * {at, outbound: [...outboundVideoStats rows, plus audio], inbound: [{peerId, source, kind,
+   * mid, frameWidth, frameHeight, framesPerSecond, bytesReceived, packetsLost, jitter,
+   * timestamp}], transport: {rtt, availableOutgoingBitrate, localAddress, remoteAddress}}.
+   */
+  async mediaStats() {
+    const empty = { at: Date.now(), outbound: [], inbound: [], transport: null };
+    if (!this.pc) return empty;
+    const byTrackId = new Map();
+    for (const tr of this.pc.getTransceivers()) if (tr.mid !== null) byTrackId.set(tr.receiver.track.id, tr.mid);
+    const report = await this.pc.getStats();
+    const out = { ...empty };
+    for (const s of report.values()) {
+      if (s.type === 'outbound-rtp') {
+        out.outbound.push({
+          kind: s.kind, source: s.mid != null ? this.sourceOfMid(s.mid) : null, mid: s.mid ?? null, rid: s.rid ?? null,
+          active: s.active ?? null, frameWidth: s.frameWidth ?? 0, frameHeight: s.frameHeight ?? 0,
+          framesPerSecond: s.framesPerSecond ?? 0, bytesSent: s.bytesSent ?? 0, timestamp: s.timestamp,
+          targetBitrate: s.targetBitrate ?? null, qualityLimitationReason: s.qualityLimitationReason ?? null,
+        });
+      } else if (s.type === 'inbound-rtp') {
+        const mid = s.mid ?? byTrackId.get(s.trackIdentifier) ?? null;
+        const info = mid !== null ? this.trackMap.get(mid) : undefined;
+        out.inbound.push({
+          kind: s.kind, peerId: info ? info.peerId : null, source: info ? info.source : null, trackId: info ? info.trackId : null,
+          mid, frameWidth: s.frameWidth ?? 0, frameHeight: s.frameHeight ?? 0, framesPerSecond: s.framesPerSecond ?? 0,
+          bytesReceived: s.bytesReceived ?? 0, packetsLost: s.packetsLost ?? 0, jitter: s.jitter ?? null, timestamp: s.timestamp,
+        });
+      } else if (s.type === 'transport' && s.selectedCandidatePairId) {
+        const pair = report.get(s.selectedCandidatePairId);
+        const local = pair && report.get(pair.localCandidateId);
+        const remote = pair && report.get(pair.remoteCandidateId);
+        out.transport = {
+          rtt: pair?.currentRoundTripTime ?? null,
+          availableOutgoingBitrate: pair?.availableOutgoingBitrate ?? null,
+          localAddress: local ? `${local.address}:${local.port}` : null,
+          remoteAddress: remote ? `${remote.address}:${remote.port}` : null,
+        };
+      }
+    }
+    return out;
   }
 
   close() {

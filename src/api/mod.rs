@@ -52,7 +52,12 @@ use problem::{Problem, types};
     ),
     // Problem documents are referenced by the shared error responses (`problem::*Errors`);
     // listing them here puts their schemas into the document's components.
-    components(schemas(problem::ProblemDoc, problem::FieldError, problem::ConflictDetail)),
+    components(schemas(
+        problem::ProblemDoc,
+        problem::FieldError,
+        problem::ConflictDetail,
+        library::media::WebmFile
+    )),
     modifiers(&BearerAuth),
     security(("adminKey" = [])),
     tags(

@@ -18,7 +18,18 @@ async fn whip_publisher_reaches_whep_viewer() {
     let v = WhepViewer::connect(&s.url("/whep/math"), &viewer, WhepOptions::default())
         .await
         .expect("WHEP session");
-    let mut p = WhipPublisher::connect(&s.url("/whip/math"), &teacher, WhipOptions::default())
+    // A light stream (100 kbit/s video): the viewer runs in this test process, and on a loaded
+    // CI machine its late feedback reads as congestion to the bandwidth estimate, which may
+    // then pause the one video layer for a while (the allocator's job, tested in sfu/tests);
+    // this test is about WHIP and WHEP carrying the media.
+    let options = WhipOptions {
+        video: Some(ketang_loadtest::media::Vp8Config {
+            bitrate_bps: 100_000,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let mut p = WhipPublisher::connect(&s.url("/whip/math"), &teacher, options)
         .await
         .expect("WHIP session");
 

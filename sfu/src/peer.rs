@@ -306,7 +306,9 @@ impl Peer {
         if self.check_liveness(now, fx).is_some() {
             fx.floor_changed.push(self.id);
         }
-        if now >= self.next_alloc && !self.subs.is_empty() {
+        // Also without subscriptions: the round ends with dynacast for the peer's room, which
+        // is how a publisher nobody watches (yet, or any more) learns to stop its upper layers.
+        if now >= self.next_alloc {
             fx.allocate.push(self.id);
         }
         if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {

@@ -72,3 +72,44 @@ fn a_configured_downlink_cap_is_never_exceeded() {
     let now = net.now;
     assert!(video_bps(&net, now - Duration::from_secs(4), now) > 900_000);
 }
+
+/// The last `PublishLayers` a client was sent for its camera: which rids are active.
+fn published_layers(net: &Net, name: &str) -> Option<Vec<(String, bool)>> {
+    net.client(name).events.iter().rev().find_map(|e| match e {
+        ketang_sfu::PeerEvent::PublishLayers { layers, .. } => {
+            Some(layers.iter().map(|l| (l.rid.clone(), l.active)).collect())
+        }
+        _ => None,
+    })
+}
+
+#[test]
+fn dynacast_stops_upper_layers_nobody_watches_and_restarts_them() {
+    let mut net = Net::new();
+    net.mode = LessonMode::Dedicated;
+    net.simulcast = Some(LADDER.to_vec());
+    // The teacher alone: nobody needs more than the lowest layer (kept for a quick start).
+    net.join("teacher", Role::Teacher, MIC_CAM);
+    net.run_for(Duration::from_secs(8));
+    let alone = published_layers(&net, "teacher");
+    assert_eq!(
+        alone,
+        Some(vec![
+            ("q".to_string(), true),
+            ("h".to_string(), false),
+            ("f".to_string(), false)
+        ]),
+        "alone for 8 s"
+    );
+    // A classroom on a fast link joins: the upper layers come back.
+    net.join("c1", Role::Classroom, MIC_CAM);
+    net.run_for(Duration::from_secs(15));
+    let watched = published_layers(&net, "teacher");
+    assert_eq!(
+        watched
+            .as_ref()
+            .map(|l| l.iter().filter(|(_, on)| *on).count()),
+        Some(3),
+        "watched: {watched:?}"
+    );
+}

@@ -18,6 +18,8 @@ missing=()
 command -v chromium >/dev/null || missing+=(chromium)
 command -v node >/dev/null || missing+=(nodejs npm)
 command -v curl >/dev/null || missing+=(curl)
+# ip and tc: network namespaces and link shaping in the browser tests.
+{ command -v ip >/dev/null && command -v tc >/dev/null; } || missing+=(iproute2)
 # cmake builds the bundled libopus (recording); ffmpeg/ffprobe check the recorded files.
 command -v cmake >/dev/null || missing+=(cmake)
 command -v ffprobe >/dev/null || missing+=(ffmpeg)

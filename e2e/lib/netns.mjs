@@ -40,6 +40,13 @@ export class NetNs {
 
   /** Create the namespace, the veth pair and the chromium wrapper. */
   async create({ chromium = '/usr/bin/chromium' } = {}) {
+    // Another namespace (a test run in parallel, a leftover) may hold this /30: pick a free one.
+    const used = await ip('-o', '-4', 'addr', 'show').catch(() => '');
+    for (let k = 0; k < 250 && used.includes(` ${this.hostIp}/`); k++) {
+      const octet = 1 + (Number(this.hostIp.split('.')[2]) % 250); // the next one
+      this.hostIp = `10.77.${octet}.1`;
+      this.nsIp = `10.77.${octet}.2`;
+    }
     await ip('netns', 'add', this.ns);
     await ip('link', 'add', this.hostIf, 'type', 'veth', 'peer', 'name', this.nsIf);
     // No IPv6 link-local addresses: their late arrival (after duplicate address detection,

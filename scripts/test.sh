@@ -36,6 +36,12 @@ pg_env=$(./scripts/postgres.sh) # a failure stops here (inside `eval "$(...)"` i
 eval "$pg_env"
 export KETANG_TEST_DATABASE_URL
 
+# --- S3 (moto) for the library's S3 store test (installed and started if needed) ------------
+say "S3 (moto)"
+s3_env=$(./scripts/s3.sh)
+eval "$s3_env"
+export KETANG_TEST_S3_URL
+
 # --- Rust ----------------------------------------------------------------------------------
 say "cargo fmt --check"
 cargo fmt --all -- --check

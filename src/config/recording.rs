@@ -25,9 +25,8 @@ pub struct RecordingConfig {
     pub flush_every: Duration,
     /// Where recordings are written while they run; empty means `{storage.data_dir}/recordings`.
     pub dir: PathBuf,
-    /// Where the resource library keeps finished files: `local` (a directory). `s3` is refused
-    /// at start: the S3 client (object_store's `aws` feature) would add a second HTTP and TLS
-    /// stack to the build, so it is not compiled in.
+    /// Where the resource library keeps finished files: `local` (a directory) or `s3` (an
+    /// S3-compatible bucket, the `s3_*` keys).
     pub library_store: LibraryStore,
     /// The library directory for `library_store = "local"`; empty means
     /// `{storage.data_dir}/library`.
@@ -35,6 +34,50 @@ pub struct RecordingConfig {
     /// Default validity of a library link (a teacher's link to one recording).
     #[serde(with = "duration_str")]
     pub link_ttl: Duration,
+    /// S3 endpoint URL for MinIO and other S3-compatible stores (`http://127.0.0.1:9000`);
+    /// empty means AWS itself.
+    pub s3_endpoint: String,
+    /// The bucket for `library_store = "s3"` (it must exist).
+    pub s3_bucket: String,
+    /// The bucket's region (MinIO accepts the default).
+    pub s3_region: String,
+    /// Access key id; empty means the `AWS_ACCESS_KEY_ID` environment variable.
+    pub s3_access_key_id: String,
+    /// Secret access key; empty means `AWS_SECRET_ACCESS_KEY`. Never shown (`<redacted>`).
+    pub s3_secret_access_key: Secret,
+    /// Allow a plain `http://` endpoint (a MinIO on the same host or network).
+    pub s3_allow_http: bool,
+    /// Virtual-hosted-style requests (`bucket.host/key`, what AWS prefers) instead of
+    /// path-style (`host/bucket/key`, what MinIO and most S3-compatible stores expect).
+    pub s3_virtual_hosted_style: bool,
+}
+
+/// A secret from the configuration: hidden from `Debug` and from the effective configuration
+/// (`--print-config` and logs), read normally.
+#[derive(Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "\"\""
+        } else {
+            "<redacted>"
+        })
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(if self.0.is_empty() { "" } else { "<redacted>" })
+    }
 }
 
 impl Default for RecordingConfig {
@@ -48,6 +91,13 @@ impl Default for RecordingConfig {
             library_store: LibraryStore::Local,
             library_dir: PathBuf::new(),
             link_ttl: Duration::from_secs(7 * 24 * 3600),
+            s3_endpoint: String::new(),
+            s3_bucket: String::new(),
+            s3_region: "us-east-1".into(),
+            s3_access_key_id: String::new(),
+            s3_secret_access_key: Secret::default(),
+            s3_allow_http: false,
+            s3_virtual_hosted_style: false,
         }
     }
 }
@@ -59,7 +109,7 @@ pub enum LibraryStore {
     /// A directory on this machine (`recording.library_dir`).
     #[default]
     Local,
-    /// An S3-compatible object store: not part of this build.
+    /// An S3-compatible object store (`recording.s3_*`).
     S3,
 }
 
@@ -101,11 +151,7 @@ impl RecordingConfig {
             ));
         }
         if self.library_store == LibraryStore::S3 {
-            return Err(ConfigError::invalid(
-                "recording.library_store",
-                "\"s3\" is not built into this server (object_store's aws feature is not \
-                 compiled in); use \"local\" and sync the directory, or mount the bucket",
-            ));
+            self.validate_s3()?;
         }
         if self.link_ttl < Duration::from_secs(60) || self.link_ttl > MAX_LINK_TTL {
             return Err(ConfigError::invalid(
@@ -124,6 +170,45 @@ impl RecordingConfig {
                     live.display()
                 ),
             ));
+        }
+        Ok(())
+    }
+
+    fn validate_s3(&self) -> Result<(), ConfigError> {
+        let b = &self.s3_bucket;
+        // S3's bucket naming rules, so a typo fails here rather than at the first upload.
+        let bucket_ok = (3..=63).contains(&b.len())
+            && b.bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.')
+            && !b.starts_with(['-', '.'])
+            && !b.ends_with(['-', '.']);
+        if !bucket_ok {
+            return Err(ConfigError::invalid(
+                "recording.s3_bucket",
+                "library_store = \"s3\" needs a bucket name: 3 to 63 lowercase letters, \
+                 digits, '-' or '.'",
+            ));
+        }
+        if self.s3_region.is_empty() {
+            return Err(ConfigError::invalid(
+                "recording.s3_region",
+                "must not be empty (us-east-1 suits MinIO)",
+            ));
+        }
+        if !self.s3_endpoint.is_empty() {
+            let plain = self.s3_endpoint.starts_with("http://");
+            if !plain && !self.s3_endpoint.starts_with("https://") {
+                return Err(ConfigError::invalid(
+                    "recording.s3_endpoint",
+                    "must be an http:// or https:// URL, or empty for AWS",
+                ));
+            }
+            if plain && !self.s3_allow_http {
+                return Err(ConfigError::invalid(
+                    "recording.s3_endpoint",
+                    "is plain http: set recording.s3_allow_http = true to allow it",
+                ));
+            }
         }
         Ok(())
     }
@@ -165,7 +250,25 @@ mod tests {
             library_store: LibraryStore::S3,
             ..Default::default()
         };
-        assert_eq!(key(c).as_deref(), Some("recording.library_store"));
+        assert_eq!(key(c).as_deref(), Some("recording.s3_bucket"));
+        let s3 = RecordingConfig {
+            library_store: LibraryStore::S3,
+            s3_bucket: "lessons".into(),
+            s3_endpoint: "http://127.0.0.1:9000".into(),
+            ..Default::default()
+        };
+        assert_eq!(key(s3.clone()).as_deref(), Some("recording.s3_endpoint"));
+        let c = RecordingConfig {
+            s3_allow_http: true,
+            ..s3.clone()
+        };
+        assert!(c.validate(data).is_ok());
+        let c = RecordingConfig {
+            s3_bucket: "Bad_Bucket".into(),
+            s3_allow_http: true,
+            ..s3
+        };
+        assert_eq!(key(c).as_deref(), Some("recording.s3_bucket"));
         let c = RecordingConfig {
             library_dir: PathBuf::from("d/recordings/lib"),
             ..Default::default()
@@ -195,5 +298,18 @@ mod tests {
             .merge(<figment::providers::Toml as figment::providers::Format>::string(bad))
             .extract();
         assert!(r.is_err());
+    }
+
+    #[test]
+    fn the_s3_secret_is_read_but_never_shown() {
+        let toml = "[recording]\nlibrary_store = \"s3\"\ns3_bucket = \"b\"\n\
+                    s3_secret_access_key = \"hunter2\"\n";
+        let c: Config = figment::Figment::new()
+            .merge(<figment::providers::Toml as figment::providers::Format>::string(toml))
+            .extract()
+            .expect("loads");
+        assert_eq!(c.recording.s3_secret_access_key.expose(), "hunter2");
+        assert!(!format!("{:?}", c.recording).contains("hunter2"));
+        assert!(!c.to_redacted_json().contains("hunter2"));
     }
 }

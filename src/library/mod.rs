@@ -26,6 +26,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::config::Config;
+use crate::config::recording::LibraryStore;
 use crate::media::RecordSink;
 use crate::recording::{Recorder, RecorderSettings, RecordingStatus};
 
@@ -87,7 +88,11 @@ impl Library {
             source,
         };
         std::fs::create_dir_all(&dir).map_err(dir_err)?;
-        let store = store::Store::local(&rc.library_dir(data))?;
+        let store = match rc.library_store {
+            LibraryStore::Local => store::Store::local(&rc.library_dir(data))?,
+            LibraryStore::S3 => store::Store::s3(rc)?,
+        };
+        tracing::info!(store = %store.describe, "library store");
         // Before the recorder starts: nothing may be writing there while files are repaired.
         let recovered = crate::recording::recover(&dir).map_err(dir_err)?;
         if !recovered.is_empty() {

@@ -1,4 +1,5 @@
-//! The library's files behind `object_store` (a local directory by default).
+//! The library's files behind `object_store`: a local directory by default, or an
+//! S3-compatible bucket (AWS, MinIO) by configuration.
 //!
 //! Layout: `{recording id}/lesson.webm` for the lesson, `{recording id}/tracks/{source}.webm`
 //! for per-track files. Keys are built only from validated ids and from sources the recorder
@@ -11,6 +12,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::stream::BoxStream;
+use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, WriteMultipart};
@@ -18,9 +20,11 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
 use super::ids::RecordingId;
+use crate::config::recording::RecordingConfig;
 
-/// Bytes read from the local file per part; also the multipart chunk size.
-const CHUNK: usize = 4 << 20;
+/// Bytes read from the local file per part; also the multipart chunk size. S3 refuses parts
+/// under 5 MiB (but the last), so 8 MiB: every part but the last is exactly this size.
+const CHUNK: usize = 8 << 20;
 
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +53,7 @@ impl StoreError {
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<dyn ObjectStore>,
-    /// `local:/path`, for the status endpoint and logs.
+    /// `local:/path` or `s3://bucket@endpoint`, for the status endpoint and logs (no secrets).
     pub describe: String,
 }
 
@@ -98,6 +102,44 @@ impl Store {
         Ok(Store {
             inner: Arc::new(fs),
             describe: format!("local:{}", dir.display()),
+        })
+    }
+
+    /// A library in the S3 bucket of `rc` (`recording.s3_*`, validated at start). Keys from
+    /// the configuration, else from `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`, else
+    /// object_store's instance credentials (an EC2 or ECS role).
+    pub fn s3(rc: &RecordingConfig) -> Result<Store, StoreError> {
+        // Only these two variables: `AmazonS3Builder::from_env` would also take AWS_ENDPOINT,
+        // AWS_BUCKET and the like, and the configuration is what names the store.
+        let from_env = |v: &str| std::env::var(v).ok().filter(|s| !s.is_empty());
+        let key_id = Some(rc.s3_access_key_id.clone())
+            .filter(|s| !s.is_empty())
+            .or_else(|| from_env("AWS_ACCESS_KEY_ID"));
+        let secret = Some(rc.s3_secret_access_key.expose().to_owned())
+            .filter(|s| !s.is_empty())
+            .or_else(|| from_env("AWS_SECRET_ACCESS_KEY"));
+        let mut b = AmazonS3Builder::new()
+            .with_bucket_name(&rc.s3_bucket)
+            .with_region(&rc.s3_region)
+            .with_allow_http(rc.s3_allow_http)
+            .with_virtual_hosted_style_request(rc.s3_virtual_hosted_style);
+        if !rc.s3_endpoint.is_empty() {
+            b = b.with_endpoint(&rc.s3_endpoint);
+        }
+        if let Some(k) = key_id {
+            b = b.with_access_key_id(k);
+        }
+        if let Some(s) = secret {
+            b = b.with_secret_access_key(s);
+        }
+        let endpoint = if rc.s3_endpoint.is_empty() {
+            format!("aws:{}", rc.s3_region)
+        } else {
+            rc.s3_endpoint.trim_end_matches('/').to_owned()
+        };
+        Ok(Store {
+            inner: Arc::new(b.build()?),
+            describe: format!("s3://{}@{endpoint}", rc.s3_bucket),
         })
     }
 
@@ -202,6 +244,30 @@ mod tests {
         for bad in ["", "../x", "a/b", "t3 video", "x.webm"] {
             assert_eq!(track_key(&id, bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn an_s3_store_describes_itself_without_secrets() {
+        use crate::config::recording::{LibraryStore, Secret};
+        // Building the client (TLS included) needs no network: this is what start does.
+        let rc = RecordingConfig {
+            library_store: LibraryStore::S3,
+            s3_bucket: "lessons".into(),
+            s3_region: "eu-west-1".into(),
+            s3_access_key_id: "AKIDEXAMPLE".into(),
+            s3_secret_access_key: Secret("wJalrXUtnFEMI".into()),
+            ..Default::default()
+        };
+        let aws = Store::s3(&rc).expect("AWS store");
+        assert_eq!(aws.describe, "s3://lessons@aws:eu-west-1");
+        let minio = RecordingConfig {
+            s3_endpoint: "http://127.0.0.1:9000/".into(),
+            s3_allow_http: true,
+            ..rc
+        };
+        let s = Store::s3(&minio).expect("MinIO store");
+        assert_eq!(s.describe, "s3://lessons@http://127.0.0.1:9000");
+        assert!(!format!("{s:?}").contains("wJalrXUtnFEMI"));
     }
 
     #[tokio::test]

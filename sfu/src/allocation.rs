@@ -22,6 +22,11 @@ const PROBE_NUDGE_EVERY: Duration = Duration::from_millis(1500);
 const PROBE_QUIET_AFTER_CONGESTION: Duration = Duration::from_secs(5);
 /// Part of the estimate the allocator hands out; the rest absorbs bursts (keyframes).
 const ESTIMATE_SHARE: u64 = 95;
+/// A receiver losing more than this fraction of packets gets more than its link carries
+/// (random loss on a poor wireless link stays below it; an overflowing queue does not).
+const OVERLOADED_LOSS: f32 = 0.05;
+/// Loss reports older than this no longer describe the link (str0m reports every second).
+const LOSS_REPORT_AGE: Duration = Duration::from_secs(3);
 
 impl Sfu {
     /// Sets a peer's bandwidth limits (configured downlink, its share of a school budget).
@@ -92,11 +97,15 @@ impl Sfu {
         }
         // Room order (track ids grow with publishing) keeps equal priorities stable.
         demands.sort_by_key(|d| d.track);
-        let estimate = p.estimate_bps.unwrap_or(config.initial_bitrate_bps);
+        // str0m's current estimate and its 3 s average, combined (estimate.rs).
+        let estimate = p
+            .estimate
+            .round(p.estimate_bps)
+            .unwrap_or(config.initial_bitrate_bps);
         let mut budget =
             p.caps.down_bps.map_or(estimate, |cap| cap.min(estimate)) * ESTIMATE_SHARE / 100;
         // The estimator needs seconds to see a collapsed link; video piling up in the pacer
-        // shows it sooner. While it does, halve what was sent, every round.
+        // shows it sooner (congestion.rs).
         let queued = p
             .outs
             .values()
@@ -104,19 +113,67 @@ impl Sfu {
             .map(|ssrc| crate::forward::queue_delay(&mut p.rtc, ssrc, now))
             .max()
             .unwrap_or_default();
-        if queued > crate::forward::CONGESTED
-            && let Some(last) = &p.last_decision
-        {
-            // Not below every track's lowest layer: the queue tells congestion, not how much
-            // the link carries; pausing video is the estimate's call.
-            let floor: u64 = demands
-                .iter()
-                .map(|d| d.layer_bps.first().copied().unwrap_or(0))
-                .sum();
-            budget = budget.min((last.allocated_bps / 2).max(floor));
+        // The forwarder stops video as soon as the queue is too long, so the queue may be
+        // short again by the time this round runs: what it saw counts too.
+        let congested =
+            std::mem::take(&mut p.congestion_seen) || queued > crate::forward::CONGESTED;
+        if congested {
+            if let Some(last) = &p.last_decision {
+                let floor: u64 = demands
+                    .iter()
+                    .map(|d| d.layer_bps.first().copied().unwrap_or(0))
+                    .sum();
+                p.congestion
+                    .congested(now, last.allocated_bps, floor, budget);
+            }
+            // Faster rounds while congested; `CongestionCap` bounds how often they halve.
+            p.next_alloc = now + crate::congestion::CONGESTED_ROUND;
+        } else {
+            p.congestion.clear_round(now, budget);
         }
+        // The link carries what is sent when nothing queues and the receiver reports little
+        // loss; the allocator then never pauses a video that is playing (allocator.rs).
+        let loss = p
+            .down_loss
+            .values()
+            .filter(|(_, at)| now.saturating_duration_since(*at) < LOSS_REPORT_AGE)
+            .map(|(l, _)| *l)
+            .fold(0.0f32, f32::max);
+        let carried = !congested && loss <= OVERLOADED_LOSS;
+        if carried {
+            // What flows now, and evidently arrives, is not taken away on the estimate's word
+            // alone: str0m's estimate can sink below what the link delivers (probing on a
+            // lossy link), and following it would step down a picture that plays fine. A real
+            // overload shows as congestion or loss, and then this floor does not apply.
+            let flowing: u64 = demands
+                .iter()
+                .map(|d| {
+                    p.subs
+                        .get(&d.track)
+                        .and_then(|s| s.selector.current())
+                        .and_then(|l| d.layer_bps.get(l).copied())
+                        .unwrap_or(0)
+                })
+                .sum();
+            let flowing = p
+                .caps
+                .down_bps
+                .map_or(flowing, |c| flowing.min(c * ESTIMATE_SHARE / 100));
+            budget = budget.max(flowing);
+        }
+        budget = p.congestion.apply(budget);
         let cap = p.caps.down_bps;
-        let decision = p.allocator.allocate(now, budget, &demands);
+        let decision = p.allocator.allocate_on(now, budget, carried, &demands);
+        tracing::debug!(
+            peer = %peer,
+            estimate,
+            budget,
+            congested,
+            loss,
+            ceiling = ?p.congestion.get(),
+            allocated = decision.allocated_bps,
+            "allocation round"
+        );
 
         for (track_id, layer) in &decision.layers {
             let Some(track) = room.tracks.get_mut(track_id) else {
@@ -152,15 +209,25 @@ impl Sfu {
             .iter()
             .map(|d| d.layer_bps.last().copied().unwrap_or(0))
             .sum();
+        // The allocator grants the top layers only once the estimate covers them plus the share
+        // it keeps for bursts: that is the rate to look for.
+        let full = full * 100 / ESTIMATE_SHARE;
         let mut desired = cap.map_or(full, |c| full.min(c));
         // str0m probes when the desired rate rises above the estimate, not when it is
         // repeated. A subscriber held below what it wants (after a congestion collapse, say)
         // nudges it up now and then so that probing continues until the link is found.
         // Not while the link is congested: a probe burst then only makes it worse.
-        if queued > crate::forward::CONGESTED {
+        if congested {
             p.next_probe_nudge = now + PROBE_QUIET_AFTER_CONGESTION;
         }
-        let held_back = estimate < desired * 9 / 10;
+        // Held back: far below what it wants, or a step up waits for an estimate that covers
+        // it (within the cap). On a lossy link str0m's estimate settles near what is sent and
+        // only probes lift it, so without nudges the last step may never come.
+        let step_needs = decision
+            .probe_bps
+            .map(|b| b * 100 / ESTIMATE_SHARE)
+            .filter(|b| *b <= desired);
+        let held_back = estimate < desired * 9 / 10 || step_needs.is_some_and(|b| estimate < b);
         if held_back && now >= p.next_probe_nudge {
             p.probe_nudge += 1_000;
             p.next_probe_nudge = now + PROBE_NUDGE_EVERY;
@@ -168,10 +235,16 @@ impl Sfu {
             p.probe_nudge = 0;
         }
         desired += p.probe_nudge;
-        let minimum = decision
-            .probe_bps
-            .unwrap_or(decision.allocated_bps)
-            .min(desired);
+        // str0m pads up to `minimum`. While the link is congested, padding would fill it in
+        // place of the video that was just stopped; pad only when the link is clear.
+        let minimum = if congested || p.congestion.get().is_some() {
+            0
+        } else {
+            decision
+                .probe_bps
+                .unwrap_or(decision.allocated_bps)
+                .min(desired)
+        };
         let target = (minimum, desired.max(minimum));
         p.last_decision = Some(decision);
         if target != p.bwe_target && target.1 > 0 {

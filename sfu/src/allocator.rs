@@ -3,9 +3,11 @@
 //! Budget = min(bandwidth estimate, configured caps), minus audio (audio is never cut). Then,
 //! in priority order, every video gets its lowest layer if it fits (else it pauses: audio
 //! continues); then the high-priority videos (the stage, the screen, the teacher) climb layer by
-//! layer, then the others. A shrinking budget is followed at once; a growing one only after the
-//! headroom has lasted (no flapping), one layer at a time, while the estimator probes toward
-//! the next step.
+//! layer, then the others. A budget that no longer covers what is sent is followed at once (a
+//! dip that still covers it changes nothing); a growing one only after the headroom has lasted
+//! (no flapping), one layer at a time, while the estimator probes toward the next step. A
+//! playing video is paused only when its lowest layer does not fit for a while and the link is
+//! not seen to carry it.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -153,11 +155,35 @@ impl BandwidthAllocator {
 
     /// One allocation round.
     pub fn allocate(&mut self, now: Instant, budget_bps: u64, demands: &[Demand]) -> Decision {
+        self.allocate_on(now, budget_bps, false, demands)
+    }
+
+    /// One allocation round; `lowest_carried` says the link is seen to carry what is sent now
+    /// (no congestion, little loss). A playing video whose lowest layer does not fit the budget
+    /// is then kept at that layer instead of being paused: after a congestion the estimate
+    /// undershoots the link for seconds, and pausing video that arrives fine would only blank
+    /// the picture. Without that evidence it is paused after `pause_after`, as always.
+    pub fn allocate_on(
+        &mut self,
+        now: Instant,
+        budget_bps: u64,
+        lowest_carried: bool,
+        demands: &[Demand],
+    ) -> Decision {
         let ideal = ideal(budget_bps, demands);
         // Measured layer rates wobble (a keyframe, a busy scene): a layer already sent is kept
         // while it fits the budget plus this tolerance, so noise does not cause step downs.
         let keep = self::ideal(budget_bps + budget_bps * DOWN_TOLERANCE_PCT / 100, demands);
         self.current.retain(|t, _| ideal.contains_key(t));
+        // While what is sent now fits (within the tolerance), nothing steps down, even where
+        // the ideal split of this budget differs (after climbing one layer at a time, one
+        // stage video may be a layer above the other): stepping down a layer that fits would
+        // only cost a keyframe and a worse picture.
+        let tolerated = budget_bps + budget_bps * DOWN_TOLERANCE_PCT / 100;
+        let fits_now = self.total(demands) <= tolerated;
+        // A lowest layer that fits (again) restarts the count towards a pause.
+        self.unfit_since
+            .retain(|t, _| keep.get(t).is_some_and(|l| l.is_none()));
         let mut stepped_down = false;
         let mut upgrades: Vec<&Demand> = Vec::new();
         for d in demands {
@@ -168,8 +194,12 @@ impl BandwidthAllocator {
                 None => {
                     self.current.insert(d.track, want);
                 }
-                Some(cur) if lower(keepable, cur) => {
+                Some(cur) if !fits_now && lower(keepable, cur) => {
                     let next = match (keepable, cur) {
+                        (None, Some(_)) if lowest_carried => {
+                            self.unfit_since.remove(&d.track);
+                            Some(0)
+                        }
                         (None, Some(_)) => {
                             let since = *self.unfit_since.entry(d.track).or_insert(now);
                             if now.saturating_duration_since(since) >= self.config.pause_after {
@@ -204,8 +234,13 @@ impl BandwidthAllocator {
             let held = self
                 .last_down
                 .is_none_or(|t| now.saturating_duration_since(t) >= self.config.up_hold);
+            // The step must fit on top of what is sent (which may exceed the ideal split).
+            let room = self.total(demands) + step <= budget_bps;
+            if !room {
+                self.headroom_since = None;
+            }
             let since = *self.headroom_since.get_or_insert(now);
-            if held && now.saturating_duration_since(since) >= self.config.stable_for {
+            if room && held && now.saturating_duration_since(since) >= self.config.stable_for {
                 self.current.insert(track, Some(to));
                 self.headroom_since = None;
             } else {
@@ -366,6 +401,73 @@ mod tests {
             }
         }
         assert_eq!(changes, 0, "no upgrade survives a 300 ms oscillation");
+    }
+
+    #[test]
+    fn what_is_sent_is_kept_while_it_fits() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let ds = [video(5, Priority::High), video(6, Priority::High)];
+        let mut a = BandwidthAllocator::new(AllocatorConfig::default());
+        let d = a.allocate(at(0), 700 * K, &ds);
+        assert_eq!((layer(&d, 5), layer(&d, 6)), (Some(1), Some(0)));
+        // Climbing one layer at a time: the first stage video goes to the top.
+        a.allocate(at(100), 3000 * K, &ds);
+        let d = a.allocate(at(1100), 3000 * K, &ds);
+        assert_eq!((layer(&d, 5), layer(&d, 6)), (Some(2), Some(0)));
+        // The estimate dips: the ideal split of 1.5 Mbit/s is (h, h), but the 1.65 Mbit/s sent
+        // are within the tolerance: nothing changes, and the other video does not climb on top.
+        for ms in [1200, 1700, 2200, 2700, 3200, 5000] {
+            let d = a.allocate(at(ms), 1500 * K, &ds);
+            assert_eq!((layer(&d, 5), layer(&d, 6)), (Some(2), Some(0)), "{ms}");
+        }
+        // It no longer fits: down to the ideal split at once.
+        let d = a.allocate(at(5500), 1000 * K, &ds);
+        assert_eq!((layer(&d, 5), layer(&d, 6)), (Some(1), Some(0)));
+    }
+
+    #[test]
+    fn a_lowest_layer_the_link_carries_is_not_paused() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let ds = [audio(1), video(2, Priority::High)];
+        let mut a = BandwidthAllocator::new(AllocatorConfig::default());
+        a.allocate_on(at(0), 3000 * K, true, &ds);
+        // The estimate undershoots below the lowest layer, but the link carries it: down to the
+        // lowest layer at once, and kept there however long the estimate stays low.
+        let d = a.allocate_on(at(500), 150 * K, true, &ds);
+        assert_eq!(layer(&d, 2), Some(0));
+        let d = a.allocate_on(at(5000), 150 * K, true, &ds);
+        assert_eq!(layer(&d, 2), Some(0));
+        // Evidence of an overloaded link: the usual `pause_after` from then on.
+        let d = a.allocate_on(at(5500), 150 * K, false, &ds);
+        assert_eq!(layer(&d, 2), Some(0));
+        let d = a.allocate_on(at(7400), 150 * K, false, &ds);
+        assert_eq!(layer(&d, 2), Some(0));
+        let d = a.allocate_on(at(7500), 150 * K, false, &ds);
+        assert_eq!(layer(&d, 2), None);
+        assert_eq!(layer(&d, 1), Some(0), "audio stays");
+    }
+
+    #[test]
+    fn a_short_unfit_spell_does_not_count_towards_a_later_pause() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let ds = [video(2, Priority::High)];
+        let mut a = BandwidthAllocator::new(AllocatorConfig::default());
+        a.allocate(at(0), 600 * K, &ds);
+        // 1.5 s without room for the lowest layer, then it fits again.
+        a.allocate(at(500), 100 * K, &ds);
+        let d = a.allocate(at(2000), 100 * K, &ds);
+        assert_eq!(layer(&d, 2), Some(0));
+        a.allocate(at(2500), 600 * K, &ds);
+        // A new spell starts its own count.
+        let d = a.allocate(at(10_000), 100 * K, &ds);
+        assert_eq!(layer(&d, 2), Some(0));
+        let d = a.allocate(at(11_900), 100 * K, &ds);
+        assert_eq!(layer(&d, 2), Some(0));
+        let d = a.allocate(at(12_000), 100 * K, &ds);
+        assert_eq!(layer(&d, 2), None);
     }
 
     #[test]

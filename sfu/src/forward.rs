@@ -68,6 +68,11 @@ impl Peer {
         };
         if queued > CONGESTED {
             sub.selector.interrupt();
+            // The allocation reacts at once (congestion.rs), not at its next round.
+            if !self.congestion_seen {
+                self.congestion_seen = true;
+                fx.allocate.push(self.id);
+            }
             return ForwardResult::Dropped;
         }
         let new_segment = match sub.selector.select(layer, info.keyframe_start) {

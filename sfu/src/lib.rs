@@ -64,10 +64,12 @@
 mod allocation;
 mod allocator;
 mod config;
+mod congestion;
 mod control;
 mod demux;
 mod effects;
 mod error;
+mod estimate;
 mod event;
 mod fanout;
 mod floor;

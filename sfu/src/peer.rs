@@ -59,6 +59,8 @@ pub(crate) struct Peer {
     // ---- bandwidth ----
     /// The latest send-side estimate towards this peer (TWCC), bit/s.
     pub estimate_bps: Option<u64>,
+    /// str0m's current estimate, sampled with the statistics (what allocation uses).
+    pub estimate: crate::estimate::EstimateFilter,
     pub caps: crate::event::PeerCaps,
     pub allocator: crate::allocator::BandwidthAllocator,
     pub next_alloc: Instant,
@@ -69,6 +71,13 @@ pub(crate) struct Peer {
     pub next_probe_nudge: Instant,
     /// The last allocation, for the stats API.
     pub last_decision: Option<crate::allocator::Decision>,
+    /// A budget ceiling learned from congestion, until the estimate follows.
+    pub congestion: crate::congestion::CongestionCap,
+    /// Video waited too long in the pacer since the last allocation round (set by the
+    /// forwarder, which sees it first; cleared by the round that reacts to it).
+    pub congestion_seen: bool,
+    /// The receiver's latest loss fraction per sending m-line (RTCP receiver reports).
+    pub down_loss: HashMap<Mid, (f32, Instant)>,
 
     // ---- publishing ----
     /// Accepted publishing m-lines and their sources, until str0m reports them added.
@@ -117,6 +126,7 @@ impl Peer {
             detached_since: None,
             grace: std::time::Duration::from_secs(30),
             estimate_bps: None,
+            estimate: Default::default(),
             caps: Default::default(),
             allocator: Default::default(),
             next_alloc: now,
@@ -124,6 +134,9 @@ impl Peer {
             probe_nudge: 0,
             next_probe_nudge: now,
             last_decision: None,
+            congestion: Default::default(),
+            congestion_seen: false,
+            down_loss: HashMap::new(),
             publish_sources: HashMap::new(),
             tracks_in: HashMap::new(),
             incoming: HashMap::new(),
@@ -203,8 +216,22 @@ impl Peer {
             }
             Event::KeyframeRequest(r) => fx.keyframe_requests.push((self.id, r.mid, r.kind)),
             Event::StreamPaused(p) => fx.layer_paused.push((self.id, p.mid, p.rid, p.paused)),
-            Event::MediaEgressStats(s) => fx.stats.on_egress(self.id, &s),
+            Event::MediaEgressStats(s) => {
+                if let Some(loss) = s.loss {
+                    self.down_loss.insert(s.mid, (loss, s.timestamp));
+                }
+                fx.stats.on_egress(self.id, &s);
+            }
             Event::MediaIngressStats(s) => fx.stats.on_ingress(self.id, &s),
+            Event::PeerStats(s) => {
+                // A changed estimate is acted on at once: a collapsing link should not wait
+                // for the next round.
+                if let Some(b) = s.bwe_tx
+                    && self.estimate.sample(s.timestamp, b.as_u64())
+                {
+                    fx.allocate.push(self.id);
+                }
+            }
             Event::EgressBitrateEstimate(str0m::bwe::BweKind::Twcc { estimate, .. }) => {
                 self.estimate_bps = Some(estimate.as_u64());
                 fx.allocate.push(self.id);

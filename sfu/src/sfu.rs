@@ -20,6 +20,11 @@ use crate::peer::Peer;
 use crate::room::Room;
 use crate::timers::Timers;
 
+/// How often str0m reports statistics: stream totals for the metrics, and the current
+/// bandwidth estimate, which allocation follows (a second would be too slow for a collapsing
+/// link).
+const STATS_EVERY: Duration = Duration::from_millis(200);
+
 /// One shard of the media plane. See the crate docs for the run loop.
 pub struct Sfu {
     pub(crate) config: SfuConfig,
@@ -91,8 +96,9 @@ impl Sfu {
             .enable_h264(c.enable_h264)
             .enable_vp9(c.enable_vp9)
             .enable_bwe(Some(Bitrate::bps(c.initial_bitrate_bps)))
-            // NACK, PLI and loss totals per stream for the metrics (`stats.rs`).
-            .set_stats_interval(Some(Duration::from_secs(1)))
+            // NACK, PLI and loss totals per stream for the metrics (`stats.rs`), and the
+            // current bandwidth estimate for allocation (`estimate.rs`).
+            .set_stats_interval(Some(STATS_EVERY))
             .build(now)
     }
 

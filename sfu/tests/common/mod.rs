@@ -37,6 +37,8 @@ pub struct RxCount {
     pub last_at: Option<Instant>,
     /// Every frame: (arrival, bytes).
     pub log: Vec<(Instant, usize)>,
+    /// Packets received so far, every 100 ms: (time, total).
+    pub packet_log: Vec<(Instant, u64)>,
 }
 
 pub struct Client {
@@ -150,7 +152,11 @@ impl Net {
     ) -> usize {
         let idx = self.clients.len();
         let addr: SocketAddr = format!("10.0.1.{}:5000", idx + 1).parse().unwrap();
-        let mut rtc = Rtc::builder().build(self.now);
+        // Receive statistics every 100 ms: packet arrival per m-line, whatever the frame
+        // assembly does with the packets.
+        let mut rtc = Rtc::builder()
+            .set_stats_interval(Some(Duration::from_millis(100)))
+            .build(self.now);
         rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
         let mut api = rtc.sdp_api();
         let mut send = Vec::new();
@@ -526,6 +532,28 @@ impl Net {
         v
     }
 
+    /// When packets of `publisher`'s `kind` track arrived at `receiver`: the times of the
+    /// 100 ms statistics samples that counted new packets.
+    pub fn packet_times(&self, receiver: &str, publisher: &str, kind: TrackKind) -> Vec<Instant> {
+        let r = self.client(receiver);
+        let p = self.client(publisher).peer;
+        let mut v: Vec<Instant> = r
+            .mid_tracks
+            .iter()
+            .filter(|(_, t)| t.peer_id == p && t.kind == kind)
+            .filter_map(|(mid, _)| r.rx.get(mid))
+            .flat_map(|c| {
+                c.packet_log
+                    .windows(2)
+                    .filter(|w| w[1].1 > w[0].1)
+                    .map(|w| w[1].0)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
     /// Snapshot of frames received per (publisher name, kind), for before/after comparisons.
     pub fn frames_snapshot(&self, receiver: &str) -> HashMap<(String, TrackKind), u64> {
         let mut m = HashMap::new();
@@ -551,12 +579,16 @@ fn drain_client(c: &mut Client, now: Instant) {
                     rx.frames += 1;
                     rx.bytes += d.data.len() as u64;
                     rx.last_at = Some(now);
-                    rx.log.push((now, d.data.len()));
                     if d.is_keyframe() {
                         rx.keyframes += 1;
                     }
+                    rx.log.push((now, d.data.len()));
                 }
                 Event::KeyframeRequest(_) => c.keyframe_wanted = true,
+                Event::MediaIngressStats(st) => {
+                    let rx = c.rx.entry(st.mid).or_default();
+                    rx.packet_log.push((now, st.packets));
+                }
                 _ => {}
             },
             Err(e) => panic!("client {} rtc error: {e}", c.name),

@@ -57,7 +57,7 @@ pub(crate) struct Peer {
     pub grace: std::time::Duration,
 
     // ---- bandwidth ----
-    /// The latest send-side estimate towards this peer (TWCC), bit/s.
+    /// str0m's latest 3 s average of the send-side estimate towards this peer (TWCC), bit/s.
     pub estimate_bps: Option<u64>,
     /// str0m's current estimate, sampled with the statistics (what allocation uses).
     pub estimate: crate::estimate::EstimateFilter,

@@ -125,7 +125,8 @@ impl Sfu {
         published.sort_by_key(|t| t.track_id);
         Some(PeerBandwidth {
             peer_id: peer,
-            estimate_bps: p.estimate_bps,
+            // What allocation works with (estimate.rs).
+            estimate_bps: p.estimate.round(p.estimate_bps),
             caps: p.caps,
             allocated_bps: d.map_or(0, |d| d.allocated_bps),
             probe_bps: d.and_then(|d| d.probe_bps),

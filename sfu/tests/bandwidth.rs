@@ -107,6 +107,51 @@ fn a_configured_downlink_cap_is_never_exceeded() {
     assert!(video_bps(&net, now - Duration::from_secs(4), now) > 900_000);
 }
 
+/// Two classrooms of one school with a 3 Mbit/s budget, on fast links: the server splits the
+/// budget among the school's live classrooms, the one on stage counting twice (`BudgetSplit`
+/// in src/media/budget.rs, tested there and through the API in tests/api_bandwidth.rs), so
+/// `c1` (on stage) gets 2 Mbit/s and `c2` 1 Mbit/s. What they receive stays under the shares
+/// and the budget over every 2 s, and the one on stage gets more.
+#[test]
+fn classrooms_sharing_a_school_budget_stay_under_it_and_the_stage_gets_more() {
+    let mut net = lesson();
+    for (name, share) in [("c1", 2_000_000), ("c2", 1_000_000)] {
+        let peer = net.client(name).peer;
+        let caps = PeerCaps {
+            down_bps: Some(share),
+            up_bps: None,
+        };
+        assert!(net.sfu.set_caps(net.now, peer, caps));
+        net.shape_down(
+            name,
+            NetemConfig::new()
+                .latency(Duration::from_millis(10))
+                .seed(5),
+        );
+    }
+    net.drain_sfu();
+    net.run_for(Duration::from_secs(20));
+    let start = net.now - Duration::from_secs(18);
+    for k in 0..9u64 {
+        let from = start + Duration::from_secs(2 * k);
+        let to = from + Duration::from_secs(2);
+        let (c1, c2) = (net.down_bps("c1", from, to), net.down_bps("c2", from, to));
+        assert!(c1 <= 2_000_000, "c1, 2 s average {k}: {c1}");
+        assert!(c2 <= 1_000_000, "c2, 2 s average {k}: {c2}");
+        assert!(
+            c1 + c2 <= 3_000_000,
+            "together, 2 s average {k}: {}",
+            c1 + c2
+        );
+    }
+    let (from, to) = (net.now - Duration::from_secs(4), net.now);
+    let (c1, c2) = (net.down_bps("c1", from, to), net.down_bps("c2", from, to));
+    eprintln!("over the last 4 s: c1 (on stage) {c1} bit/s, c2 {c2} bit/s");
+    assert!(c1 > c2, "the classroom on stage gets more: {c1} vs {c2}");
+    // Both still get a picture above the lowest layers: the shares are used, not just obeyed.
+    assert!(c2 > 600_000, "c2 uses its share: {c2}");
+}
+
 /// The last `PublishLayers` a client was sent for its camera: which rids are active.
 fn published_layers(net: &Net, name: &str) -> Option<Vec<(String, bool)>> {
     net.client(name).events.iter().rev().find_map(|e| match e {

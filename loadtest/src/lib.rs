@@ -55,6 +55,7 @@
 pub mod error;
 pub mod live;
 pub mod load;
+mod loss;
 pub mod media;
 pub mod send;
 mod signaling;

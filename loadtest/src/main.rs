@@ -121,6 +121,10 @@ struct RunArgs {
     /// Local UDP address of every client; must be a concrete interface address.
     #[arg(long, default_value = "127.0.0.1:0")]
     bind: SocketAddr,
+    /// Subscribers lose the first arrival of every N-th video packet, to see retransmission
+    /// repair it (loopback loses nothing).
+    #[arg(long)]
+    inject_loss_every: Option<u16>,
     /// The server's pid, to read its CPU and memory from /proc.
     #[arg(long)]
     server_pid: Option<u32>,
@@ -285,6 +289,7 @@ async fn run_load(args: RunArgs) -> ExitCode {
         grace: args.grace,
         connect_timeout: args.connect_timeout,
         bind: args.bind,
+        inject_loss_every: args.inject_loss_every,
         server_pid: args.server_pid,
         progress: !args.no_progress,
     };

@@ -22,7 +22,7 @@ use rtc::ice::mdns::MulticastDnsMode;
 use rtc::interceptor::{Attribute, Interceptor, Packet, Registry, Slot, StreamInfo, TaggedPacket};
 use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
 use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_OPUS, MIME_TYPE_VP8, MediaEngine,
+    MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8, MediaEngine,
 };
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
@@ -57,6 +57,10 @@ pub struct ClientOptions {
     /// HTTP client to reuse (connection pooling across many clients in a load test); a new
     /// one is created when `None`.
     pub http_client: Option<reqwest::Client>,
+    /// Drop the first arrival of every N-th inbound video packet, as if the network had lost
+    /// it, so that retransmission can be seen to repair it (loopback loses nothing). Default
+    /// `None`.
+    pub inject_loss_every: Option<u16>,
 }
 
 impl Default for ClientOptions {
@@ -67,6 +71,7 @@ impl Default for ClientOptions {
             gather_timeout: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(10),
             http_client: None,
+            inject_loss_every: None,
         }
     }
 }
@@ -120,8 +125,8 @@ pub(crate) fn opus_codec() -> RTCRtpCodecParameters {
     }
 }
 
-/// VP8 with the feedback an SFU relies on (NACK, PLI, FIR). No RTX codec is registered, so
-/// retransmissions reuse the media SSRC and show up as duplicates in receive stats.
+/// VP8 with the feedback an SFU relies on (NACK, PLI, FIR). Retransmissions come on the RTX
+/// stream of [`rtx_codec`], which the receiver unwraps to the original sequence number.
 pub(crate) fn vp8_codec() -> RTCRtpCodecParameters {
     let fb = |typ: &str, parameter: &str| RTCPFeedback {
         typ: typ.to_owned(),
@@ -141,6 +146,22 @@ pub(crate) fn vp8_codec() -> RTCRtpCodecParameters {
             ],
         },
         payload_type: 96,
+    }
+}
+
+/// RTX (RFC 4588) for [`vp8_codec`]: str0m retransmits only on a negotiated RTX stream, so
+/// without it a NACKed packet would never be repaired and "loss after retransmission" would
+/// equal the loss before.
+pub(crate) fn rtx_codec() -> RTCRtpCodecParameters {
+    RTCRtpCodecParameters {
+        rtp_codec: RTCRtpCodec {
+            mime_type: MIME_TYPE_RTX.to_owned(),
+            clock_rate: 90_000,
+            channels: 0,
+            sdp_fmtp_line: "apt=96".to_owned(),
+            rtcp_feedback: vec![],
+        },
+        payload_type: 97,
     }
 }
 
@@ -164,6 +185,7 @@ pub(crate) async fn build_peer_connection(
     let mut media_engine = MediaEngine::default();
     media_engine.register_codec(opus_codec(), RtpCodecKind::Audio)?;
     media_engine.register_codec(vp8_codec(), RtpCodecKind::Video)?;
+    media_engine.register_codec(rtx_codec(), RtpCodecKind::Video)?;
     if setup.simulcast_extensions {
         for uri in [
             crate::send::MID_EXTENSION_URI,
@@ -180,6 +202,13 @@ pub(crate) async fn build_peer_connection(
     }
     // NACK, RTCP reports and TWCC feedback, as a browser would have.
     let mut registry = register_default_interceptors(Registry::new(), &mut media_engine)?;
+    if let Some(every) = opts.inject_loss_every {
+        let pt = vp8_codec().payload_type;
+        registry = registry.with(
+            Slot::from(crate::loss::SLOT),
+            crate::loss::LossInjector::new(every, pt),
+        );
+    }
     if setup.forward_keyframe_requests {
         // Application-most slot, so every other interceptor has seen the RTCP first (as in
         // webrtc-rs' rtcp-processing example).

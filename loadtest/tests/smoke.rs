@@ -92,6 +92,7 @@ async fn dedicated_smoke_media_flows_both_ways() {
         grace: Duration::from_secs(2),
         connect_timeout: Duration::from_secs(10),
         bind: "127.0.0.1:0".parse().expect("addr"),
+        inject_loss_every: None,
         server_pid: Some(std::process::id()),
         progress: false,
     };

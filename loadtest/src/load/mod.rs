@@ -99,6 +99,9 @@ pub struct LoadConfig {
     pub connect_timeout: Duration,
     /// Local UDP address of every client.
     pub bind: SocketAddr,
+    /// Subscribers lose the first arrival of every N-th video packet (`ClientOptions`), so
+    /// loss before and after retransmission can be compared on a loopback that loses nothing.
+    pub inject_loss_every: Option<u16>,
     /// Server process to watch.
     pub server_pid: Option<u32>,
     /// Draw a progress bar on stderr (when it is a terminal).
@@ -378,6 +381,7 @@ pub async fn run(mut cfg: LoadConfig) -> Result<Report, String> {
             bind_addr: cfg.bind,
             connect_timeout: cfg.connect_timeout,
             http_client: Some(http),
+            inject_loss_every: cfg.inject_loss_every,
             ..ClientOptions::default()
         },
         base_url: cfg.base_url.trim_end_matches('/').to_owned(),

@@ -12,6 +12,8 @@ import { PublishControls } from './controls.js';
 import { Lesson } from './lesson.js';
 import { ChatPanel, QuestionsPanel } from './chat.js';
 import { RecordingBar } from './recording.js';
+import { Reconnection } from './reconnect.js';
+import { ServerStats } from './server-stats.js';
 import { $, showPanel, bindText, Banners, renderStatus, Tabs, StatsOverlay } from './ui.js';
 
 const PUBLISHERS = new Set(['teacher', 'classroom']);
@@ -23,9 +25,6 @@ const TOKEN_ERRORS = new Set(['tokenExpired', 'tokenNotYetValid', 'tokenInvalid'
   'serverUnavailable']);
 
 // Reconnection of the signaling socket (protocol.md §4.3a): 0.5 s doubling to 4 s, for 60 s.
-const RECONNECT_FIRST_MS = 500;
-const RECONNECT_MAX_MS = 4000;
-const RECONNECT_FOR_MS = 60000;
 
 const banners = new Banners($('banners'));
 const queue = new SerialQueue((err) => {
@@ -51,10 +50,8 @@ let ended = false;
 let wasOnStage = false;
 let speaking = false; // an observer publishing while called on (master lessons)
 let syncMuteAfterJoin = false;
-const reconnect = { active: false, since: 0, delay: RECONNECT_FIRST_MS, timer: null };
-const SERVER_STATS_TIMEOUT_MS = 3000;
-const serverStatsWaiting = []; // resolvers of serverStats() waiting for the next `stats`
-let serverStatsAsked = 0;      // when getStats was last sent (at most once a second)
+const reconnect = new Reconnection();
+const serverStats = new ServerStats({ send: (msg) => signaling?.send(msg), isOpen: () => !!signaling?.isOpen });
 let statsOverlay = null;
 
 // The automation/test surface (see web-client/README.md).
@@ -85,7 +82,7 @@ const ketang = {
   inboundVideoStats: () => session.inboundVideoStats(),
   inboundAudioStats: () => session.inboundAudioStats(),
   outboundVideoStats: () => session.outboundVideoStats(),
-  serverStats: () => serverStats(),
+  serverStats: () => serverStats.request(),
   get publishLayers() { return session.publishLayers; },
   get statsOverlay() { return statsOverlay; },
   send: (msg) => signaling?.send(msg),
@@ -148,8 +145,7 @@ function renderValidFrom(validFrom) {
 function endSession(titleKey, messageKey, params = {}) {
   if (ended) return;
   ended = true;
-  clearTimeout(reconnect.timer);
-  reconnect.active = false;
+  reconnect.end();
   banners.dismiss('reconnect');
   signaling?.close();
   session.close();
@@ -243,8 +239,7 @@ async function onWelcome(msg, sig) {
   const first = ketang.peerId === null;
   const resumed = !first && msg.resumed === true && msg.peerId === ketang.peerId;
   if (reconnect.active) {
-    reconnect.active = false;
-    clearTimeout(reconnect.timer);
+    reconnect.end();
     banners.dismiss('reconnect');
     banners.show('reconnected', { kind: 'info', timeoutMs: 3000, id: 'reconnect' });
   }
@@ -343,7 +338,7 @@ async function onMessage(msg, sig) {
       return session.handlePublishLayers(msg);
     case 'stats':
       ketang.lastStats = msg.bandwidth ?? null;
-      for (const resolve of serverStatsWaiting.splice(0)) resolve(ketang.lastStats);
+      serverStats.answer(ketang.lastStats);
       return;
     case 'recording':
       ketang.recording = { on: msg.on, recordingId: msg.recordingId ?? null, since: msg.since ?? null, error: msg.error ?? null };
@@ -396,39 +391,13 @@ function onBye(msg) {
 
 // ---- stats ---------------------------------------------------------------------------------
 
-/**
- * The server's bandwidth picture of this peer (`getStats` → `stats`, protocol.md §4.2): null
- * before the first offer, or if no answer came within 3 s. Calls while a request is pending
- * share its answer (a pending request is repeated after a second at the earliest), so callers
- * polling once a second stay within the protocol's one request a second.
- */
-function serverStats() {
-  if (!signaling?.isOpen) return Promise.resolve(null);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      const i = serverStatsWaiting.indexOf(done);
-      if (i >= 0) serverStatsWaiting.splice(i, 1);
-      resolve(null);
-    }, SERVER_STATS_TIMEOUT_MS);
-    function done(v) {
-      clearTimeout(timer);
-      resolve(v);
-    }
-    serverStatsWaiting.push(done);
-    if (Date.now() - serverStatsAsked >= 1000 || serverStatsWaiting.length === 1) {
-      serverStatsAsked = Date.now();
-      signaling.send({ type: 'getStats' });
-    }
-  });
-}
-
 function setupStats() {
   $('stats-toggle').hidden = false;
   statsOverlay = new StatsOverlay({
     root: $('stats-overlay'),
     toggle: $('stats-toggle'),
     collect: async () => {
-      const [media, server] = await Promise.all([session.mediaStats(), serverStats()]);
+      const [media, server] = await Promise.all([session.mediaStats(), serverStats.request()]);
       const nameOf = (id) => ketang.participants.get(id)?.name ?? `#${id}`;
       return { media, server, nameOf };
     },
@@ -525,8 +494,7 @@ async function onSocketClose(sig, ev) {
     } catch (err) {
       if (err.code && err.code !== 'serverUnavailable' && !ended) {
         ended = true;
-        clearTimeout(reconnect.timer);
-        reconnect.active = false;
+        reconnect.end();
         banners.dismiss('reconnect');
         session.close();
         controls?.stopAll();
@@ -542,10 +510,7 @@ async function onSocketClose(sig, ev) {
     endSession('endedTitle', 'connectionLost');
     return;
   }
-  if (!reconnect.active) {
-    reconnect.active = true;
-    reconnect.since = Date.now();
-    reconnect.delay = RECONNECT_FIRST_MS;
+  if (reconnect.begin()) {
     ketang.reconnects += 1;
     setState('reconnecting');
     console.info(`ketang: signaling closed (code ${ev.code}); reconnecting`);
@@ -555,20 +520,14 @@ async function onSocketClose(sig, ev) {
 }
 
 function scheduleReconnect(ev) {
-  const elapsed = Date.now() - reconnect.since;
-  if (elapsed >= RECONNECT_FOR_MS) {
-    reconnect.active = false;
+  if (!reconnect.schedule(() => { if (!ended) openSignaling(); })) {
     banners.dismiss('reconnect');
     setState('error');
-    setLastError('connectionLost', `WebSocket closed (code ${ev.code}${ev.reason ? `, ${ev.reason}` : ''}); no reconnection within ${RECONNECT_FOR_MS / 1000} s`);
+    setLastError('connectionLost', `WebSocket closed (code ${ev.code}${ev.reason ? `, ${ev.reason}` : ''}); no reconnection within ${reconnect.forMs / 1000} s`);
     banners.show('connectionLost', { kind: 'error', id: 'bye' });
     endSession('endedTitle', 'connectionLost');
     return;
   }
-  const delay = Math.min(reconnect.delay, RECONNECT_FOR_MS - elapsed);
-  reconnect.delay = Math.min(reconnect.delay * 2, RECONNECT_MAX_MS);
-  clearTimeout(reconnect.timer);
-  reconnect.timer = setTimeout(() => { if (!ended) openSignaling(); }, delay);
   updateStatus();
 }
 

@@ -50,6 +50,15 @@
 //!        subscribers waiting for a keyframe ─► publisher StreamRx::request_keyframe (throttled)
 //! ```
 //!
+//! ## Bandwidth, per subscriber
+//!
+//! ```text
+//! str0m TWCC estimate: 3 s average (event) + current (PeerStats, 200 ms) ─► EstimateFilter
+//!   ─► budget = min(estimate, downlink cap, school share) ─► CongestionCap (pacer queue)
+//!   ─► BandwidthAllocator (every 500 ms, or at once on a new estimate or congestion)
+//!   ─► LayerSelector targets, bwe().set_bitrate (probing), dynacast to publishers
+//! ```
+//!
 //! Every mutation of an `Rtc` is followed by a full drain (str0m's single-mutation invariant);
 //! anything a drain produces for *other* peers is queued in `Effects` and processed after it.
 //! A panic while handling one peer removes that peer only.

@@ -9,11 +9,11 @@
 // Every wait is bounded; on failure the test prints what the pages showed, their console,
 // and the server log.
 
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { startServer } from '../lib/server.mjs';
-import { launchBrowser, openPage, describePage, PageLog } from '../lib/browser.mjs';
+import { openPage, describePage } from '../lib/browser.mjs';
+import { suiteRig, runWithAdminKey } from '../lib/rig.mjs';
 import { waitFor, sleep } from '../lib/util.mjs';
 
 const STEP_TIMEOUT_MS = 10_000;
@@ -21,43 +21,24 @@ const JOIN_TIMEOUT_MS = 15_000;
 const DECODE_TIMEOUT_MS = 15_000;
 
 describe('admin page', () => {
-  const log = new PageLog();
-  const pages = {};
-  let server = null;
-  let browser = null;
-  let failed = false;
-
-  after(async () => {
-    if (failed && log.lines.length) console.error(`--- browser log ---\n${log.text()}`);
-    if (failed && server) console.error(`--- server log (${server.logPath}) ---\n${server.log()}`);
-    await browser?.close().catch(() => {});
-    await server?.stop();
-  });
+  const rig = suiteRig();
+  const { log, pages } = rig;
 
   it('schedules a lesson whose teacher and classroom links meet in one room', async () => {
-    try {
-      server = await startServer();
-      browser = await launchBrowser();
-      const key = await server.createAdminKey();
-      await scenario(key);
-    } catch (err) {
-      failed = true;
-      const seen = {};
-      for (const [name, p] of Object.entries(pages)) seen[name] = await describePage(p);
-      if (pages.admin) {
-        seen.adminPage = await pages.admin.page.evaluate(() => ({
+    await runWithAdminKey(rig, scenario, {
+      describe: async (name, p) => (name !== 'admin' ? describePage(p) : {
+        ...await describePage(p),
+        adminPage: await p.page.evaluate(() => ({
           view: document.body.dataset.view,
           banners: [...document.querySelectorAll('.banner')].map((b) => b.innerText),
           dialog: document.getElementById('dialog')?.innerText?.slice(0, 1500),
-        })).catch((e) => String(e));
-      }
-      console.error(`--- pages ---\n${JSON.stringify(seen, null, 2)}`);
-      throw err;
-    }
+        })).catch((e) => String(e)),
+      }),
+    });
   });
 
   async function scenario(key) {
-    const admin = await openPage(browser, `${server.baseUrl}/admin`, { label: 'admin', log });
+    const admin = await openPage(rig.browser, `${rig.server.baseUrl}/admin`, { label: 'admin', log });
     pages.admin = admin;
     const page = admin.page;
     assert.equal(admin.response.status(), 200, 'GET /admin');
@@ -126,12 +107,12 @@ describe('admin page', () => {
     const linkOf = (kind) => links.seen.find((l) => l.kind === kind)?.url;
     assert.deepEqual(links.seen.map((l) => l.kind), ['teacher', 'masterClassroom', 'remoteClassroom']);
     for (const l of links.seen) {
-      assert.ok(l.url.startsWith(`${server.baseUrl}/r/${occurrence}?t=`), `${l.kind} link opens the occurrence's room: ${l.url}`);
+      assert.ok(l.url.startsWith(`${rig.server.baseUrl}/r/${occurrence}?t=`), `${l.kind} link opens the occurrence's room: ${l.url}`);
     }
 
     // The teacher and the remote classroom meet in the room.
-    pages.teacher = await openPage(browser, linkOf('teacher'), { label: 'teacher', log });
-    pages.classroom = await openPage(browser, linkOf('remoteClassroom'), { label: 'classroom', log });
+    pages.teacher = await openPage(rig.browser, linkOf('teacher'), { label: 'teacher', log });
+    pages.classroom = await openPage(rig.browser, linkOf('remoteClassroom'), { label: 'classroom', log });
     for (const who of ['teacher', 'classroom']) assert.equal(pages[who].response.status(), 200, `${who} link page`);
     const joined = await waitFor('both pages to join', async () => {
       const s = {};

@@ -10,11 +10,11 @@
 // Every wait is bounded; on failure the test prints what the pages showed, their console,
 // and the server log.
 
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { startServer } from '../lib/server.mjs';
-import { launchBrowser, openPage, describePage, PageLog } from '../lib/browser.mjs';
+import { openPage } from '../lib/browser.mjs';
+import { suiteRig, runWithAdminKey, adminApi } from '../lib/rig.mjs';
 import { waitFor, sleep } from '../lib/util.mjs';
 
 const STEP_TIMEOUT_MS = 10_000;
@@ -24,46 +24,15 @@ const JOIN_TIMEOUT_MS = 20_000;
 const fromNow = (secs) => new Date(Date.now() + secs * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
 
 describe('attendance', () => {
-  const log = new PageLog();
-  const pages = {};
-  let server = null;
-  let browser = null;
-  let failed = false;
-
-  after(async () => {
-    if (failed && log.lines.length) console.error(`--- browser log ---\n${log.text()}`);
-    if (failed && server) console.error(`--- server log (${server.logPath}) ---\n${server.log()}`);
-    await browser?.close().catch(() => {});
-    await server?.stop();
-  });
+  const rig = suiteRig();
+  const { log, pages } = rig;
 
   it('records who was in the lesson, for how long, and who was called on', async () => {
-    try {
-      server = await startServer();
-      browser = await launchBrowser();
-      const key = await server.createAdminKey();
-      await scenario(key);
-    } catch (err) {
-      failed = true;
-      const seen = {};
-      for (const [name, p] of Object.entries(pages)) seen[name] = await describePage(p);
-      console.error(`--- pages ---\n${JSON.stringify(seen, null, 2)}`);
-      throw err;
-    }
+    await runWithAdminKey(rig, scenario);
   });
 
   async function scenario(key) {
-    const api = async (method, path, body = undefined, accept = 'application/json') => {
-      const res = await fetch(`${server.baseUrl}/api/v1${path}`, {
-        method,
-        headers: { Authorization: `Bearer ${key}`, Accept: accept, ...(body ? { 'Content-Type': 'application/json' } : {}) },
-        body: body ? JSON.stringify(body) : undefined,
-        signal: AbortSignal.timeout(STEP_TIMEOUT_MS),
-      });
-      const text = await res.text();
-      assert.ok(res.ok, `${method} ${path}: HTTP ${res.status} ${text}`);
-      return accept === 'application/json' ? JSON.parse(text) : { text, type: res.headers.get('content-type') };
-    };
+    const api = adminApi(rig.server.baseUrl, key, STEP_TIMEOUT_MS);
 
     // The lesson: 实验小学 teaches from 三(1)班 to two classrooms of 山村小学, from a minute ago.
     const strong = await api('POST', '/schools', { name: '实验小学', district: '城关区', kind: 'central' });
@@ -84,9 +53,9 @@ describe('attendance', () => {
 
     // Teacher and both remote classrooms join.
     const began = Date.now();
-    pages.teacher = await openPage(browser, linkOf('teacher'), { label: 'teacher', log });
-    pages.c1 = await openPage(browser, linkOf('remoteClassroom', c1.id), { label: 'c1', log });
-    pages.c2 = await openPage(browser, linkOf('remoteClassroom', c2.id), { label: 'c2', log });
+    pages.teacher = await openPage(rig.browser, linkOf('teacher'), { label: 'teacher', log });
+    pages.c1 = await openPage(rig.browser, linkOf('remoteClassroom', c1.id), { label: 'c1', log });
+    pages.c2 = await openPage(rig.browser, linkOf('remoteClassroom', c2.id), { label: 'c2', log });
     const joined = await waitFor('all three pages to join the lesson', async () => {
       const s = {};
       for (const k of ['teacher', 'c1', 'c2']) s[k] = await pages[k].page.evaluate(() => ({ state: window.ketang?.state, peerId: window.ketang?.peerId }));
@@ -165,7 +134,7 @@ describe('attendance', () => {
     assert.equal(rows.find((r) => r.includes('山村小学 二年级')).split(',')[13], 'no');
 
     // The admin page: the occurrence's dialog shows the same.
-    const admin = await openPage(browser, `${server.baseUrl}/admin`, { label: 'admin', log });
+    const admin = await openPage(rig.browser, `${rig.server.baseUrl}/admin`, { label: 'admin', log });
     pages.admin = admin;
     const page = admin.page;
     await page.fill('#signin-key', key);

@@ -13,11 +13,11 @@
 // Every wait is bounded; on failure the test prints what the pages showed, their console,
 // and the server log.
 
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { startServer } from '../lib/server.mjs';
-import { launchBrowser, openPage, describePage, PageLog } from '../lib/browser.mjs';
+import { openPage, describePage } from '../lib/browser.mjs';
+import { suiteRig, runWithAdminKey, adminApi } from '../lib/rig.mjs';
 import { waitFor, sleep } from '../lib/util.mjs';
 
 const JOIN_TIMEOUT_MS = 15_000;
@@ -26,57 +26,21 @@ const IMPORT_TIMEOUT_MS = 30_000;
 const STEP_TIMEOUT_MS = 10_000;
 
 describe('library page', () => {
-  const log = new PageLog();
-  const pages = {};
-  let server = null;
-  let browser = null;
-  let failed = false;
-
-  after(async () => {
-    if (failed && log.lines.length) console.error(`--- browser log ---\n${log.text()}`);
-    if (failed && server) console.error(`--- server log (${server.logPath}) ---\n${server.log()}`);
-    await browser?.close().catch(() => {});
-    await server?.stop();
-  });
+  const rig = suiteRig();
+  const { log, pages } = rig;
 
   it('lists a recorded lesson, plays it from the Range endpoint and seeks in <video>', async () => {
-    try {
-      server = await startServer();
-      browser = await launchBrowser();
-      const key = await server.createAdminKey();
-      await scenario(key);
-    } catch (err) {
-      failed = true;
-      const seen = {};
-      for (const [name, p] of Object.entries(pages)) {
-        seen[name] = name === 'teacher' ? await describePage(p) : await p.page.evaluate(() => ({
-          library: window.ketangLibrary,
-          banners: [...document.querySelectorAll('.banner')].map((b) => b.innerText),
-          video: (() => {
-            const v = document.getElementById('video');
-            return v && { src: v.currentSrc, readyState: v.readyState, currentTime: v.currentTime, duration: v.duration, paused: v.paused, error: v.error && { code: v.error.code, message: v.error.message } };
-          })(),
-        })).catch((e) => String(e));
-      }
-      console.error(`--- pages ---\n${JSON.stringify(seen, null, 2)}`);
-      throw err;
-    }
+    await runWithAdminKey(rig, scenario, {
+      describe: (name, p) => (name === 'teacher' ? describePage(p) : p.page.evaluate(() => ({
+        library: window.ketangLibrary,
+        banners: [...document.querySelectorAll('.banner')].map((b) => b.innerText),
+        video: (() => {
+          const v = document.getElementById('video');
+          return v && { src: v.currentSrc, readyState: v.readyState, currentTime: v.currentTime, duration: v.duration, paused: v.paused, error: v.error && { code: v.error.code, message: v.error.message } };
+        })(),
+      })).catch((e) => String(e))),
+    });
   });
-
-  /** The admin API from node, with the key. */
-  function apiWith(key) {
-    return async (method, path, body) => {
-      const res = await fetch(`${server.baseUrl}/api/v1${path}`, {
-        method,
-        headers: { Authorization: `Bearer ${key}`, ...(body ? { 'Content-Type': 'application/json' } : {}) },
-        body: body ? JSON.stringify(body) : undefined,
-        signal: AbortSignal.timeout(10_000),
-      });
-      const json = res.status === 204 ? null : await res.json();
-      assert.ok(res.ok, `${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
-      return json;
-    };
-  }
 
   async function recordLesson(api) {
     const school = await api('POST', '/schools', { name: '实验小学', district: '城关区', kind: 'central' });
@@ -94,7 +58,7 @@ describe('library page', () => {
     assert.ok(teacherLink?.url, JSON.stringify(links));
 
     // The teacher's page joins: the lesson records from then on.
-    const t = await openPage(browser, teacherLink.url, { label: 'teacher', log });
+    const t = await openPage(rig.browser, teacherLink.url, { label: 'teacher', log });
     pages.teacher = t;
     await waitFor('the teacher to join', async () => {
       const s = await t.page.evaluate(() => ({ state: window.ketang?.state, error: window.ketang?.lastError }));
@@ -122,11 +86,11 @@ describe('library page', () => {
   }
 
   async function scenario(key) {
-    const api = apiWith(key);
+    const api = adminApi(rig.server.baseUrl, key);
     const entry = await recordLesson(api);
     assert.ok(entry.durationMs >= LESSON_MS - 3000, `recorded ${entry.durationMs} ms`);
 
-    const lib = await openPage(browser, `${server.baseUrl}/library`, { label: 'library', log });
+    const lib = await openPage(rig.browser, `${rig.server.baseUrl}/library`, { label: 'library', log });
     pages.library = lib;
     const page = lib.page;
     assert.equal(lib.response.status(), 200, 'GET /library');
@@ -197,7 +161,7 @@ describe('library page', () => {
 
     // The teacher's library link opens the recording without a key, notes included.
     const link = await api('POST', `/library/${entry.id}/links`, {});
-    const viaLink = await openPage(browser, link.url, { label: 'link', log });
+    const viaLink = await openPage(rig.browser, link.url, { label: 'link', log });
     pages.link = viaLink;
     await viaLink.page.waitForFunction((id) => window.ketangLibrary?.open === id && window.ketangLibrary.notes.length === 2, entry.id, { timeout: STEP_TIMEOUT_MS });
     await viaLink.page.waitForFunction(() => document.getElementById('video').readyState >= 2, null, { timeout: STEP_TIMEOUT_MS });

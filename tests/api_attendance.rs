@@ -9,70 +9,13 @@ mod api_common;
 
 use std::time::{Duration, Instant};
 
+use api_common::signaling::{connect, join, link_token, send};
 use api_common::{Api, Engine, from_now};
-use futures_util::{SinkExt, StreamExt};
 use ketang_loadtest::{WhipOptions, WhipPublisher};
 use serde_json::{Value, json};
 use sqlx::Row;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_tungstenite::tungstenite::Message;
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// An offer with only a data channel: enough to join a room and use the floor (the peer never
-/// connects its media, which the connect timeout, 30 s, allows for longer than the test).
-const DATA_ONLY_OFFER: &str = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
-a=group:BUNDLE 0\r\na=msid-semantic: WMS\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n\
-c=IN IP4 0.0.0.0\r\na=ice-ufrag:kT9x\r\na=ice-pwd:0123456789abcdefghijklmn\r\na=ice-options:trickle\r\n\
-a=fingerprint:sha-256 6B:8B:5D:EA:59:04:20:23:29:C8:87:1C:CC:87:32:BE:DD:8C:66:A5:8E:50:55:EA:8C:D3:B6:5C:09:5E:D6:BC\r\n\
-a=setup:actpass\r\na=mid:0\r\na=sctp-port:5000\r\na=max-message-size:262144\r\n";
-
-async fn next_of(ws: &mut Ws, typ: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let msg = tokio::time::timeout_at(deadline, ws.next())
-            .await
-            .unwrap_or_else(|_| panic!("no {typ} message within 5 s"))
-            .expect("socket open")
-            .expect("no socket error");
-        if let Message::Text(t) = msg {
-            let v: Value = serde_json::from_str(&t).expect("json");
-            if v["type"] == typ {
-                return v;
-            }
-        }
-    }
-}
-
-async fn send(ws: &mut Ws, msg: Value) {
-    ws.send(Message::Text(msg.to_string().into()))
-        .await
-        .expect("send");
-}
-
-/// Opens the signaling socket; returns it with its `welcome`.
-async fn connect(api: &Api, token: &str) -> (Ws, Value) {
-    let url = format!("ws://{}/ws?t={token}", api.server.http_addr);
-    let (mut ws, _) = tokio_tungstenite::connect_async(url)
-        .await
-        .expect("websocket");
-    let welcome = next_of(&mut ws, "welcome").await;
-    (ws, welcome)
-}
-
-/// Joins over signaling with a data-only offer.
-async fn join(api: &Api, token: &str) -> Ws {
-    let (mut ws, _) = connect(api, token).await;
-    send(
-        &mut ws,
-        json!({"type": "offer", "sdp": DATA_ONLY_OFFER, "tracks": []}),
-    )
-    .await;
-    next_of(&mut ws, "answer").await;
-    ws
-}
 
 /// A WHIP encoder sending media until stopped.
 struct Encoder {
@@ -103,18 +46,6 @@ impl Encoder {
         let p = self.task.await.expect("sender task");
         p.close().await.expect("WHIP DELETE");
     }
-}
-
-fn token(links: &Value, kind: &str, classroom: Option<&str>) -> String {
-    links["links"]
-        .as_array()
-        .expect("links")
-        .iter()
-        .find(|l| l["kind"] == kind && classroom.is_none_or(|c| l["classroomId"] == c))
-        .unwrap_or_else(|| panic!("no {kind} link in {links:#}"))["token"]
-        .as_str()
-        .expect("token")
-        .to_owned()
 }
 
 /// The participants of a room, waiting until there are `n`.
@@ -202,10 +133,10 @@ on_both_engines! {
         assert!(report["occurrences"][0]["participants"].as_array().unwrap().iter().all(|p| p["attended"] == false));
 
         let began = Instant::now();
-        let teacher_token = token(&links, "teacher", None);
-        let mut t = join(api, &teacher_token).await;
-        let e1 = Encoder::start(api, &occ, &token(&links, "remoteClassroom", Some(&c1))).await;
-        let e2 = Encoder::start(api, &occ, &token(&links, "remoteClassroom", Some(&c2))).await;
+        let teacher_token = link_token(&links, "teacher", None);
+        let (mut t, _) = join(api, &teacher_token).await;
+        let e1 = Encoder::start(api, &occ, &link_token(&links, "remoteClassroom", Some(&c1))).await;
+        let e2 = Encoder::start(api, &occ, &link_token(&links, "remoteClassroom", Some(&c2))).await;
         let list = participants(api, &occ, 3).await;
         let p1 = list
             .iter()
@@ -228,7 +159,7 @@ on_both_engines! {
         e2.leave().await;
         participants(api, &occ, 2).await;
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        let e2 = Encoder::start(api, &occ, &token(&links, "remoteClassroom", Some(&c2))).await;
+        let e2 = Encoder::start(api, &occ, &link_token(&links, "remoteClassroom", Some(&c2))).await;
         participants(api, &occ, 3).await;
 
         // While the lesson runs: present, counted up to now.
@@ -383,7 +314,7 @@ on_both_engines! {
 
         // The room opens here: the stale-looking fresh stay belonged to a run that is gone.
         let links = api.get(&format!("/api/v1/lessons/{lesson}/links")).await.expect(200).body;
-        let _ws = join(api, &token(&links, "masterClassroom", None)).await;
+        let (_ws, _) = join(api, &link_token(&links, "masterClassroom", None)).await;
         let report = attendance_until(api, &path, "the old stay closed", |r| {
             person(&r["occurrences"][0], "remoteClassroom", None)["present"] == false
         })
@@ -422,12 +353,12 @@ async fn a_server_that_stops_ends_the_stays_in_its_rooms() {
         .await
         .expect(200)
         .body;
-    let _ws = join(&api, &token(&links, "teacher", None)).await;
+    let (_ws, _) = join(&api, &link_token(&links, "teacher", None)).await;
     let room = r.body["occurrences"][0]["id"]
         .as_str()
         .expect("occ")
         .to_owned();
-    let encoder = Encoder::start(&api, &room, &token(&links, "masterClassroom", None)).await;
+    let encoder = Encoder::start(&api, &room, &link_token(&links, "masterClassroom", None)).await;
     let path = format!("/api/v1/lessons/{lesson}/attendance");
     attendance_until(&api, &path, "both stays", |r| {
         let o = &r["occurrences"][0];

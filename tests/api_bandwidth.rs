@@ -8,73 +8,16 @@ mod api_common;
 
 use std::time::Duration;
 
+use api_common::signaling::{self, Ws, link_token, next_of, send};
 use api_common::{Api, Engine, from_now};
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// An offer with only a data channel: enough to join a room.
-const DATA_ONLY_OFFER: &str = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
-a=group:BUNDLE 0\r\na=msid-semantic: WMS\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n\
-c=IN IP4 0.0.0.0\r\na=ice-ufrag:kT9x\r\na=ice-pwd:0123456789abcdefghijklmn\r\na=ice-options:trickle\r\n\
-a=fingerprint:sha-256 6B:8B:5D:EA:59:04:20:23:29:C8:87:1C:CC:87:32:BE:DD:8C:66:A5:8E:50:55:EA:8C:D3:B6:5C:09:5E:D6:BC\r\n\
-a=setup:actpass\r\na=mid:0\r\na=sctp-port:5000\r\na=max-message-size:262144\r\n";
 
 const K: u64 = 1000;
 
-async fn next_of(ws: &mut Ws, typ: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let msg = tokio::time::timeout_at(deadline, ws.next())
-            .await
-            .unwrap_or_else(|_| panic!("no {typ} message within 5 s"))
-            .expect("socket open")
-            .expect("no socket error");
-        if let Message::Text(t) = msg {
-            let v: Value = serde_json::from_str(&t).expect("json");
-            if v["type"] == typ {
-                return v;
-            }
-        }
-    }
-}
-
-async fn send(ws: &mut Ws, msg: Value) {
-    ws.send(Message::Text(msg.to_string().into()))
-        .await
-        .expect("send");
-}
-
 /// Joins over signaling; returns the socket and the peer id.
 async fn join(api: &Api, token: &str) -> (Ws, u64) {
-    let url = format!("ws://{}/ws?t={token}", api.server.http_addr);
-    let (mut ws, _) = tokio_tungstenite::connect_async(url)
-        .await
-        .expect("websocket");
-    let welcome = next_of(&mut ws, "welcome").await;
-    let peer = welcome["peerId"].as_u64().expect("peer id");
-    send(
-        &mut ws,
-        json!({"type": "offer", "sdp": DATA_ONLY_OFFER, "tracks": []}),
-    )
-    .await;
-    next_of(&mut ws, "answer").await;
-    (ws, peer)
-}
-
-fn token(links: &Value, kind: &str, classroom: Option<&str>) -> String {
-    links["links"]
-        .as_array()
-        .expect("links")
-        .iter()
-        .find(|l| l["kind"] == kind && classroom.is_none_or(|c| l["classroomId"] == c))
-        .unwrap_or_else(|| panic!("no {kind} link in {links:#}"))["token"]
-        .as_str()
-        .expect("token")
-        .to_owned()
+    let (ws, welcome) = signaling::join(api, token).await;
+    (ws, welcome["peerId"].as_u64().expect("peer id"))
 }
 
 /// A dedicated lesson running now; returns (occurrence id, links).
@@ -148,17 +91,17 @@ on_both_engines! {
         let (room, links) = lesson(api, &teacher, &master, &[&c1, &c2]).await;
         let (room2, links2) = lesson(api, &teacher2, &master2, &[&c3]).await;
 
-        let (mut t, _) = join(api, &token(&links, "teacher", None)).await;
-        let (_w1, p1) = join(api, &token(&links, "remoteClassroom", Some(&c1))).await;
+        let (mut t, _) = join(api, &link_token(&links, "teacher", None)).await;
+        let (_w1, p1) = join(api, &link_token(&links, "remoteClassroom", Some(&c1))).await;
         // Alone: its own link (2 Mbit/s) is below the budget; uplink 1.2 Mbit/s.
         caps_until(api, &room, &[(p1, Some(2000 * K), Some(1200 * K))]).await;
 
-        let (mut w2, p2) = join(api, &token(&links, "remoteClassroom", Some(&c2))).await;
+        let (mut w2, p2) = join(api, &link_token(&links, "remoteClassroom", Some(&c2))).await;
         // Two live: 1.5 Mbit/s each; the rural default uplink (2.5 Mbit/s) is lowered too.
         caps_until(api, &room, &[(p1, Some(1500 * K), Some(1200 * K)), (p2, Some(1500 * K), Some(1500 * K))]).await;
 
         // A third classroom of the school in another lesson's room takes its share.
-        let (w3, p3) = join(api, &token(&links2, "remoteClassroom", Some(&c3))).await;
+        let (w3, p3) = join(api, &link_token(&links2, "remoteClassroom", Some(&c3))).await;
         caps_until(api, &room, &[(p1, Some(1000 * K), Some(1000 * K)), (p2, Some(1000 * K), Some(1000 * K))]).await;
         caps_until(api, &room2, &[(p3, Some(1000 * K), Some(1000 * K))]).await;
 

@@ -7,6 +7,8 @@
 //! fail, saying how to run them: they never pass silently.
 #![allow(dead_code)]
 
+pub mod signaling;
+
 use std::time::Duration;
 
 use ketang::config::Config;

@@ -77,9 +77,15 @@ fn kill_9_mid_lesson_leaves_a_playable_part_that_recover_finalizes() {
     assert_eq!(parts.len(), 1, "{parts:?}");
     let part = parts[0].clone();
     let part_bytes = std::fs::metadata(&part).expect("part").len();
+    // kill -9 may cut the last cluster mid-write: ffmpeg then says the file ended early,
+    // which is the crash itself; anything else is damage.
     let errors = rc::ffmpeg_errors(&part);
+    let damage: Vec<&str> = errors
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.contains("File ended prematurely"))
+        .collect();
     assert!(
-        errors.is_empty(),
+        damage.is_empty(),
         "the .part does not decode cleanly: {errors}"
     );
     let audio = rc::decode_audio(&part).len() as f64 / 48_000.0;

@@ -131,8 +131,10 @@ async fn a_lost_packet_is_repaired_by_retransmission() {
     // in twenty stays missing). The share received is checked loosely: on a loaded machine
     // the server may pause the video for a moment, which leaves no gap (the subscriber's
     // sequence numbers stay continuous) but fewer packets.
-    assert_eq!(
-        video.lost_packets, 0,
+    // Under load a repair can be lost or late too: at most 1 % stays missing, where without
+    // RTX about 5 % (one in twenty) does.
+    assert!(
+        video.lost_packets * 100 <= sent.video.packets,
         "{} video packets never arrived",
         video.lost_packets
     );

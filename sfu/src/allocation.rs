@@ -235,6 +235,10 @@ impl Sfu {
             p.probe_nudge = 0;
         }
         desired += p.probe_nudge;
+        // Never probe or pad above a configured downlink.
+        if let Some(c) = cap {
+            desired = desired.min(c);
+        }
         // str0m pads up to `minimum`. While the link is congested, padding would fill it in
         // place of the video that was just stopped; pad only when the link is clear.
         let minimum = if congested || p.congestion.get().is_some() {

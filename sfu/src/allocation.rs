@@ -235,9 +235,9 @@ impl Sfu {
             p.probe_nudge = 0;
         }
         desired += p.probe_nudge;
-        // Never probe or pad above a configured downlink.
+        // Never probe or pad into the share of a configured downlink kept for bursts.
         if let Some(c) = cap {
-            desired = desired.min(c);
+            desired = desired.min(c * ESTIMATE_SHARE / 100);
         }
         // str0m pads up to `minimum`. While the link is congested, padding would fill it in
         // place of the video that was just stopped; pad only when the link is clear.

@@ -9,6 +9,7 @@ use str0m::bwe::Bitrate;
 use crate::allocator::{Demand, Priority};
 use crate::event::{LayerWanted, PeerCaps, PeerEvent};
 use crate::ids::{PeerId, RoomId, TrackId};
+use crate::rate::WireRatio;
 use crate::role::{Role, TrackSource};
 use crate::sdp::PeerMode;
 use crate::sfu::{Sfu, guard};
@@ -22,6 +23,8 @@ const PROBE_NUDGE_EVERY: Duration = Duration::from_millis(1500);
 const PROBE_QUIET_AFTER_CONGESTION: Duration = Duration::from_secs(5);
 /// Part of the estimate the allocator hands out; the rest absorbs bursts (keyframes).
 const ESTIMATE_SHARE: u64 = 95;
+/// Part of a configured downlink padding may fill.
+const PAD_SHARE: u64 = 85;
 /// A receiver losing more than this fraction of packets gets more than its link carries
 /// (random loss on a poor wireless link stays below it; an overflowing queue does not).
 const OVERLOADED_LOSS: f32 = 0.05;
@@ -97,11 +100,24 @@ impl Sfu {
         }
         // Room order (track ids grow with publishing) keeps equal priorities stable.
         demands.sort_by_key(|d| d.track);
+        // Layers are planned in what they cost on the wire, str0m counts payload: what is
+        // forwarded now gives the ratio.
+        let (mut wire, mut payload) = (0, 0);
+        for d in &demands {
+            let current = p.subs.get(&d.track).and_then(|s| s.selector.current());
+            if let (Some(l), Some(track)) = (current, room.tracks.get_mut(&d.track)) {
+                let (w, pl) = track.layer_rates(l, now);
+                wire += w;
+                payload += pl;
+            }
+        }
+        let ratio = WireRatio::new(wire, payload);
         // str0m's current estimate and its 3 s average, combined (estimate.rs).
-        let estimate = p
-            .estimate
-            .round(p.estimate_bps)
-            .unwrap_or(config.initial_bitrate_bps);
+        let estimate = ratio.to_wire(
+            p.estimate
+                .round(p.estimate_bps)
+                .unwrap_or(config.initial_bitrate_bps),
+        );
         let mut budget =
             p.caps.down_bps.map_or(estimate, |cap| cap.min(estimate)) * ESTIMATE_SHARE / 100;
         // The estimator needs seconds to see a collapsed link; video piling up in the pacer
@@ -163,6 +179,9 @@ impl Sfu {
         }
         budget = p.congestion.apply(budget);
         let cap = p.caps.down_bps;
+        // The share kept for bursts is kept under a configured downlink whatever the estimate.
+        p.allocator
+            .set_hard_limit(cap.map(|c| c * ESTIMATE_SHARE / 100));
         let decision = p.allocator.allocate_on(now, budget, carried, &demands);
         tracing::debug!(
             peer = %peer,
@@ -241,15 +260,28 @@ impl Sfu {
         }
         // str0m pads up to `minimum`. While the link is congested, padding would fill it in
         // place of the video that was just stopped; pad only when the link is clear.
+        // While held back on a link that carries what is sent, pad towards the next step even
+        // before the estimate makes room for it: str0m's estimate grows to at most 1.5 times
+        // what is acknowledged, and its probes stop after a lossy spell (they wait for a
+        // delay-limited state), so without padding the estimate could stay where the
+        // collapse left it however fast the link is again. str0m never pads past its estimate.
         let minimum = if congested || p.congestion.get().is_some() {
             0
         } else {
             decision
                 .probe_bps
+                .or(decision.next_bps.filter(|_| held_back && carried))
                 .unwrap_or(decision.allocated_bps)
+                .max(decision.allocated_bps)
                 .min(desired)
         };
-        let target = (minimum, desired.max(minimum));
+        // Padding comes on top of media bursts and its own headers: under a configured
+        // downlink it fills only to where steps up may go (allocator.rs), never to the limit.
+        let minimum = cap.map_or(minimum, |c| minimum.min(c * PAD_SHARE / 100));
+        let target = (
+            ratio.to_payload(minimum),
+            ratio.to_payload(desired.max(minimum)),
+        );
         p.last_decision = Some(decision);
         if target != p.bwe_target && target.1 > 0 {
             p.bwe_target = target;

@@ -46,6 +46,10 @@ pub struct Decision {
     pub allocated_bps: u64,
     /// What to ask the estimator to probe for (the next upgrade), if anything.
     pub probe_bps: Option<u64>,
+    /// What is sent plus the next layer of the first video that can still climb (by
+    /// priority), whether or not the budget has room for it: the rate to pad towards while
+    /// the estimate is held below what the subscriber wants.
+    pub next_bps: Option<u64>,
 }
 
 /// See `BandwidthAllocator::allocate`.
@@ -83,6 +87,9 @@ pub struct BandwidthAllocator {
     headroom_since: Option<Instant>,
     /// Since when a playing video's lowest layer no longer fits.
     unfit_since: HashMap<TrackId, Instant>,
+    /// A rate the tolerance for wobbling layer rates never reaches past (a configured
+    /// downlink: the link is that small whatever the estimate says).
+    hard_limit: Option<u64>,
 }
 
 fn rate(d: &Demand, layer: Option<usize>) -> u64 {
@@ -153,6 +160,11 @@ impl BandwidthAllocator {
         self.current.get(&track).copied()
     }
 
+    /// Sets (or clears) a hard limit: what is kept never exceeds it, tolerance or not.
+    pub fn set_hard_limit(&mut self, bps: Option<u64>) {
+        self.hard_limit = bps;
+    }
+
     /// One allocation round.
     pub fn allocate(&mut self, now: Instant, budget_bps: u64, demands: &[Demand]) -> Decision {
         self.allocate_on(now, budget_bps, false, demands)
@@ -170,16 +182,21 @@ impl BandwidthAllocator {
         lowest_carried: bool,
         demands: &[Demand],
     ) -> Decision {
-        let ideal = ideal(budget_bps, demands);
         // Measured layer rates wobble (a keyframe, a busy scene): a layer already sent is kept
         // while it fits the budget plus this tolerance, so noise does not cause step downs.
-        let keep = self::ideal(budget_bps + budget_bps * DOWN_TOLERANCE_PCT / 100, demands);
+        // Under a hard limit the tolerance lies below the limit: steps up must leave it free.
+        let budget_bps = self.hard_limit.map_or(budget_bps, |l| {
+            budget_bps.min(l * 100 / (100 + DOWN_TOLERANCE_PCT))
+        });
+        let ideal = ideal(budget_bps, demands);
+        let tolerated = budget_bps + budget_bps * DOWN_TOLERANCE_PCT / 100;
+        let tolerated = self.hard_limit.map_or(tolerated, |l| tolerated.min(l));
+        let keep = self::ideal(tolerated, demands);
         self.current.retain(|t, _| ideal.contains_key(t));
         // While what is sent now fits (within the tolerance), nothing steps down, even where
         // the ideal split of this budget differs (after climbing one layer at a time, one
         // stage video may be a layer above the other): stepping down a layer that fits would
         // only cost a keyframe and a worse picture.
-        let tolerated = budget_bps + budget_bps * DOWN_TOLERANCE_PCT / 100;
         let fits_now = self.total(demands) <= tolerated;
         // A lowest layer that fits (again) restarts the count towards a pause.
         self.unfit_since
@@ -253,10 +270,23 @@ impl BandwidthAllocator {
             .iter()
             .map(|d| (d.track, self.current.get(&d.track).copied().flatten()))
             .collect();
+        let total = self.total(demands);
+        let mut climbable: Vec<(&Demand, Option<usize>)> = demands
+            .iter()
+            .filter(|d| d.kind == TrackKind::Video)
+            .map(|d| (d, self.current.get(&d.track).copied().flatten()))
+            .filter(|(d, cur)| cur.map_or(0, |l| l + 1) < d.layer_bps.len())
+            .collect();
+        climbable.sort_by_key(|(d, _)| d.priority);
+        let next_bps = climbable.first().map(|(d, cur)| {
+            let to = cur.map_or(0, |l| l + 1);
+            total + rate(d, Some(to)).saturating_sub(rate(d, *cur))
+        });
         Decision {
             layers,
-            allocated_bps: self.total(demands),
+            allocated_bps: total,
             probe_bps,
+            next_bps,
         }
     }
 
@@ -481,5 +511,52 @@ mod tests {
         a.allocate(at(2000), 400 * K, &ds);
         let d = a.allocate(at(3100), 400 * K, &ds);
         assert_eq!(layer(&d, 2), Some(0));
+    }
+
+    #[test]
+    fn a_hard_limit_caps_the_tolerance() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let ds = [video(5, Priority::High)];
+        let mut a = BandwidthAllocator::new(AllocatorConfig::default());
+        let d = a.allocate(at(0), 1600 * K, &ds);
+        assert_eq!(layer(&d, 5), Some(2));
+        // 1.45 Mbit/s: the 1.5 Mbit/s top layer is within the tolerance and kept.
+        let d = a.allocate(at(500), 1450 * K, &ds);
+        assert_eq!(layer(&d, 5), Some(2));
+        // The same budget under a configured 1.45 Mbit/s downlink: down at once.
+        a.set_hard_limit(Some(1450 * K));
+        let d = a.allocate(at(1000), 1450 * K, &ds);
+        assert_eq!(layer(&d, 5), Some(1));
+        // A larger budget does not lift it to the limit: steps up leave the tolerance free.
+        let d = a.allocate(at(5000), 3000 * K, &ds);
+        assert_eq!(layer(&d, 5), Some(1));
+        assert_eq!(d.probe_bps, None);
+        // A limit with room for the tolerance on top of the layer: up, and kept.
+        a.set_hard_limit(Some(1700 * K));
+        a.allocate(at(6000), 3000 * K, &ds);
+        let d = a.allocate(at(7100), 3000 * K, &ds);
+        assert_eq!(layer(&d, 5), Some(2));
+        let d = a.allocate(at(9000), 1550 * K, &ds);
+        assert_eq!(layer(&d, 5), Some(2));
+    }
+
+    #[test]
+    fn the_next_step_is_named_even_when_the_budget_has_no_room() {
+        let ds = [
+            audio(1),
+            video(2, Priority::Normal),
+            video(3, Priority::High),
+        ];
+        let mut a = BandwidthAllocator::new(AllocatorConfig::default());
+        // Audio and both lowest layers; the stage's next layer would add 350k.
+        let d = a.allocate(Instant::now(), 400 * K, &ds);
+        assert_eq!((layer(&d, 2), layer(&d, 3)), (Some(0), Some(0)));
+        assert_eq!(d.probe_bps, None);
+        assert_eq!(d.next_bps, Some(d.allocated_bps + 350 * K));
+        // Everything at the top: nothing left to climb.
+        let mut a = BandwidthAllocator::new(AllocatorConfig::default());
+        let d = a.allocate(Instant::now(), 10_000 * K, &ds);
+        assert_eq!(d.next_bps, None);
     }
 }

@@ -56,9 +56,59 @@ impl RateMeter {
     }
 }
 
+/// How much more a subscriber's streams cost on the wire than their RTP payload. str0m's
+/// estimate and pacer count payload bytes only, while a configured downlink counts IP packets:
+/// headers, SRTP, UDP and IP add a few per cent to video and about as much again to audio.
+#[derive(Debug, Clone, Copy)]
+pub struct WireRatio {
+    wire: u64,
+    payload: u64,
+}
+
+impl WireRatio {
+    /// Largest ratio believed: 20-byte Opus frames at 50 packets a second.
+    const MAX: u64 = 4;
+
+    /// From the wire and payload rates of the same streams; 1 when nothing flows.
+    pub fn new(wire: u64, payload: u64) -> Self {
+        if payload == 0 || wire < payload {
+            return WireRatio {
+                wire: 1,
+                payload: 1,
+            };
+        }
+        WireRatio {
+            wire: wire.min(payload * Self::MAX),
+            payload,
+        }
+    }
+
+    /// A payload rate (str0m's estimate) as what it carries on the wire.
+    pub fn to_wire(self, payload_bps: u64) -> u64 {
+        (payload_bps as u128 * self.wire as u128 / self.payload as u128) as u64
+    }
+
+    /// A wire rate as the payload rate str0m's pacer should aim for.
+    pub fn to_payload(self, wire_bps: u64) -> u64 {
+        (wire_bps as u128 * self.payload as u128 / self.wire as u128) as u64
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wire_ratio_converts_both_ways_and_stays_sane() {
+        // 1.9 Mbit/s of video payload, 2 Mbit/s on the wire.
+        let r = WireRatio::new(2_000_000, 1_900_000);
+        assert_eq!(r.to_wire(1_900_000), 2_000_000);
+        assert_eq!(r.to_payload(2_000_000), 1_900_000);
+        // Nothing measured, or nonsense: no conversion, and never more than 4x.
+        assert_eq!(WireRatio::new(0, 0).to_wire(500), 500);
+        assert_eq!(WireRatio::new(100, 200).to_wire(500), 500);
+        assert_eq!(WireRatio::new(10_000, 100).to_wire(500), 2000);
+    }
 
     #[test]
     fn measures_a_steady_stream_and_forgets_a_stopped_one() {

@@ -24,7 +24,10 @@ pub(crate) struct LayerIn {
     pub active: bool,
     pub throttle: KeyframeThrottle,
     pub packets: u64,
+    /// What it costs on the wire (`fanout::wire_bytes`).
     pub meter: RateMeter,
+    /// Its RTP payload alone: the unit of str0m's estimate and pacer.
+    pub payload: RateMeter,
     /// Last measured rate while active, for planning when the layer is paused.
     pub last_bps: u64,
     /// Since when no subscriber wants this layer.
@@ -96,16 +99,25 @@ impl TrackIn {
         self.layers.len() - 1
     }
 
-    /// A packet of `layer` with `bytes` of payload arrived.
-    pub fn on_packet(&mut self, layer: usize, now: Instant, bytes: usize) {
+    /// A packet of `layer` arrived, with `payload` bytes of RTP payload, that costs `wire`
+    /// bytes on a subscriber's link (`fanout::wire_bytes`).
+    pub fn on_packet(&mut self, layer: usize, now: Instant, payload: usize, wire: usize) {
         if let Some(l) = self.layers.get_mut(layer) {
             l.packets += 1;
             l.active = true;
-            l.meter.add(now, bytes);
+            l.meter.add(now, wire);
+            l.payload.add(now, payload);
         }
     }
 
-    /// What each layer costs, lowest first: measured while it flows, else its last measured
+    /// Wire and payload rates of `layer` over the last second (zeros if it is not flowing).
+    pub fn layer_rates(&mut self, layer: usize, now: Instant) -> (u64, u64) {
+        self.layers
+            .get_mut(layer)
+            .map_or((0, 0), |l| (l.meter.bps(now), l.payload.bps(now)))
+    }
+
+    /// What each layer costs on the wire, lowest first: measured while it flows, else its last measured
     /// rate, else a nominal rate for its kind and rank. Kept increasing so the allocator's
     /// steps are positive.
     pub fn layer_bps(&mut self, now: Instant) -> Vec<u64> {
@@ -119,7 +131,8 @@ impl TrackIn {
                 l.last_bps = measured;
             }
             let nominal = match kind {
-                TrackKind::Audio => 40_000,
+                // Opus at 32 kbit/s in 50 packets a second, with headers.
+                TrackKind::Audio => 64_000,
                 TrackKind::Video => nominal_video_bps(i, n),
             };
             let bps = if l.last_bps > 0 { l.last_bps } else { nominal };
@@ -186,6 +199,7 @@ impl LayerIn {
             throttle: KeyframeThrottle::new(keyframe_interval),
             packets: 0,
             meter: RateMeter::default(),
+            payload: RateMeter::default(),
             last_bps: 0,
             unwanted_since: None,
         }
@@ -235,10 +249,10 @@ mod tests {
         assert_eq!(t.best_layer(), None, "nothing seen yet");
         let now = Instant::now();
         let q = t.layer_of(Some(Rid::from("q")), Duration::ZERO);
-        t.on_packet(q, now, 100);
+        t.on_packet(q, now, 100, 100);
         assert_eq!(t.best_layer(), Some(0));
         let f = t.layer_of(Some(Rid::from("f")), Duration::ZERO);
-        t.on_packet(f, now, 100);
+        t.on_packet(f, now, 100, 100);
         assert_eq!(t.best_layer(), Some(2));
         t.set_paused(Some(Rid::from("f")), true);
         assert_eq!(t.best_layer(), Some(0));
@@ -263,7 +277,7 @@ mod tests {
         assert_eq!(t.layer_bps(t0), vec![150_000, 500_000, 1_500_000]);
         // h measured at 100 kbit/s (a static scene): still above q.
         for i in 0..100 {
-            t.on_packet(1, t0 + Duration::from_millis(10 * i), 125);
+            t.on_packet(1, t0 + Duration::from_millis(10 * i), 125, 125);
         }
         let bps = t.layer_bps(t0 + Duration::from_millis(999));
         assert_eq!(bps[0], 150_000);

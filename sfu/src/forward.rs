@@ -2,7 +2,8 @@
 //!
 //! Per packet and subscriber: the `LayerSelector` decides, the `Rewriter` maps sequence number,
 //! timestamp and VP8 picture id, the payload (shared, not copied) goes to str0m's `StreamTx`
-//! with `write_rtp`, and the subscriber is drained so the SRTP datagram is ready to send.
+//! with `write_rtp`, and the subscriber is made due at once: its next timeout round lets str0m's
+//! pacer release the SRTP datagram.
 //! NACKs from the subscriber are answered by str0m from its send buffer (`nackable`).
 
 use std::time::{Duration, Instant};
@@ -129,7 +130,11 @@ impl Peer {
         if !written {
             return ForwardResult::Dropped;
         }
-        self.drain(fx);
+        // str0m's pacer holds what was written until the subscriber's next timeout round, so a
+        // drain here would only learn that deadline (a poll loop per packet and subscriber).
+        // The subscriber is due now instead: its round sends the packet and finds the next
+        // deadline.
+        self.next_timeout = self.next_timeout.min(f.packet.timestamp);
         ForwardResult::Sent
     }
 }

@@ -272,7 +272,6 @@ impl Sfu {
                 .probe_bps
                 .or(decision.next_bps.filter(|_| held_back && carried))
                 .unwrap_or(decision.allocated_bps)
-                .max(decision.allocated_bps)
                 .min(desired)
         };
         // Padding comes on top of media bursts and its own headers: under a configured

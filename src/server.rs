@@ -63,7 +63,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     // records and ends.
     let (attendance_sink, attendance_rx) =
         crate::attendance::AttendanceSink::channel(crate::attendance::QUEUE);
-    let attendance = crate::attendance::spawn(db.clone(), &attendance_sink, attendance_rx);
+    let attendance = crate::attendance::spawn(db.clone(), attendance_rx);
     let attendance_dropped = attendance_sink.dropped_counter();
     let settings = MediaSettings {
         listen: config.media.listen,
@@ -132,7 +132,6 @@ impl RunningServer {
         let budget = Budget::new(std::time::Instant::now(), ORDERLY_BUDGET);
         self.state.shutting_down.store(true, Ordering::Relaxed);
         self.scheduler.abort();
-        self.attendance.stopping();
         for entry in self.state.media.registry.iter() {
             let _ = entry.value().send(PeerSignal::Close(ByeReason::Shutdown));
         }

@@ -393,7 +393,7 @@ async fn a_server_that_stops_ends_the_stays_in_its_rooms() {
     let rows = &rows[1..];
     assert_eq!(rows[0].get::<String, _>("participant"), "teacher:李老师");
     assert!(rows[0].get::<Option<i64>, _>("left_at").is_some());
-    // Sent away with `bye: shutdown` (a session leaves as removed then): still the shutdown.
+    // Sent away with `bye: shutdown`: the session leaves for that reason.
     assert_eq!(
         rows[0].get::<Option<String>, _>("end_reason").as_deref(),
         Some("shutdown")

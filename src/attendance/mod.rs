@@ -28,8 +28,8 @@
 //! lesson links open) of a stored occurrence; rooms of `ketang token` links are not.
 //!
 //! **Open intervals.** Leaving, a room closing and a server shutdown close intervals with their
-//! reason (those a stopping server sends away leave as `shutdown`, see
-//! [`AttendanceTask::stopping`]); the task's last write happens after the shards stopped, so
+//! reason (those a stopping server sends away leave as `shutdown`: sessions leave for the reason
+//! of their `bye`); the task's last write happens after the shards stopped, so
 //! the stays they ended are in it. A crashed server cannot, so the task refreshes `last_seen_at` of open intervals every
 //! [`HEARTBEAT`]; an open interval not refreshed for [`STALE_MS`] is over, at its `last_seen_at`,
 //! with the reason `lost`: readers treat it so at once, the next start of any server writes it
@@ -44,7 +44,7 @@ pub mod summary;
 mod task;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use ketang_sfu::{Activity, LeaveReason, PeerId, RoomId};
@@ -64,16 +64,11 @@ pub const STALE_MS: i64 = 60_000;
 /// if the database stalls for long.
 pub const QUEUE: usize = 4096;
 
-/// Starts the attendance task on `rx`, the receiving end of `sink`'s channel; it ends once
-/// every clone of `sink` (the shards') is gone and its last write is done.
-pub fn spawn(
-    db: crate::db::Db,
-    sink: &AttendanceSink,
-    rx: mpsc::Receiver<Stamped>,
-) -> AttendanceTask {
+/// Starts the attendance task on `rx`, the receiving end of an `AttendanceSink` channel; it
+/// ends once every clone of that sink (the shards') is gone and its last write is done.
+pub fn spawn(db: crate::db::Db, rx: mpsc::Receiver<Stamped>) -> AttendanceTask {
     AttendanceTask {
         task: task::spawn(db, rx),
-        stopping: sink.stopping.clone(),
     }
 }
 
@@ -173,7 +168,6 @@ impl From<LeaveReason> for EndReason {
 pub struct AttendanceSink {
     tx: mpsc::Sender<Stamped>,
     dropped: Arc<AtomicU64>,
-    stopping: Arc<AtomicBool>,
 }
 
 impl AttendanceSink {
@@ -183,7 +177,6 @@ impl AttendanceSink {
         let sink = AttendanceSink {
             tx,
             dropped: Arc::new(AtomicU64::new(0)),
-            stopping: Arc::new(AtomicBool::new(false)),
         };
         (sink, rx)
     }
@@ -194,18 +187,6 @@ impl AttendanceSink {
         if OccurrenceId::parse(room.as_str()).is_none() {
             return;
         }
-        // A stopping server sends its sessions away (`bye: shutdown`), and they leave as
-        // removed: for attendance that is the server stopping, not someone's decision.
-        let event = match event {
-            Observed::Left {
-                peer,
-                reason: LeaveReason::Removed,
-            } if self.stopping.load(Ordering::Relaxed) => Observed::Left {
-                peer,
-                reason: LeaveReason::Shutdown,
-            },
-            e => e,
-        };
         let stamped = Stamped {
             at_ms: i64::try_from(crate::state::unix_ms()).unwrap_or(i64::MAX),
             room: room.as_str().to_owned(),
@@ -237,15 +218,9 @@ impl AttendanceSink {
 #[derive(Debug)]
 pub struct AttendanceTask {
     task: tokio::task::JoinHandle<()>,
-    stopping: Arc<AtomicBool>,
 }
 
 impl AttendanceTask {
-    /// The server begins to stop: participants sent away from now on leave by shutdown.
-    pub fn stopping(&self) {
-        self.stopping.store(true, Ordering::Relaxed);
-    }
-
     /// Waits up to `within` for the last write, once the shards (the senders) are gone.
     /// Returns whether it finished.
     pub async fn finish(self, within: Duration) -> bool {
@@ -270,33 +245,6 @@ mod tests {
         let got = rx.try_recv().unwrap();
         assert_eq!(got.room, lesson.as_str());
         assert!(got.at_ms > 1_700_000_000_000);
-    }
-
-    #[test]
-    fn sent_away_by_a_stopping_server_is_a_shutdown_not_a_removal() {
-        let (sink, mut rx) = AttendanceSink::channel(8);
-        let room = RoomId::new(OccurrenceId::generate(1_800_000_000_000).as_str()).unwrap();
-        let removed = |peer| Observed::Left {
-            peer: PeerId(peer),
-            reason: LeaveReason::Removed,
-        };
-        sink.offer(&room, removed(1));
-        sink.stopping.store(true, Ordering::Relaxed);
-        sink.offer(&room, removed(2));
-        let reasons: Vec<Observed> = [rx.try_recv(), rx.try_recv()]
-            .into_iter()
-            .map(|s| s.unwrap().event)
-            .collect();
-        assert_eq!(
-            reasons,
-            [
-                removed(1),
-                Observed::Left {
-                    peer: PeerId(2),
-                    reason: LeaveReason::Shutdown
-                }
-            ]
-        );
     }
 
     #[test]

@@ -198,11 +198,11 @@ async fn post(
         while let Some(sig) = rx.recv().await {
             match sig {
                 PeerSignal::Left(_) => break,
-                PeerSignal::Close(_) => {
+                PeerSignal::Close(reason) => {
                     if let Some((_, s)) = watcher.http_sessions.remove(&sid)
                         && let Some(shard) = watcher.media.shards().get(s.shard)
                     {
-                        shard.leave(s.peer, LeaveReason::Removed);
+                        shard.leave(s.peer, reason.leave_reason());
                     }
                     break;
                 }

@@ -287,6 +287,20 @@ impl ByeReason {
         }
     }
 
+    /// Why a peer closed by the server with this bye leaves the room (attendance records it):
+    /// a shutdown is not a removal.
+    pub fn leave_reason(self) -> LeaveReason {
+        match self {
+            ByeReason::Left => LeaveReason::Left,
+            ByeReason::RoomClosed => LeaveReason::RoomClosed,
+            ByeReason::Shutdown => LeaveReason::Shutdown,
+            ByeReason::MediaFailed => LeaveReason::Disconnected,
+            ByeReason::Removed | ByeReason::TokenExpired | ByeReason::Replaced => {
+                LeaveReason::Removed
+            }
+        }
+    }
+
     pub fn message(self) -> &'static str {
         match self {
             ByeReason::Left => "you left the lesson",
@@ -373,6 +387,24 @@ pub fn message_type(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_server_close_leaves_for_its_own_reason() {
+        assert_eq!(ByeReason::Shutdown.leave_reason(), LeaveReason::Shutdown);
+        assert_eq!(
+            ByeReason::RoomClosed.leave_reason(),
+            LeaveReason::RoomClosed
+        );
+        assert_eq!(ByeReason::Removed.leave_reason(), LeaveReason::Removed);
+        for r in [
+            LeaveReason::Left,
+            LeaveReason::RoomClosed,
+            LeaveReason::Removed,
+            LeaveReason::Shutdown,
+        ] {
+            assert_eq!(ByeReason::from_leave(r).leave_reason(), r);
+        }
+    }
 
     #[test]
     fn client_messages_parse_as_documented() {

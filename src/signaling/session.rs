@@ -204,7 +204,7 @@ impl Session {
                     }
                     Some(PeerSignal::Close(reason)) => {
                         self.send(ServerMsg::bye(reason)).await;
-                        return End::Leave(LeaveReason::Removed);
+                        return End::Leave(reason.leave_reason());
                     }
                     None => return End::Detach,
                 },

@@ -128,11 +128,13 @@ async fn a_lost_packet_is_repaired_by_retransmission() {
         sent.video.packets
     );
     // One in twenty was lost once: every gap was filled by its repair (without RTX, about one
-    // in twenty stays missing). The share received is checked loosely: on a loaded machine
-    // the server may pause the video for a moment, which leaves no gap (the subscriber's
-    // sequence numbers stay continuous) but fewer packets.
-    // Under load a repair can be lost or late too: at most 1 % stays missing, where without
-    // RTX about 5 % (one in twenty) does.
+    // in twenty stays missing). Under load a repair can be lost or late too: at most 1 % stays
+    // missing, where without RTX about 5 % (one in twenty) does.
+    // Duplicates alone prove little (str0m pads with resent packets); the share received
+    // shows that the video was never stopped: a stop leaves no gap (the subscriber's sequence
+    // numbers stay continuous) but fewer packets. It once was, at the start, for a second or
+    // so: the video's rate, read before a second had been measured, made str0m probe and pace
+    // below it (sfu/src/rate.rs).
     assert!(
         video.lost_packets * 100 <= sent.video.packets,
         "{} video packets never arrived",
@@ -140,7 +142,7 @@ async fn a_lost_packet_is_repaired_by_retransmission() {
     );
     assert!(video.duplicate_packets > 0, "no retransmission arrived");
     assert!(
-        video.unique_packets * 100 >= sent.video.packets * 90,
+        video.unique_packets * 100 >= sent.video.packets * 97,
         "{} of {} video packets",
         video.unique_packets,
         sent.video.packets

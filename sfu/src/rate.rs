@@ -5,6 +5,10 @@ use std::time::{Duration, Instant};
 /// Buckets of 100 ms over one second.
 const BUCKETS: usize = 10;
 const BUCKET: Duration = Duration::from_millis(100);
+const WINDOW: Duration = Duration::from_secs(1);
+/// A stream that started less than this ago has no rate yet: its first keyframe alone would
+/// make it look several times faster than it is.
+const MIN_RUN: Duration = Duration::from_millis(300);
 
 /// Bytes per 100 ms bucket over the last second.
 #[derive(Debug, Clone)]
@@ -13,6 +17,12 @@ pub struct RateMeter {
     /// Start of the current bucket.
     head: Option<Instant>,
     idx: usize,
+    /// Start of the current run of packets (the first after a window of silence), and the last
+    /// packet. Until a run fills the window its rate is extrapolated from what it has sent so
+    /// far: read as bytes per full second, a stream that began 200 ms ago would look five times
+    /// slower than it is, and the bandwidth allocator would ask str0m to probe for (and pace
+    /// at) that.
+    run: Option<(Instant, Instant)>,
 }
 
 impl Default for RateMeter {
@@ -21,6 +31,7 @@ impl Default for RateMeter {
             buckets: [0; BUCKETS],
             head: None,
             idx: 0,
+            run: None,
         }
     }
 }
@@ -45,14 +56,32 @@ impl RateMeter {
 
     /// Counts a packet of `bytes` at `now`.
     pub fn add(&mut self, now: Instant, bytes: usize) {
+        self.run = match self.run {
+            Some((start, last)) if now.saturating_duration_since(last) < WINDOW => {
+                Some((start, now))
+            }
+            _ => Some((now, now)),
+        };
         self.advance(now);
         self.buckets[self.idx] += bytes as u64;
     }
 
-    /// Bits per second over the last second, as of `now`.
+    /// Bits per second over the last second, as of `now`; 0 while unknown (nothing sent, or a
+    /// stream younger than `MIN_RUN`).
     pub fn bps(&mut self, now: Instant) -> u64 {
         self.advance(now);
-        self.buckets.iter().sum::<u64>() * 8
+        let bits = self.buckets.iter().sum::<u64>() * 8;
+        let Some((start, _)) = self.run else {
+            return 0;
+        };
+        let ran = now.saturating_duration_since(start);
+        if ran >= WINDOW {
+            bits
+        } else if ran < MIN_RUN {
+            0
+        } else {
+            (bits as u128 * WINDOW.as_micros() / ran.as_micros()) as u64
+        }
     }
 }
 
@@ -121,5 +150,41 @@ mod tests {
         let bps = m.bps(t0 + Duration::from_millis(2990));
         assert!((760_000..=840_000).contains(&bps), "{bps}");
         assert_eq!(m.bps(t0 + Duration::from_secs(5)), 0);
+    }
+
+    #[test]
+    fn a_young_stream_is_measured_at_its_rate_not_as_a_fraction_of_it() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let mut m = RateMeter::default();
+        // Asked before anything flows: unknown.
+        assert_eq!(m.bps(at(0)), 0);
+        // 400 bytes every 33 ms from 500 ms on: about 97 kbit/s.
+        let mut t = 500;
+        while t < 700 {
+            m.add(at(t), 400);
+            t += 33;
+        }
+        assert_eq!(m.bps(at(700)), 0, "200 ms in: too young to tell");
+        while t < 900 {
+            m.add(at(t), 400);
+            t += 33;
+        }
+        let young = m.bps(at(900));
+        assert!((85_000..=115_000).contains(&young), "400 ms in: {young}");
+        while t < 2990 {
+            m.add(at(t), 400);
+            t += 33;
+        }
+        let steady = m.bps(at(2990));
+        assert!((90_000..=105_000).contains(&steady), "steady: {steady}");
+        // After two seconds of silence the stream starts again: a new run.
+        let mut t = 5000;
+        while t < 5400 {
+            m.add(at(t), 400);
+            t += 33;
+        }
+        let again = m.bps(at(5400));
+        assert!((85_000..=115_000).contains(&again), "restarted: {again}");
     }
 }

@@ -325,3 +325,37 @@ fn layers_follow_a_collapsing_and_recovering_link() {
     eprintln!("after recovery: best second within 15 s: {used} bit/s");
     assert!(used >= 2_400_000, "best second within 15 s: {used} bit/s");
 }
+
+/// A new subscription flows at once at the publisher's rate. Before a stream has been measured
+/// for a second its rate is extrapolated, not read as a fraction of a second's bytes: read that
+/// way, a camera that started 200 ms ago looked five times slower than it is, the allocator's
+/// desired rate followed, str0m probed at (at most twice) that and paced everything at the
+/// probe's rate meanwhile, so the first keyframe waited in the pacer and the video was stopped
+/// as congested until the next keyframe.
+#[test]
+fn a_new_subscription_is_not_held_back_while_its_rate_is_measured() {
+    let mut net = Net::new();
+    // The classroom joins while the teacher's camera is 150 ms old.
+    net.join("teacher", Role::Teacher, MIC_CAM);
+    net.run_for(Duration::from_millis(150));
+    net.join("c1", Role::Classroom, &[]);
+    let start = net.client("teacher").frame_no;
+    net.run_for(Duration::from_secs(4));
+    let sent = net.client("teacher").frame_no - start;
+    let got = net.frames_from("c1", "teacher", TrackKind::Video);
+    let frames = net.frame_log("c1", "teacher", TrackKind::Video);
+    let first = frames
+        .first()
+        .map(|(t, _)| *t)
+        .expect("c1 decoded no video");
+    let gap = max_gap(&frames, first, net.now);
+    eprintln!("teacher sent {sent} video frames, c1 decoded {got}, longest gap {gap:?}");
+    assert!(sent >= 100, "the teacher sent {sent} frames");
+    // The frame in flight when the subscription opened may be missed, none after it: no frame
+    // waits in the pacer, none is dropped while a stopped video waits for a keyframe.
+    assert!(got + 2 >= sent, "c1 decoded {got} of {sent} frames");
+    assert!(
+        gap < Duration::from_millis(50),
+        "c1's video stalled for {gap:?}"
+    );
+}

@@ -61,7 +61,7 @@ pub struct Client {
     pub sent_frames: u64,
     /// Simulcast ladder of the camera: (rid, bytes per frame).
     pub ladder: Option<Vec<(&'static str, usize)>>,
-    frame_no: u64,
+    pub frame_no: u64,
     audio_no: u64,
     next_audio: Instant,
     next_video: Instant,

@@ -8,10 +8,10 @@
 //! cannot send headers, which is why the query form exists; the library page gets a short
 //! link for playing.
 
+pub mod links;
 pub mod media;
 pub mod notes;
-
-use std::time::Duration;
+pub mod status;
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -21,15 +21,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, IntoResponses, ToSchema};
 
 use super::audit::{self, Audit};
-use super::extract::{AdminKey, Body, Errors, Params};
+use super::extract::{AdminKey, Errors, Params};
 use super::keys::{self, KEY_PREFIX, KeyInfo};
-use super::problem::{ApiResult, AuthErrors, Problem, ProblemDoc, QueryErrors, WriteErrors};
+use super::problem::{ApiResult, Problem, ProblemDoc, QueryErrors};
 use super::validate::text;
-use crate::config::recording::MAX_LINK_TTL;
 use crate::library::catalog::{self, Entry, Filter};
 use crate::library::ids::RecordingId;
 use crate::library::link::{LinkClaims, LinkError};
-use crate::schedule::time::{format_in, format_utc, local_date, parse_date, parse_instant, zone};
+use crate::schedule::time::{format_in, local_date, parse_date, parse_instant, zone};
 use crate::state::{AppState, unix_ms};
 
 /// Problem types of the library (besides the API's common ones).
@@ -444,185 +443,6 @@ pub async fn delete_recording(
     .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// `POST /api/v1/library/{id}/links` body.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct NewLink {
-    /// Whom the link is for (the author of notes posted with it); default: the lesson's
-    /// teacher.
-    pub name: Option<String>,
-    /// Validity in seconds, 60 to 31 622 400 (366 days); default `recording.link_ttl`.
-    pub ttl_seconds: Option<u64>,
-}
-
-/// A library link to one recording.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct LibraryLink {
-    pub recording_id: String,
-    pub name: String,
-    /// The library page opened on this recording.
-    pub url: String,
-    /// The token alone, for `?t=` or `Authorization: Bearer` on the recording's routes.
-    pub token: String,
-    #[schema(format = DateTime)]
-    pub expires_at: String,
-}
-
-/// Make a library link to one recording (for its teacher, or for playing on the library
-/// page).
-#[utoipa::path(post, path = "/api/v1/library/{id}/links", tag = "library",
-    params(("id" = String, Path, description = "Recording id")), request_body = NewLink,
-    responses((status = 201, description = "Created", body = LibraryLink), WriteErrors))]
-pub async fn create_link(
-    State(state): State<AppState>,
-    AdminKey(key): AdminKey,
-    Path(id): Path<String>,
-    Body(body): Body<NewLink>,
-) -> ApiResult<(StatusCode, Json<LibraryLink>)> {
-    let id = parse_id(&id)?;
-    let mut errors = Errors::default();
-    let name = body
-        .name
-        .as_deref()
-        .and_then(|n| errors.check("name", text(n, 1, 64)));
-    let ttl = match body.ttl_seconds {
-        None => state.library.link_ttl,
-        Some(s) if (60..=MAX_LINK_TTL.as_secs()).contains(&s) => Duration::from_secs(s),
-        Some(_) => {
-            errors.add("ttlSeconds", "must be between 60 and 31622400");
-            Duration::ZERO
-        }
-    };
-    errors.finish()?;
-    let entry = load(&state, &id).await?;
-    let name = name.unwrap_or_else(|| {
-        if entry.teacher_name.is_empty() {
-            "teacher".to_owned()
-        } else {
-            entry.teacher_name.clone()
-        }
-    });
-    let (token, exp) = state
-        .library
-        .links
-        .mint(&id, &name, ttl, state.clock.now())
-        .map_err(|e| {
-            tracing::error!(error = %e, "library link not signed");
-            Problem::internal()
-        })?;
-    let mut conn = state.db.pool.acquire().await?;
-    let detail = serde_json::json!({"name": name, "expiresAt": exp});
-    audit::record(
-        &mut conn,
-        &key,
-        Audit::new("library.link", id.as_str()).detail(detail),
-    )
-    .await?;
-    let link = LibraryLink {
-        recording_id: id.to_string(),
-        url: format!("{}/library?t={token}", state.config.public_base_url()),
-        token,
-        name,
-        expires_at: format_utc(i64::try_from(exp).unwrap_or(0).saturating_mul(1000)),
-    };
-    Ok((StatusCode::CREATED, Json(link)))
-}
-
-/// A recording running now.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ActiveRecording {
-    pub room: String,
-    pub recording_id: String,
-    #[schema(format = DateTime)]
-    pub since: String,
-}
-
-/// A recording that stopped on an error.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct RecordingFailure {
-    pub room: String,
-    pub recording_id: Option<String>,
-    #[schema(format = DateTime)]
-    pub at: String,
-    /// What went wrong (e.g. `No space left on device`).
-    pub error: String,
-}
-
-/// The recorder of this server.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct RecorderStatus {
-    /// `recording.enabled`.
-    pub enabled: bool,
-    /// Where the library keeps files (`local:/path`).
-    pub store: String,
-    /// Events the writer handled.
-    pub events: u64,
-    /// Files finished, and recordings failed, since the start.
-    pub finished: u64,
-    pub failed: u64,
-    /// Media packets dropped on the way to the writer because it fell behind.
-    pub dropped: u64,
-    pub active: Vec<ActiveRecording>,
-    /// The latest failures on this server, newest first.
-    pub recent_failures: Vec<RecordingFailure>,
-}
-
-/// Recording on this server: running recordings, failures, drops.
-#[utoipa::path(get, path = "/api/v1/library/status", tag = "library",
-    responses((status = 200, description = "OK", body = RecorderStatus), AuthErrors))]
-pub async fn recorder_status(
-    State(state): State<AppState>,
-    _key: AdminKey,
-) -> ApiResult<Json<RecorderStatus>> {
-    let live = &state.library.live;
-    let stats = live.recorder_stats().unwrap_or_default();
-    let dropped = state
-        .media
-        .shards()
-        .iter()
-        .map(|s| {
-            s.stats
-                .record_dropped
-                .load(std::sync::atomic::Ordering::Relaxed)
-        })
-        .sum();
-    let at = |ms: u64| format_utc(i64::try_from(ms).unwrap_or(0));
-    let mut active: Vec<ActiveRecording> = live
-        .active_all()
-        .into_iter()
-        .map(|(room, a)| ActiveRecording {
-            room: room.to_string(),
-            recording_id: a.id.to_string(),
-            since: at(a.started_ms),
-        })
-        .collect();
-    active.sort_by(|a, b| a.room.cmp(&b.room));
-    let recent_failures = live
-        .recent_failures()
-        .into_iter()
-        .map(|f| RecordingFailure {
-            at: at(f.at_ms),
-            room: f.room,
-            recording_id: f.recording_id,
-            error: f.error,
-        })
-        .collect();
-    Ok(Json(RecorderStatus {
-        enabled: live.enabled(),
-        store: state.library.store.describe.clone(),
-        events: stats.events,
-        finished: stats.finished,
-        failed: stats.failed,
-        dropped,
-        active,
-        recent_failures,
-    }))
 }
 
 /// Milliseconds now, as stored.

@@ -181,12 +181,12 @@ pub fn routes() -> (Router<AppState>, OpenApiDoc) {
         .routes(routes!(keys::revoke_key))
         .routes(routes!(audit::list_audit))
         .routes(routes!(library::list_library))
-        .routes(routes!(library::recorder_status))
+        .routes(routes!(library::status::recorder_status))
         .routes(routes!(library::get_recording, library::delete_recording))
         .routes(routes!(library::media::media))
         .routes(routes!(library::media::download))
         .routes(routes!(library::media::track_file))
-        .routes(routes!(library::create_link))
+        .routes(routes!(library::links::create_link))
         .routes(routes!(
             library::notes::list_notes,
             library::notes::add_note

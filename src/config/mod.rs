@@ -320,162 +320,6 @@ impl Config {
         Ok(config)
     }
 
-    /// Checks the relations between keys that types alone cannot express.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        if let Some(url) = &self.http.public_url {
-            check_base_url(url).map_err(|m| ConfigError::invalid("http.public_url", m))?;
-        }
-
-        let media = &self.media;
-        // Port 0 lets every shard pick a free port (tests, one-machine setups); the chosen
-        // ports are announced in SDP, so only firewalled deployments need fixed ones.
-        let shards = self.media_shard_count();
-        let last_port = usize::from(media.listen.port()) + shards - 1;
-        if media.listen.port() != 0 && last_port > usize::from(u16::MAX) {
-            return Err(ConfigError::invalid(
-                "media.listen",
-                format!(
-                    "{shards} shards starting at port {} need ports up to {last_port}, beyond 65535",
-                    media.listen.port()
-                ),
-            ));
-        }
-        if media.listen.ip().is_unspecified() && media.advertise.is_empty() {
-            return Err(ConfigError::invalid(
-                "media.advertise",
-                format!(
-                    "media.listen is {}, which clients cannot connect to: list the public IP(s) here",
-                    media.listen.ip()
-                ),
-            ));
-        }
-        if let Some(ip) = media.advertise.iter().find(|ip| ip.is_unspecified()) {
-            return Err(ConfigError::invalid(
-                "media.advertise",
-                format!("{ip} cannot be advertised: give an address clients can reach"),
-            ));
-        }
-        if media.connect_timeout.is_zero() {
-            return Err(ConfigError::invalid(
-                "media.connect_timeout",
-                "must be greater than zero",
-            ));
-        }
-
-        if let Some(secret) = &self.auth.secret
-            && secret.len() < MIN_SECRET_BYTES
-        {
-            return Err(ConfigError::invalid(
-                "auth.secret",
-                format!(
-                    "must be at least {MIN_SECRET_BYTES} bytes (got {}); \
-                     remove it to use a generated secret",
-                    secret.len()
-                ),
-            ));
-        }
-
-        if self.storage.data_dir.as_os_str().is_empty() {
-            return Err(ConfigError::invalid(
-                "storage.data_dir",
-                "must not be empty",
-            ));
-        }
-
-        let sig = &self.signaling;
-        if sig.max_message_bytes == 0 {
-            return Err(ConfigError::invalid(
-                "signaling.max_message_bytes",
-                "must be greater than zero",
-            ));
-        }
-        if sig.hard_max_message_bytes < sig.max_message_bytes {
-            return Err(ConfigError::invalid(
-                "signaling.hard_max_message_bytes",
-                format!(
-                    "must be at least signaling.max_message_bytes ({})",
-                    sig.max_message_bytes
-                ),
-            ));
-        }
-        if sig.max_sdp_bytes == 0 || sig.max_sdp_bytes > sig.max_message_bytes {
-            return Err(ConfigError::invalid(
-                "signaling.max_sdp_bytes",
-                format!(
-                    "must be between 1 and signaling.max_message_bytes ({})",
-                    sig.max_message_bytes
-                ),
-            ));
-        }
-        if sig.messages_per_second == 0 {
-            return Err(ConfigError::invalid(
-                "signaling.messages_per_second",
-                "must be greater than zero",
-            ));
-        }
-        if sig.burst < sig.messages_per_second {
-            return Err(ConfigError::invalid(
-                "signaling.burst",
-                format!(
-                    "must be at least signaling.messages_per_second ({})",
-                    sig.messages_per_second
-                ),
-            ));
-        }
-
-        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
-            return Err(ConfigError::invalid("log.filter", e.to_string()));
-        }
-        self.recording.validate(&self.storage.data_dir)?;
-        self.validate_schedule()
-    }
-
-    fn validate_schedule(&self) -> Result<(), ConfigError> {
-        let url = &self.database.url;
-        if !url.is_empty() && crate::db::engine_of(url).is_none() {
-            return Err(ConfigError::invalid(
-                "database.url",
-                format!(
-                    "{:?} is neither sqlite://... nor postgres://...; leave it empty for the \
-                     SQLite file in storage.data_dir",
-                    crate::db::redact_url(url)
-                ),
-            ));
-        }
-        let s = &self.schedule;
-        const DAY: Duration = Duration::from_secs(24 * 3600);
-        for (key, value) in [
-            ("schedule.link_lead", s.link_lead),
-            ("schedule.link_grace", s.link_grace),
-        ] {
-            if value > DAY {
-                return Err(ConfigError::invalid(key, "must be at most 24h"));
-            }
-        }
-        if s.warn_before.is_zero() || s.warn_before > Duration::from_secs(3600) {
-            return Err(ConfigError::invalid(
-                "schedule.warn_before",
-                "must be between 1s and 1h",
-            ));
-        }
-        if s.tick < Duration::from_millis(10) || s.tick > Duration::from_secs(60) {
-            return Err(ConfigError::invalid(
-                "schedule.tick",
-                "must be between 10ms and 60s",
-            ));
-        }
-        if let Err(e) = jiff::tz::TimeZone::get(&s.timezone) {
-            return Err(ConfigError::invalid(
-                "schedule.timezone",
-                format!(
-                    "{:?} is not a time zone of the tz database (e.g. Asia/Shanghai): {e}",
-                    s.timezone
-                ),
-            ));
-        }
-        Ok(())
-    }
-
     /// The number of media shards to run: `media.shards`, or one per CPU core when it is 0.
     pub fn media_shard_count(&self) -> usize {
         if self.media.shards > 0 {
@@ -501,27 +345,6 @@ impl Config {
             None => format!("http://{}", self.http.listen),
         }
     }
-}
-
-/// Checks a base URL for room links: `http(s)://` followed by a host. Shared with the CLI's
-/// `--base-url`.
-pub fn check_base_url(url: &str) -> Result<(), String> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-        .ok_or_else(|| format!("{url:?} must start with http:// or https://"))?;
-    if rest.trim_end_matches('/').is_empty() {
-        return Err(format!("{url:?} has no host"));
-    }
-    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!(
-            "{url:?} must not contain spaces or control characters"
-        ));
-    }
-    if rest.contains(['?', '#']) {
-        return Err(format!("{url:?} must not have a query or fragment"));
-    }
-    Ok(())
 }
 
 /// Turns figment's error into ours, naming the dotted key and where the value came from.
@@ -605,6 +428,9 @@ impl fmt::Display for LogFormat {
 }
 
 pub mod recording;
+mod validate;
+
+pub use validate::check_base_url;
 
 #[cfg(test)]
 mod tests;

@@ -125,6 +125,10 @@ struct RunArgs {
     /// repair it (loopback loses nothing).
     #[arg(long)]
     inject_loss_every: Option<u16>,
+    /// Subscribers negotiate no transport-wide congestion feedback (TWCC), like players that
+    /// send only RTCP receiver reports and NACKs.
+    #[arg(long)]
+    no_transport_cc: bool,
     /// The server's pid, to read its CPU and memory from /proc.
     #[arg(long)]
     server_pid: Option<u32>,
@@ -159,6 +163,10 @@ struct Common {
     /// Bound on reaching `connected`, e.g. 10s.
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
     connect_timeout: Duration,
+    /// Negotiate no transport-wide congestion feedback (TWCC): act like a player that sends
+    /// only RTCP receiver reports and NACKs (aiortc, GStreamer, hardware decoders).
+    #[arg(long)]
+    no_transport_cc: bool,
 }
 
 impl Common {
@@ -166,6 +174,7 @@ impl Common {
         ClientOptions {
             bind_addr: self.bind,
             connect_timeout: self.connect_timeout,
+            transport_cc: !self.no_transport_cc,
             ..ClientOptions::default()
         }
     }
@@ -290,6 +299,7 @@ async fn run_load(args: RunArgs) -> ExitCode {
         connect_timeout: args.connect_timeout,
         bind: args.bind,
         inject_loss_every: args.inject_loss_every,
+        transport_cc: !args.no_transport_cc,
         server_pid: args.server_pid,
         progress: !args.no_progress,
     };

@@ -111,6 +111,7 @@ pub struct WhepViewer {
     http_timeout: Duration,
     shared: Arc<Shared>,
     closed: bool,
+    answered_us: u64,
 }
 
 impl WhepViewer {
@@ -162,7 +163,8 @@ impl WhepViewer {
                 return Err(e.into());
             }
         }
-        let location = signaling::establish(&mut parts, &http, &url, token, &opts.client).await?;
+        let (location, answered_us) =
+            signaling::establish(&mut parts, &http, &url, token, &opts.client).await?;
         Ok(WhepViewer {
             pc: parts.pc,
             state: parts.state,
@@ -172,7 +174,14 @@ impl WhepViewer {
             http_timeout: opts.client.http_timeout,
             shared,
             closed: false,
+            answered_us,
         })
+    }
+
+    /// When the WHEP answer arrived and was applied, microseconds since the UNIX epoch (as
+    /// the receive statistics' arrival times).
+    pub fn answered_at_us(&self) -> u64 {
+        self.answered_us
     }
 
     /// The session URL from the `Location` header, resolved against the POST URL.

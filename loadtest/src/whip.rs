@@ -113,7 +113,8 @@ impl WhipPublisher {
                 return Err(e);
             }
         };
-        let location = signaling::establish(&mut parts, &http, &url, token, &opts.client).await?;
+        let (location, _) =
+            signaling::establish(&mut parts, &http, &url, token, &opts.client).await?;
         let mut publisher = WhipPublisher {
             pc: Arc::clone(&parts.pc),
             state: parts.state.clone(),

@@ -93,6 +93,7 @@ async fn dedicated_smoke_media_flows_both_ways() {
         connect_timeout: Duration::from_secs(10),
         bind: "127.0.0.1:0".parse().expect("addr"),
         inject_loss_every: None,
+        transport_cc: true,
         server_pid: Some(std::process::id()),
         progress: false,
     };

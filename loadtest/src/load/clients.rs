@@ -244,7 +244,7 @@ async fn whep_member(
                 return Err(e.into());
             }
         }
-        let location =
+        let (location, _) =
             signaling::establish(&mut parts, &http, &url, &plan.token, &ctx.client).await?;
         Ok::<_, crate::ClientError>((parts.pc, http, location))
     }

@@ -102,6 +102,8 @@ pub struct LoadConfig {
     /// Subscribers lose the first arrival of every N-th video packet (`ClientOptions`), so
     /// loss before and after retransmission can be compared on a loopback that loses nothing.
     pub inject_loss_every: Option<u16>,
+    /// Clients negotiate transport-wide congestion feedback (TWCC), as browsers do.
+    pub transport_cc: bool,
     /// Server process to watch.
     pub server_pid: Option<u32>,
     /// Draw a progress bar on stderr (when it is a terminal).
@@ -382,6 +384,7 @@ pub async fn run(mut cfg: LoadConfig) -> Result<Report, String> {
             connect_timeout: cfg.connect_timeout,
             http_client: Some(http),
             inject_loss_every: cfg.inject_loss_every,
+            transport_cc: cfg.transport_cc,
             ..ClientOptions::default()
         },
         base_url: cfg.base_url.trim_end_matches('/').to_owned(),

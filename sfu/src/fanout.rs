@@ -43,7 +43,10 @@ impl Sfu {
         let layer = track.layer_of(f.rid, config.keyframe_interval);
         let payload = f.packet.payload.len();
         let wire = wire_bytes(f.packet.header.header_len, payload);
-        track.on_packet(layer, now, payload, wire);
+        if track.on_packet(layer, now, payload, wire) {
+            // Subscribers may want this layer: plan at once rather than at the next round.
+            fx.allocate.extend(track.subscribers.iter().copied());
+        }
         let best = track.best_layer();
         let lowest = track.layers.iter().position(|l| l.active);
         let kind = track.info.kind;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use str0m::media::MediaKind;
 use str0m::rtp::{ExtensionValues, RtpWrite, Vp8Patch, Vp8PatchError};
 
+use crate::downlink::Feedback;
 use crate::effects::{Effects, Forward};
 use crate::keyframe::PayloadInfo;
 use crate::layer::Selection;
@@ -43,7 +44,10 @@ impl Peer {
         let SubState::Open(mid) = sub.state else {
             return ForwardResult::Dropped;
         };
-        if !sub.active {
+        // Nothing before the connection is up (ICE and DTLS): str0m could not send it, yet the
+        // selector would count the keyframe as delivered and the picture could only start at
+        // the next one. The first packet after connecting asks for a keyframe instead.
+        if !sub.active || !self.connected {
             return ForwardResult::Dropped;
         }
         // A new (or resumed) subscription starts on the lowest layer that flows; the bandwidth
@@ -62,16 +66,18 @@ impl Peer {
         // video would only queue behind it (and the pacer force-drains after 2 s, flooding the
         // link further). Stop the video until the queue has drained, then restart at a
         // keyframe. Audio is never held back.
-        let queued = if kind == TrackKind::Video {
+        // Only on evidence: a long queue on a link that is not strained is a burst (a big
+        // keyframe at the pacing rate), which the pacer sends on in a moment. Without TWCC
+        // there is no pacer and nothing waits.
+        let queued = if kind == TrackKind::Video && self.downlink.feedback == Feedback::Twcc {
             queue_delay(&mut self.rtc, ssrc, f.packet.timestamp)
         } else {
             Duration::ZERO
         };
-        if queued > CONGESTED {
+        if queued > CONGESTED && self.downlink.strained() {
             sub.selector.interrupt();
             // The allocation reacts at once (congestion.rs), not at its next round.
-            if !self.congestion_seen {
-                self.congestion_seen = true;
+            if self.downlink.note_queue() {
                 fx.allocate.push(self.id);
             }
             return ForwardResult::Dropped;

@@ -50,13 +50,16 @@
 //!        subscribers waiting for a keyframe ─► publisher StreamRx::request_keyframe (throttled)
 //! ```
 //!
-//! ## Bandwidth, per subscriber
+//! ## Bandwidth, per subscriber (its `Downlink`)
 //!
 //! ```text
-//! str0m TWCC estimate: 3 s average (event) + current (PeerStats, 200 ms) ─► EstimateFilter
-//!   ─► budget = min(estimate, downlink cap, school share) ─► CongestionCap (pacer queue)
-//!   ─► BandwidthAllocator (every 500 ms, or at once on a new estimate or congestion)
-//!   ─► LayerSelector targets, bwe().set_bitrate (probing), dynacast to publishers
+//! TWCC receivers: str0m estimate, 3 s average (event) + current (PeerStats) ─► EstimateFilter
+//! others: REMB, receiver reports (loss, round trip) ─► ReceiverEstimate (no pacer at all)
+//!   ─► budget = min(estimate, downlink cap, school share); optimistic until video has flowed
+//!   ─► CongestionCap (pacer queue, only on a strained link)
+//!   ─► BandwidthAllocator (every 500 ms, or at once on a new estimate or congestion);
+//!      single layers paused only as a LastResort
+//!   ─► LayerSelector targets, bwe().set_bitrate / reset (TWCC), dynacast to publishers
 //! ```
 //!
 //! Every mutation of an `Rtc` is followed by a full drain (str0m's single-mutation invariant);
@@ -72,10 +75,12 @@
 
 mod allocation;
 mod allocator;
+mod carried;
 mod config;
 mod congestion;
 mod control;
 mod demux;
+mod downlink;
 mod effects;
 mod error;
 mod estimate;
@@ -85,11 +90,13 @@ mod floor;
 mod forward;
 mod ids;
 mod keyframe;
+mod last_resort;
 mod layer;
 mod membership;
 mod negotiate;
 mod peer;
 mod rate;
+mod receiver_estimate;
 mod recorder;
 mod report;
 mod rewrite;
@@ -104,10 +111,13 @@ mod subscribe;
 mod subscription;
 mod timers;
 mod track;
+mod upgrade_backoff;
 
-pub use allocator::{AllocatorConfig, BandwidthAllocator, Decision, Demand, Priority};
+pub use allocator::{AllocatorConfig, BandwidthAllocator, Decision, Demand, LinkSignals, Priority};
+pub use carried::CarriedRate;
 pub use config::SfuConfig;
 pub use control::{FloorCommand, FloorContext, FloorOutcome, MAX_TEXT_CHARS};
+pub use downlink::Feedback;
 pub use error::SfuError;
 pub use event::{
     Activity, Answer, ChatMessage, HandInfo, JoinRequest, LayerWanted, LeaveReason, MidTrack,
@@ -116,8 +126,10 @@ pub use event::{
 };
 pub use floor::{Floor, FloorError, LessonMode};
 pub use ids::{ClassroomId, InvalidId, PeerId, RoomId, TrackId};
+pub use last_resort::{LastResort, Verdict};
 pub use layer::{LayerSelector, Selection};
 pub use rate::RateMeter;
+pub use receiver_estimate::ReceiverEstimate;
 pub use recorder::{RecordEvent, VideoCodec};
 pub use report::{LayerReport, PeerBandwidth, PublishedTrack, TrackBandwidth};
 pub use rewrite::{Rewriter, Rewritten, SourceFields};
@@ -126,3 +138,4 @@ pub use sdp::{PeerMode, RejectedMid};
 pub use sfu::Sfu;
 pub use speaker::SpeakerDetector;
 pub use stats::{BWE_BUCKETS_BPS, SfuSnapshot, SfuStats};
+pub use upgrade_backoff::{Upgrade, UpgradeBackoff};

@@ -59,11 +59,12 @@ impl Sfu {
             info.clone(),
             req.mode,
             rtc,
+            screened.feedback,
             deadline,
             now,
         );
         apply_screened(&mut peer, &screened);
-        peer.caps = req.caps;
+        peer.downlink.caps = req.caps;
 
         let room = self
             .rooms
@@ -111,7 +112,7 @@ impl Sfu {
     ) -> Result<(Rtc, str0m::change::SdpAnswer), SfuError> {
         let offer = SdpOffer::from_sdp_string(&screened.sdp)
             .map_err(|e| SfuError::InvalidSdp(e.to_string()))?;
-        let mut rtc = self.build_rtc(now);
+        let mut rtc = self.build_rtc(now, screened.feedback);
         for addr in &self.config.candidates {
             match Candidate::host(*addr, "udp") {
                 Ok(c) => {
@@ -226,7 +227,18 @@ impl Sfu {
             return Err(SfuError::UnknownPeer(peer));
         };
         let info = p.info.clone();
-        let mut fresh = Peer::new(peer, room_id.clone(), info, mode, rtc, deadline, now);
+        let mut fresh = Peer::new(
+            peer,
+            room_id.clone(),
+            info,
+            mode,
+            rtc,
+            screened.feedback,
+            deadline,
+            now,
+        );
+        // The link's configured limits are the same for the new connection.
+        fresh.downlink.caps = p.downlink.caps;
         // Keep the subscriptions (their tracks still exist) but offer them anew.
         for (id, mut sub) in std::mem::take(&mut p.subs) {
             sub.state = SubState::Wanted;

@@ -84,6 +84,7 @@ impl Peer {
             self.drain(fx);
             return Err(e);
         }
+        let mut opened = false;
         for sub in self.subs.values_mut() {
             if let SubState::Offered(mid) = sub.state {
                 sub.state = SubState::Open(mid);
@@ -93,7 +94,13 @@ impl Peer {
                     .stream_tx_by_mid(mid, None)
                     .map(|s| s.ssrc());
                 self.outs.insert(mid, OutStream::new(sub.info.kind, ssrc));
+                opened = true;
             }
+        }
+        // New streams get their layers now, before their first packet, so that video starts at
+        // the layer it will keep and needs one keyframe, not two.
+        if opened {
+            fx.allocate.push(self.id);
         }
         // Subscriptions dropped while their offer was in flight: stop their m-lines now.
         for mid in std::mem::take(&mut self.offered_mids) {

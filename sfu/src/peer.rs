@@ -55,29 +55,11 @@ pub(crate) struct Peer {
     pub detached_since: Option<Instant>,
     /// How long a silent or detached peer is kept for its return.
     pub grace: std::time::Duration,
+    /// The time of the latest input (for events str0m does not stamp).
+    pub now: Instant,
 
-    // ---- bandwidth ----
-    /// str0m's latest 3 s average of the send-side estimate towards this peer (TWCC), bit/s.
-    pub estimate_bps: Option<u64>,
-    /// str0m's current estimate, sampled with the statistics (what allocation uses).
-    pub estimate: crate::estimate::EstimateFilter,
-    pub caps: crate::event::PeerCaps,
-    pub allocator: crate::allocator::BandwidthAllocator,
-    pub next_alloc: Instant,
-    /// The last (minimum, desired) given to the estimator, to avoid repeating it.
-    pub bwe_target: (u64, u64),
-    /// Added to the desired rate to re-trigger probing (see `allocation.rs`).
-    pub probe_nudge: u64,
-    pub next_probe_nudge: Instant,
-    /// The last allocation, for the stats API.
-    pub last_decision: Option<crate::allocator::Decision>,
-    /// A budget ceiling learned from congestion, until the estimate follows.
-    pub congestion: crate::congestion::CongestionCap,
-    /// Video waited too long in the pacer since the last allocation round (set by the
-    /// forwarder, which sees it first; cleared by the round that reacts to it).
-    pub congestion_seen: bool,
-    /// The receiver's latest loss fraction per sending m-line (RTCP receiver reports).
-    pub down_loss: HashMap<Mid, (f32, Instant)>,
+    /// Everything bandwidth allocation knows about the link to this peer.
+    pub downlink: crate::downlink::Downlink,
 
     // ---- publishing ----
     /// Accepted publishing m-lines and their sources, until str0m reports them added.
@@ -107,6 +89,7 @@ impl Peer {
         info: ParticipantInfo,
         mode: PeerMode,
         mut rtc: Rtc,
+        feedback: crate::downlink::Feedback,
         connect_deadline: Instant,
         now: Instant,
     ) -> Self {
@@ -125,18 +108,8 @@ impl Peer {
             reconnecting: false,
             detached_since: None,
             grace: std::time::Duration::from_secs(30),
-            estimate_bps: None,
-            estimate: Default::default(),
-            caps: Default::default(),
-            allocator: Default::default(),
-            next_alloc: now,
-            bwe_target: (0, 0),
-            probe_nudge: 0,
-            next_probe_nudge: now,
-            last_decision: None,
-            congestion: Default::default(),
-            congestion_seen: false,
-            down_loss: HashMap::new(),
+            now,
+            downlink: crate::downlink::Downlink::new(id, feedback, now),
             publish_sources: HashMap::new(),
             tracks_in: HashMap::new(),
             incoming: HashMap::new(),
@@ -182,6 +155,14 @@ impl Peer {
             Event::Connected => {
                 self.connected = true;
                 fx.send_to_peer(self.id, PeerEvent::Connected);
+                // Its video can start only at keyframes: ask for them now rather than at the
+                // next packet of each stream (a frame interval sooner).
+                for s in self.subs.values() {
+                    if let (TrackKind::Video, Some(mid)) = (s.info.kind, s.mid()) {
+                        fx.keyframe_requests
+                            .push((self.id, mid, KeyframeRequestKind::Pli));
+                    }
+                }
             }
             // Consent checks stopped. The peer may come back (the network returned, or an ICE
             // restart): the silence and grace timers decide when it is gone.
@@ -217,8 +198,9 @@ impl Peer {
             Event::KeyframeRequest(r) => fx.keyframe_requests.push((self.id, r.mid, r.kind)),
             Event::StreamPaused(p) => fx.layer_paused.push((self.id, p.mid, p.rid, p.paused)),
             Event::MediaEgressStats(s) => {
-                if let Some(loss) = s.loss {
-                    self.down_loss.insert(s.mid, (loss, s.timestamp));
+                // `loss` is there only when receiver reports came since the last event.
+                if s.loss.is_some() {
+                    self.downlink.on_report(s.mid, s.loss, s.rtt, s.timestamp);
                 }
                 fx.stats.on_egress(self.id, &s);
             }
@@ -227,13 +209,22 @@ impl Peer {
                 // A changed estimate is acted on at once: a collapsing link should not wait
                 // for the next round.
                 if let Some(b) = s.bwe_tx
-                    && self.estimate.sample(s.timestamp, b.as_u64())
+                    && self.downlink.estimate.sample(s.timestamp, b.as_u64())
                 {
                     fx.allocate.push(self.id);
                 }
+                if let Some(loss) = s.egress_loss_fraction {
+                    self.downlink.on_twcc_loss(loss, s.timestamp);
+                }
+                self.downlink.on_peer_tx(s.peer_bytes_tx, s.timestamp);
+                self.now = s.timestamp;
             }
             Event::EgressBitrateEstimate(str0m::bwe::BweKind::Twcc { estimate, .. }) => {
-                self.estimate_bps = Some(estimate.as_u64());
+                self.downlink.average_bps = Some(estimate.as_u64());
+                fx.allocate.push(self.id);
+            }
+            Event::EgressBitrateEstimate(str0m::bwe::BweKind::Remb { estimate, .. }) => {
+                self.downlink.reports.on_remb(self.now, estimate.as_u64());
                 fx.allocate.push(self.id);
             }
             _ => {}
@@ -248,7 +239,7 @@ impl Peer {
         let alloc = if self.subs.is_empty() {
             self.last_rx + self.grace
         } else {
-            self.next_alloc
+            self.downlink.next_alloc
         };
         let mut t = if self.reconnecting {
             self.last_rx + self.grace
@@ -313,6 +304,7 @@ impl Peer {
                 contents,
             },
         );
+        self.now = now;
         if let Err(e) = self.rtc.handle_input(input) {
             tracing::debug!(peer = %self.id, "dropped datagram: {e}");
         }
@@ -335,9 +327,10 @@ impl Peer {
         }
         // Also without subscriptions: the round ends with dynacast for the peer's room, which
         // is how a publisher nobody watches (yet, or any more) learns to stop its upper layers.
-        if now >= self.next_alloc {
+        if now >= self.downlink.next_alloc {
             fx.allocate.push(self.id);
         }
+        self.now = now;
         if let Err(e) = self.rtc.handle_input(Input::Timeout(now)) {
             tracing::debug!(peer = %self.id, "timeout handling failed: {e}");
         }

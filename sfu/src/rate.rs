@@ -10,6 +10,10 @@ const WINDOW: Duration = Duration::from_secs(1);
 /// make it look several times faster than it is.
 const MIN_RUN: Duration = Duration::from_millis(300);
 
+/// A stream is steady while packets keep coming at least this often (once its run has filled
+/// the window): its rate is then what it costs, not the tail of a stream that stopped.
+const STEADY_GAP: Duration = Duration::from_millis(200);
+
 /// Bytes per 100 ms bucket over the last second.
 #[derive(Debug, Clone)]
 pub struct RateMeter {
@@ -64,6 +68,15 @@ impl RateMeter {
         };
         self.advance(now);
         self.buckets[self.idx] += bytes as u64;
+    }
+
+    /// Whether the stream has flowed for a full window and is still flowing: its rate now is
+    /// its steady rate (not a young run's extrapolation, not the fading tail of a stopped one).
+    pub fn steady(&self, now: Instant) -> bool {
+        self.run.is_some_and(|(start, last)| {
+            now.saturating_duration_since(start) >= WINDOW
+                && now.saturating_duration_since(last) < STEADY_GAP
+        })
     }
 
     /// Bits per second over the last second, as of `now`; 0 while unknown (nothing sent, or a

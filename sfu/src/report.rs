@@ -6,6 +6,7 @@
 
 use serde::Serialize;
 
+use crate::downlink::Feedback;
 use crate::event::PeerCaps;
 use crate::ids::{PeerId, RoomId, TrackId};
 use crate::role::{TrackKind, TrackSource};
@@ -17,8 +18,11 @@ use crate::sfu::Sfu;
 pub struct PeerBandwidth {
     /// The peer.
     pub peer_id: PeerId,
-    /// Send-side estimate towards it, bit/s.
+    /// Send-side estimate towards it, bit/s (TWCC; without it what its reports allow, as
+    /// allocated).
     pub estimate_bps: Option<u64>,
+    /// How it reports back on its link.
+    pub feedback: Feedback,
     /// Its configured limits.
     pub caps: PeerCaps,
     /// Bit/s allocated in the last round.
@@ -82,7 +86,7 @@ impl Sfu {
     pub fn peer_bandwidth(&self, peer: PeerId) -> Option<PeerBandwidth> {
         let p = self.peers.get(&peer)?;
         let room = self.rooms.get(&p.room)?;
-        let d = p.last_decision.as_ref();
+        let d = p.downlink.last_decision.as_ref();
         let mut tracks: Vec<TrackBandwidth> = p
             .subs
             .values()
@@ -126,8 +130,9 @@ impl Sfu {
         Some(PeerBandwidth {
             peer_id: peer,
             // What allocation works with (estimate.rs).
-            estimate_bps: p.estimate.round(p.estimate_bps),
-            caps: p.caps,
+            estimate_bps: p.downlink.estimate_bps(),
+            feedback: p.downlink.feedback,
+            caps: p.downlink.caps,
             allocated_bps: d.map_or(0, |d| d.allocated_bps),
             probe_bps: d.and_then(|d| d.probe_bps),
             tracks,

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 
+use crate::downlink::Feedback;
 use crate::role::{Role, TrackKind, TrackSource};
 
 /// How the peer uses its connection.
@@ -44,6 +45,18 @@ pub(crate) struct Screened {
     pub sdp: String,
     pub rejected: Vec<RejectedMid>,
     pub accepted: HashMap<String, Accepted>,
+    /// How the client will report on the link it receives on.
+    pub feedback: Feedback,
+}
+
+/// The RTP header extension transport-wide congestion control needs (draft-holmer-rmcat).
+const TWCC_EXTENSION: &str = "transport-wide-cc-extensions";
+
+/// Whether an offer negotiates transport-wide congestion control: without its header
+/// extension no feedback can come, whatever the `rtcp-fb` lines say.
+pub(crate) fn offers_twcc(sdp: &str) -> bool {
+    sdp.lines()
+        .any(|l| l.starts_with("a=extmap:") && l.contains(TWCC_EXTENSION))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -196,6 +209,11 @@ pub(crate) fn screen_offer(
         sdp: out,
         rejected,
         accepted,
+        feedback: if offers_twcc(sdp) {
+            Feedback::Twcc
+        } else {
+            Feedback::Reports
+        },
     }
 }
 

@@ -12,6 +12,7 @@ use str0m::config::DtlsCert;
 
 use crate::config::SfuConfig;
 use crate::demux::Demux;
+use crate::downlink::Feedback;
 use crate::effects::Effects;
 use crate::error::SfuError;
 use crate::event::{LeaveReason, RoomSnapshot, SfuOutput};
@@ -82,9 +83,16 @@ impl Sfu {
         })
     }
 
-    /// A new str0m instance for a peer: ICE-lite, RTP mode, the shard's certificate.
-    pub(crate) fn build_rtc(&self, now: Instant) -> Rtc {
+    /// A new str0m instance for a peer: ICE-lite, RTP mode, the shard's certificate. Send-side
+    /// estimation (with str0m's pacer) only where the receiver gives TWCC feedback: without
+    /// it the estimator has nothing to learn from, and its pacer would hold media at a guessed
+    /// rate.
+    pub(crate) fn build_rtc(&self, now: Instant, feedback: Feedback) -> Rtc {
         let c = &self.config;
+        let bwe = match feedback {
+            Feedback::Twcc => Some(Bitrate::bps(c.initial_bitrate_bps)),
+            Feedback::Reports => None,
+        };
         Rtc::builder()
             .set_ice_lite(true)
             .set_rtp_mode(true)
@@ -95,7 +103,7 @@ impl Sfu {
             .enable_vp8(true)
             .enable_h264(c.enable_h264)
             .enable_vp9(c.enable_vp9)
-            .enable_bwe(Some(Bitrate::bps(c.initial_bitrate_bps)))
+            .enable_bwe(bwe)
             // NACK, PLI and loss totals per stream for the metrics (`stats.rs`), and the
             // current bandwidth estimate for allocation (`estimate.rs`).
             .set_stats_interval(Some(STATS_EVERY))

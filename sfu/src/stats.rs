@@ -244,7 +244,7 @@ impl Sfu {
             }
             s.peers_connected += u64::from(p.connected);
             s.subscriptions += p.subs.len() as u64;
-            if let Some(bps) = p.estimate.round(p.estimate_bps) {
+            if let Some(bps) = p.downlink.estimate.round(p.downlink.average_bps) {
                 s.bwe_min_bps = if s.bwe_peers == 0 {
                     bps
                 } else {

@@ -130,7 +130,11 @@ impl Sfu {
             }
             PeerMode::Whip => return,
         }
+        let open = matches!(s.state, SubState::Open(_));
         p.subs.insert(track.track_id, s);
+        if open {
+            self.fx.allocate.push(sub);
+        }
         let room = p.room.clone();
         if let Some(t) = self
             .rooms

@@ -28,7 +28,10 @@ pub(crate) struct LayerIn {
     pub meter: RateMeter,
     /// Its RTP payload alone: the unit of str0m's estimate and pacer.
     pub payload: RateMeter,
-    /// Last measured rate while active, for planning when the layer is paused.
+    /// Its rate the last time it flowed steadily (a full second, packets still coming), for
+    /// planning while it is paused or restarting: an encoder layer that was just switched back
+    /// on sends a fraction of its rate for a moment, and a layer that stopped fades out of the
+    /// meter over a second; neither is what the layer costs.
     pub last_bps: u64,
     /// Since when no subscriber wants this layer.
     pub unwanted_since: Option<Instant>,
@@ -100,14 +103,18 @@ impl TrackIn {
     }
 
     /// A packet of `layer` arrived, with `payload` bytes of RTP payload, that costs `wire`
-    /// bytes on a subscriber's link (`fanout::wire_bytes`).
-    pub fn on_packet(&mut self, layer: usize, now: Instant, payload: usize, wire: usize) {
-        if let Some(l) = self.layers.get_mut(layer) {
-            l.packets += 1;
-            l.active = true;
-            l.meter.add(now, wire);
-            l.payload.add(now, payload);
-        }
+    /// bytes on a subscriber's link (`fanout::wire_bytes`). Returns whether the layer started
+    /// flowing with it (its first packet, or the first after a pause).
+    pub fn on_packet(&mut self, layer: usize, now: Instant, payload: usize, wire: usize) -> bool {
+        let Some(l) = self.layers.get_mut(layer) else {
+            return false;
+        };
+        l.packets += 1;
+        let started = !l.active;
+        l.active = true;
+        l.meter.add(now, wire);
+        l.payload.add(now, payload);
+        started
     }
 
     /// Wire and payload rates of `layer` over the last second (zeros if it is not flowing).
@@ -117,9 +124,9 @@ impl TrackIn {
             .map_or((0, 0), |l| (l.meter.bps(now), l.payload.bps(now)))
     }
 
-    /// What each layer costs on the wire, lowest first: measured while it flows, else its last measured
-    /// rate, else a nominal rate for its kind and rank. Kept increasing so the allocator's
-    /// steps are positive.
+    /// What each layer costs on the wire, lowest first: measured while it flows steadily, else
+    /// (restarting, stopping, paused) at least its last steady rate, else a nominal rate for
+    /// its kind and rank. Kept increasing so the allocator's steps are positive.
     pub fn layer_bps(&mut self, now: Instant) -> Vec<u64> {
         let kind = self.info.kind;
         let n = self.layers.len();
@@ -127,7 +134,8 @@ impl TrackIn {
         let mut floor = 0;
         for (i, l) in self.layers.iter_mut().enumerate() {
             let measured = l.meter.bps(now);
-            if measured > 0 {
+            let steady = measured > 0 && l.meter.steady(now);
+            if steady {
                 l.last_bps = measured;
             }
             let nominal = match kind {
@@ -135,7 +143,15 @@ impl TrackIn {
                 TrackKind::Audio => 64_000,
                 TrackKind::Video => nominal_video_bps(i, n),
             };
-            let bps = if l.last_bps > 0 { l.last_bps } else { nominal };
+            let bps = if steady {
+                measured
+            } else if l.last_bps > 0 {
+                l.last_bps.max(measured)
+            } else if measured > 0 {
+                measured
+            } else {
+                nominal
+            };
             floor = bps.max(floor + 1);
             out.push(floor);
         }
@@ -282,6 +298,36 @@ mod tests {
         let bps = t.layer_bps(t0 + Duration::from_millis(999));
         assert_eq!(bps[0], 150_000);
         assert!(bps[1] > bps[0] && bps[2] == 1_500_000, "{bps:?}");
+    }
+
+    #[test]
+    fn a_restarting_or_stopping_layer_is_planned_at_its_steady_rate() {
+        let rids = [Rid::from("q"), Rid::from("h"), Rid::from("f")];
+        let mut t = TrackIn::new(info(), Mid::from("1"), &rids, Duration::ZERO);
+        let t0 = Instant::now();
+        let ms = |m: u64| t0 + Duration::from_millis(m);
+        // f flows steadily at 1.2 Mbit/s (30 packets of 5000 bytes a second) for 2 s.
+        for i in 0..60 {
+            t.on_packet(2, ms(i * 33), 5000, 5000);
+        }
+        let steady = t.layer_bps(ms(1990))[2];
+        assert!((1_150_000..=1_250_000).contains(&steady), "{steady}");
+        // It stops (dynacast): over the next second the meter fades, the plan does not.
+        for m in [2200, 2500, 2800] {
+            assert_eq!(t.layer_bps(ms(m))[2], steady, "{m}");
+        }
+        // Switched back on 10 s later, the encoder ramps up from a fraction of its rate: the
+        // plan keeps the steady rate until the layer has run a full second.
+        for i in 0..20u64 {
+            t.on_packet(2, ms(12_000 + i * 33), 600, 600);
+        }
+        assert_eq!(t.layer_bps(ms(12_660))[2], steady);
+        // A full second at the new rate: that is its rate now (kept above the layer below).
+        for i in 20..40u64 {
+            t.on_packet(2, ms(12_000 + i * 33), 600, 600);
+        }
+        let now = t.layer_bps(ms(13_300));
+        assert_eq!(now[2], now[1] + 1, "{now:?}");
     }
 
     #[test]

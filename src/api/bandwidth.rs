@@ -5,7 +5,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State};
-use ketang_sfu::{LayerReport, PeerBandwidth, PublishedTrack, RoomId, TrackBandwidth};
+use ketang_sfu::{Feedback, LayerReport, PeerBandwidth, PublishedTrack, RoomId, TrackBandwidth};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -19,8 +19,14 @@ use crate::state::AppState;
 pub struct ParticipantBandwidth {
     #[schema(minimum = 1)]
     pub peer_id: u64,
-    /// Send-side (TWCC) estimate towards the participant, bit/s; null before the first one.
+    /// Estimated capacity towards the participant, bit/s: the send-side (TWCC) estimate, or
+    /// for a receiver without TWCC the limit its own reports set (REMB, loss, round trip);
+    /// null before the first one, or while such a receiver reports no trouble.
     pub estimate_bps: Option<u64>,
+    /// How the participant reports on its link: `twcc` (transport-wide congestion control,
+    /// as browsers do) or `reports` (receiver reports and perhaps REMB only: many players and
+    /// hardware decoders).
+    pub feedback: String,
     /// Most the server sends it, bit/s (classroom downlink, school budget share); null: no limit.
     pub down_cap_bps: Option<u64>,
     /// Most it should publish, bit/s (classroom uplink, school budget share); null: no limit.
@@ -103,6 +109,11 @@ pub fn view(p: PeerBandwidth) -> ParticipantBandwidth {
     ParticipantBandwidth {
         peer_id: p.peer_id.0,
         estimate_bps: p.estimate_bps,
+        feedback: match p.feedback {
+            Feedback::Twcc => "twcc",
+            Feedback::Reports => "reports",
+        }
+        .to_owned(),
         down_cap_bps: p.caps.down_bps,
         up_cap_bps: p.caps.up_bps,
         allocated_bps: p.allocated_bps,

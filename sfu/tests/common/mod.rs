@@ -61,6 +61,9 @@ pub struct Client {
     pub sent_frames: u64,
     /// Simulcast ladder of the camera: (rid, bytes per frame).
     pub ladder: Option<Vec<(&'static str, usize)>>,
+    /// Bytes per delta frame of a single-layer camera (keyframes are 3 times as large);
+    /// `None`: the default 1500 (about 360 kbit/s).
+    pub camera_bytes: Option<usize>,
     pub frame_no: u64,
     audio_no: u64,
     next_audio: Instant,
@@ -90,6 +93,11 @@ pub struct Net {
     /// If set, the next joining client publishes its camera in simulcast with these layers:
     /// (rid, bytes per frame), lowest first.
     pub simulcast: Option<Vec<(&'static str, usize)>>,
+    /// Bytes per delta frame of the next joining client's single-layer camera.
+    pub camera_bytes: Option<usize>,
+    /// Whether the next joining client negotiates transport-wide congestion control (as
+    /// browsers do); without it, it sends only receiver reports, as many players do.
+    pub twcc: bool,
     sfu_deadline: Instant,
     next_peer: u64,
     /// Every event the SFU produced, for assertions.
@@ -128,6 +136,8 @@ impl Net {
             mode: LessonMode::Open,
             caps: Default::default(),
             simulcast: None,
+            camera_bytes: None,
+            twcc: true,
             sfu_deadline: now,
             next_peer: 1,
             sfu_events: Vec::new(),
@@ -154,9 +164,19 @@ impl Net {
         let addr: SocketAddr = format!("10.0.1.{}:5000", idx + 1).parse().unwrap();
         // Receive statistics every 100 ms: packet arrival per m-line, whatever the frame
         // assembly does with the packets.
-        let mut rtc = Rtc::builder()
-            .set_stats_interval(Some(Duration::from_millis(100)))
-            .build(self.now);
+        let mut builder = Rtc::builder().set_stats_interval(Some(Duration::from_millis(100)));
+        if !self.twcc {
+            use str0m::rtp::Extension;
+            builder = builder
+                .clear_extension_map()
+                .set_extension(1, Extension::AudioLevel)
+                .set_extension(2, Extension::AbsoluteSendTime)
+                .set_extension(4, Extension::RtpMid)
+                .set_extension(10, Extension::RtpStreamId)
+                .set_extension(11, Extension::RepairedRtpStreamId)
+                .set_extension(13, Extension::VideoOrientation);
+        }
+        let mut rtc = builder.build(self.now);
         rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
         let mut api = rtc.sdp_api();
         let mut send = Vec::new();
@@ -226,6 +246,7 @@ impl Net {
             keyframe_wanted: true,
             sent_frames: 0,
             ladder: self.simulcast.clone(),
+            camera_bytes: self.camera_bytes,
             frame_no: 0,
             audio_no: 0,
             next_audio: now,
@@ -639,6 +660,12 @@ fn send_media(c: &mut Client, now: Instant) {
             }
             if src != TrackSource::Mic {
                 let t = c.frame_no * 3000;
+                let frame = match (src, c.camera_bytes) {
+                    (TrackSource::Camera, Some(size)) => {
+                        vec_frame(key, c.frame_no, if key { size * 3 } else { size })
+                    }
+                    _ => frame.clone(),
+                };
                 write_frame(
                     c,
                     mid,
@@ -728,4 +755,27 @@ pub fn vp8_frame(key: bool, n: u64) -> Vec<u8> {
     let size = if key { 6000 } else { 1500 };
     v.extend((0..size).map(|i| (i as u64 ^ n) as u8));
     v
+}
+
+impl Net {
+    /// What `name` received on its m-lines of `kind`, whatever track they carry (WHEP players
+    /// have fixed m-lines and no server offers to name their tracks).
+    pub fn rx_of_kind(&self, name: &str, kind: MediaKind) -> Vec<&RxCount> {
+        let c = self.client(name);
+        c.rx.iter()
+            .filter(|(mid, _)| c.rtc.media(**mid).is_some_and(|m| m.kind() == kind))
+            .map(|(_, r)| r)
+            .collect()
+    }
+
+    /// Frames `name` received on its m-lines of `kind`: (arrival, bytes), in order.
+    pub fn frames_of_kind(&self, name: &str, kind: MediaKind) -> Vec<(Instant, usize)> {
+        let mut v: Vec<(Instant, usize)> = self
+            .rx_of_kind(name, kind)
+            .into_iter()
+            .flat_map(|r| r.log.iter().copied())
+            .collect();
+        v.sort();
+        v
+    }
 }

@@ -1,0 +1,172 @@
+//! Players that give no transport-wide feedback (aiortc, GStreamer, hardware decoders: RTCP
+//! receiver reports only, sometimes REMB): they get every packet a link carries at once, the
+//! best layer from the start, and a single video layer is paused only when loss shows the link
+//! cannot carry it, and comes back by itself. Seeded `str0m-netem` links, virtual clock.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Net;
+use ketang_sfu::{Feedback, PeerMode, Role, TrackSource};
+use str0m::media::MediaKind;
+use str0m_netem::{Bitrate, DataSize, NetemConfig};
+
+const MIC_CAM: &[TrackSource] = &[TrackSource::Mic, TrackSource::Camera];
+/// A single-layer camera at about 1.5 Mbit/s: 6250 bytes a frame at 30 fps.
+const CAMERA_1500K: usize = 6250;
+
+/// A player without TWCC watching a teacher who publishes one layer of `camera` bytes a frame.
+fn broadcast(camera: usize) -> Net {
+    let mut net = Net::new();
+    net.camera_bytes = Some(camera);
+    net.join("teacher", Role::Teacher, MIC_CAM);
+    net.run_for(Duration::from_secs(1));
+    net.twcc = false;
+    net.join_mode("player", Role::Viewer, &[], PeerMode::Whep);
+    net
+}
+
+/// A bottleneck of `kbps`, 20 ms one way, with a router queue of 250 ms at that rate.
+fn link(kbps: u64) -> NetemConfig {
+    let queue = (kbps * 1000 / 8 / 4).max(15_000);
+    NetemConfig::new()
+        .latency(Duration::from_millis(20))
+        .link(Bitrate::kbps(kbps), DataSize::bytes(queue as i64))
+        .seed(9)
+}
+
+/// The longest stretch without a frame in `log` between `from` and `to`.
+fn max_gap(log: &[(Instant, usize)], from: Instant, to: Instant) -> Duration {
+    let times: Vec<Instant> = log
+        .iter()
+        .map(|(t, _)| *t)
+        .filter(|t| *t >= from && *t <= to)
+        .collect();
+    let mut gap = times.first().map_or(to - from, |f| *f - from);
+    for w in times.windows(2) {
+        gap = gap.max(w[1] - w[0]);
+    }
+    gap.max(times.last().map_or(Duration::ZERO, |l| to - *l))
+}
+
+#[test]
+fn a_player_without_twcc_is_served_unpaced_and_gets_every_frame_at_once() {
+    let mut net = broadcast(CAMERA_1500K);
+    let joined = net.now;
+    let player = net.client("player").peer;
+    let sent_before = net.client("teacher").frame_no;
+    net.run_for(Duration::from_secs(30));
+    let bw = net
+        .sfu
+        .peer_bandwidth(player)
+        .expect("the player is in the room");
+    assert_eq!(bw.feedback, Feedback::Reports);
+    let frames = net.frames_of_kind("player", MediaKind::Video);
+    let first = frames.first().map(|(t, _)| *t).expect("no video arrived");
+    let sent = net.client("teacher").frame_no - sent_before;
+    let got = frames.len() as u64;
+    let gap = max_gap(&frames, first, net.now - Duration::from_millis(100));
+    eprintln!(
+        "first frame {:?} after joining; {got} of {sent} frames; longest gap {gap:?}",
+        first - joined
+    );
+    // Connecting (ICE, DTLS) on 0 ms links takes a few rounds; then the keyframe requested
+    // for the new subscriber, not a slow start.
+    assert!(
+        first - joined < Duration::from_millis(150),
+        "{:?}",
+        first - joined
+    );
+    // Every frame after the first keyframe (the frames in flight while connecting may be
+    // missed): ≥ 99.9 % of what was sent, no stall.
+    assert!(got * 1000 >= (sent - 3) * 999, "{got} of {sent} frames");
+    assert!(
+        gap < Duration::from_millis(100),
+        "the video stalled for {gap:?}"
+    );
+}
+
+#[test]
+fn a_player_without_twcc_gets_the_top_simulcast_layer_from_the_start() {
+    let mut net = Net::new();
+    net.simulcast = Some(vec![("q", 600), ("h", 2000), ("f", 5000)]);
+    net.join("teacher", Role::Teacher, MIC_CAM);
+    net.run_for(Duration::from_secs(1));
+    net.twcc = false;
+    net.simulcast = None;
+    net.join_mode("player", Role::Viewer, &[], PeerMode::Whep);
+    net.run_for(Duration::from_secs(5));
+    let player = net.client("player").peer;
+    let bw = net.sfu.peer_bandwidth(player).unwrap();
+    let video = bw.tracks.iter().find(|t| t.layers == 3).expect("camera");
+    assert_eq!(video.current, Some(2), "{bw:?}");
+    // And it got there without stepping up: f frames (5000 bytes, 15000 for keyframes) from
+    // the first frame on.
+    let frames = net.frames_of_kind("player", MediaKind::Video);
+    let small = frames.iter().filter(|(_, b)| *b < 4000).count();
+    assert!(
+        small <= 2,
+        "{small} frames of lower layers before the top one"
+    );
+}
+
+#[test]
+fn loss_pauses_a_single_layer_the_link_cannot_carry_and_its_return_resumes_it() {
+    let mut net = broadcast(CAMERA_1500K);
+    net.shape_down("player", link(5000));
+    net.run_for(Duration::from_secs(5));
+    // The link falls to 1 Mbit/s, below the 1.5 Mbit/s camera.
+    net.shape_down("player", link(1000));
+    let cut = net.now;
+    let tick = Duration::from_millis(100);
+    let mut paused_at = None;
+    for k in 1..=150u32 {
+        net.run_for(tick);
+        let bw = net.sfu.peer_bandwidth(net.client("player").peer).unwrap();
+        let video = bw
+            .tracks
+            .iter()
+            .find(|t| t.layers == 1 && t.source == TrackSource::Camera);
+        if paused_at.is_none() && video.is_some_and(|v| v.target.is_none()) {
+            paused_at = Some(tick * k);
+        }
+    }
+    let paused_at = paused_at.expect("the video was never paused on a 1 Mbit/s link");
+    let audio = net.frames_of_kind("player", MediaKind::Audio);
+    let audio_gap = max_gap(&audio, cut, net.now);
+    eprintln!("paused {paused_at:?} after the drop; longest audio gap {audio_gap:?}");
+    assert!(
+        paused_at <= Duration::from_secs(3),
+        "paused after {paused_at:?}"
+    );
+    assert!(
+        audio_gap < Duration::from_secs(1),
+        "audio stopped for {audio_gap:?}"
+    );
+
+    // The link returns: the video is back within 5 s, and stays.
+    net.shape_down("player", link(5000));
+    let back = net.now;
+    net.run_for(Duration::from_secs(12));
+    let video = net.frames_of_kind("player", MediaKind::Video);
+    let resumed = video
+        .iter()
+        .map(|(t, _)| *t)
+        .find(|t| *t >= back)
+        .expect("the video never resumed");
+    let gap = max_gap(&video, resumed, net.now);
+    eprintln!(
+        "resumed {:?} after the link returned; longest gap since {gap:?}",
+        resumed - back
+    );
+    assert!(
+        resumed - back <= Duration::from_secs(5),
+        "{:?}",
+        resumed - back
+    );
+    assert!(
+        gap < Duration::from_millis(500),
+        "gap {gap:?} after resuming"
+    );
+}

@@ -1,11 +1,14 @@
-// Real network, real browsers (issue 6): a teacher in Chromium publishes the camera in three
-// simulcast layers (q 320x180, h 640x360, f 1280x720) over WHIP; a second Chromium in its own
-// network namespace watches over WHEP through a veth whose host side is shaped with `tc tbf`:
-// 5 Mbit/s, then 800 kbit/s, then 5 Mbit/s again. The subscriber's getStats shows the picture
-// height follow the link down and back up, with little freezing (W3C `totalFreezesDuration`).
+// Real network, real browsers (issues 6 and 11): a teacher on the room page in Chromium
+// publishes the camera in three simulcast layers (q 320x180, h 640x360, f 1280x720), with
+// dynacast on (the server tells the page which layers anyone needs); a second Chromium in its
+// own network namespace watches over WHEP through a veth whose host side is shaped with
+// `tc tbf`: 5 Mbit/s, then 800 kbit/s, then 5 Mbit/s again. The subscriber's getStats shows
+// the picture height follow the link down and back up, with little freezing (W3C
+// `totalFreezesDuration`), and never the top layer on the slow link once it has settled:
+// dynacast switching the unneeded top layer off must not make it look cheap when it restarts.
 //
-// The pages use the browser's WebRTC API directly (not the room app), so what is measured is
-// the SFU's allocation and nothing of the app's layout.
+// The subscriber uses the browser's WebRTC API directly (not the room app), so what is
+// measured is the SFU's allocation and nothing of the app's layout.
 //
 // KETANG_BANDWIDTH_DOC=DIR writes the measured timeline (timeline.json) and a plot
 // (timeline.svg) into DIR, for docs/bandwidth.md.
@@ -17,7 +20,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 
-import { launchBrowser } from '../lib/browser.mjs';
+import { launchBrowser, openPage, PageLog } from '../lib/browser.mjs';
 import { NetNs } from '../lib/netns.mjs';
 import { startServer } from '../lib/server.mjs';
 import { sleep, waitFor } from '../lib/util.mjs';
@@ -69,34 +72,6 @@ async function shape(dev, rate, first) {
   await tc('qdisc', first ? 'add' : 'change', 'dev', dev, 'root', 'tbf', 'rate', rate, 'burst', '20kb', 'latency', '100ms');
 }
 
-// Runs in the teacher's page: the camera at 1280x720 in three layers, published over WHIP.
-async function publish({ room, token }) {
-  const stream = await navigator.mediaDevices.getUserMedia({
-    audio: true,
-    video: { width: 1280, height: 720, frameRate: 30 },
-  });
-  const video = stream.getVideoTracks()[0];
-  const pc = new RTCPeerConnection();
-  pc.addTransceiver(stream.getAudioTracks()[0], { direction: 'sendonly' });
-  pc.addTransceiver(video, {
-    direction: 'sendonly',
-    sendEncodings: [
-      { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 },
-      { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 },
-      { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
-    ],
-  });
-  await pc.setLocalDescription(await pc.createOffer());
-  const res = await fetch(`/whip/${room}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/sdp', authorization: `Bearer ${token}` },
-    body: pc.localDescription.sdp,
-  });
-  if (res.status !== 201) throw new Error(`WHIP ${res.status}: ${await res.text()}`);
-  await pc.setRemoteDescription({ type: 'answer', sdp: await res.text() });
-  window.ketangPc = pc;
-}
-
 // Runs in the subscriber's page (inside the namespace): WHEP, video shown in a <video>.
 async function watch({ room, token }) {
   const pc = new RTCPeerConnection();
@@ -122,13 +97,12 @@ async function watch({ room, token }) {
   window.ketangPc = pc;
 }
 
-// Runs in the teacher's page: each simulcast layer as the encoder sends it.
+// Runs in the teacher's room page: each simulcast layer of the camera as the encoder sends it.
 async function outbound() {
   const out = {};
-  for (const s of (await window.ketangPc.getStats()).values()) {
-    if (s.type === 'outbound-rtp' && s.kind === 'video') {
-      out[s.rid ?? '-'] = { h: s.frameHeight ?? 0, fps: s.framesPerSecond ?? 0, limit: s.qualityLimitationReason };
-    }
+  for (const s of await window.ketang.outboundVideoStats()) {
+    if (s.source !== 'camera') continue;
+    out[s.rid ?? '-'] = { active: s.active, h: s.frameHeight ?? 0, sent: s.framesSent ?? 0, limit: s.qualityLimitationReason };
   }
   return out;
 }
@@ -208,9 +182,12 @@ describe('bandwidth adaptation on a shaped link', { timeout: 180_000 }, () => {
     const viewer = await server.mintToken({ room, role: 'viewer', name: 'Class 3' });
 
     await shape(ns.hostIf, PHASES[0][1], true);
-    const pub = await hostBrowser.newPage();
-    await pub.goto(`${server.baseUrl}/healthz`);
-    await pub.evaluate(publish, { room, token: teacher });
+    const log = new PageLog();
+    const { page: pub } = await openPage(hostBrowser, server.roomUrl(room, teacher), { label: 'teacher', log });
+    await waitFor('the teacher to join', async () => {
+      const s = await pub.evaluate(() => ({ state: window.ketang?.state, pc: window.ketang?.connectionState }));
+      return { ok: s.state === 'joined' && s.pc === 'connected', seen: s };
+    }, { timeoutMs: 20_000 });
     const sub = await nsBrowser.newPage();
     await sub.goto(`http://${ns.hostIp}:${server.httpPort}/healthz`);
     await sub.evaluate(watch, { room, token: viewer });

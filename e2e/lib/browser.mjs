@@ -5,6 +5,8 @@
 
 import { chromium } from 'playwright-core';
 
+import { trustArgs } from './server.mjs';
+
 export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 
 export const CHROMIUM_ARGS = [
@@ -23,14 +25,16 @@ export const CHROMIUM_ARGS = [
 
 /**
  * Launch chromium. `executablePath` may be a wrapper script (e.g. one that runs chromium in
- * another network namespace: playwright talks to it over stdio pipes); `extraArgs` are added.
+ * another network namespace: playwright talks to it over stdio pipes); `extraArgs` are added,
+ * and so are the flags trusting the HTTPS test servers started before (`trustArgs`).
  *
  * Screen capture: with `--use-fake-device-for-media-stream` and `--use-fake-ui-for-media-stream`
  * (both above), getDisplayMedia() is answered without a picker by chromium's fake desktop
  * capturer ("screen:-3:0", 1280x720 moving frames), so the page's real screen-share code runs.
  */
 export async function launchBrowser({ executablePath = CHROMIUM, extraArgs = [] } = {}) {
-  return chromium.launch({ executablePath, headless: true, args: [...CHROMIUM_ARGS, ...extraArgs], timeout: 30_000 });
+  const args = [...CHROMIUM_ARGS, ...trustArgs(), ...extraArgs];
+  return chromium.launch({ executablePath, headless: true, args, timeout: 30_000 });
 }
 
 /** Collects page console errors, page errors and WebSocket opens for the test log. */

@@ -3,6 +3,8 @@
 
 pub mod error;
 mod pages;
+pub mod serve;
+pub mod tls;
 mod whip;
 
 use axum::Router;
@@ -45,7 +47,9 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(pages::index))
         .route("/r/{room}", get(pages::room_page))
         .route("/r/{room}/session", get(pages::session_claims))
-        .route("/ws", get(ws_handler))
+        // HTTP/1.1 upgrades with GET; over HTTP/2 (HTTPS) browsers open WebSockets on the
+        // same connection with an extended CONNECT (RFC 8441).
+        .route("/ws", get(ws_handler).connect(ws_handler))
         .route("/healthz", get(pages::healthz))
         .route("/readyz", get(crate::metrics::ready::handler))
         .route("/metrics", get(crate::metrics::handler))

@@ -91,6 +91,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         config.http.public_url = Some(format!("{scheme}://{http_addr}"));
     }
     warn_if_cameras_refused(&config);
+    crate::http::serve::ensure_open_files(config.http.max_connections);
     let limits = crate::http::serve::Limits {
         header_read_timeout: config.http.header_read_timeout,
         max_connections: config.http.max_connections,

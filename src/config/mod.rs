@@ -106,6 +106,9 @@ pub struct HttpConfig {
     pub body_read_timeout: Duration,
     /// Open connections (WebSockets included) beyond this are refused.
     pub max_connections: usize,
+    /// Origins allowed to show Ketang's pages in a frame (CSP `frame-ancestors`); none when
+    /// empty.
+    pub frame_ancestors: Vec<String>,
 }
 
 impl Default for HttpConfig {
@@ -118,6 +121,7 @@ impl Default for HttpConfig {
             header_read_timeout: Duration::from_secs(15),
             body_read_timeout: Duration::from_secs(30),
             max_connections: 10_000,
+            frame_ancestors: Vec::new(),
         }
     }
 }

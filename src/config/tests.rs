@@ -79,6 +79,25 @@ fn each_validation_error_names_its_key() {
         ),
         ("[http]\npublic_url = \"https://\"", "http.public_url"),
         ("[http]\nlisten = \"not an address\"", "http.listen"),
+        ("[http]\ntls_cert = \"c.pem\"", "http.tls_key"),
+        ("[http]\ntls_key = \"k.pem\"", "http.tls_cert"),
+        (
+            "[http]\nheader_read_timeout = \"0s\"",
+            "http.header_read_timeout",
+        ),
+        (
+            "[http]\nbody_read_timeout = \"1h\"",
+            "http.body_read_timeout",
+        ),
+        ("[http]\nmax_connections = 3", "http.max_connections"),
+        (
+            "[http]\nframe_ancestors = [\"https://a.cn; script-src *\"]",
+            "http.frame_ancestors",
+        ),
+        (
+            "[http]\nframe_ancestors = [\"portal.cn\"]",
+            "http.frame_ancestors",
+        ),
         (
             "[media]\nlisten = \"127.0.0.1:65535\"\nshards = 2",
             "media.listen",

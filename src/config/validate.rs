@@ -151,6 +151,10 @@ impl Config {
                 return Err(ConfigError::invalid(key, "must be between 1s and 10m"));
             }
         }
+        for origin in &http.frame_ancestors {
+            check_frame_ancestor(origin)
+                .map_err(|m| ConfigError::invalid("http.frame_ancestors", m))?;
+        }
         if http.max_connections < 16 {
             return Err(ConfigError::invalid(
                 "http.max_connections",
@@ -205,6 +209,30 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// An origin allowed to frame the pages: `'self'`, or `https://host[:port]` (`http://` for
+/// tests), nothing a CSP could read as another directive.
+fn check_frame_ancestor(origin: &str) -> Result<(), String> {
+    if origin == "'self'" {
+        return Ok(());
+    }
+    let rest = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+        .ok_or_else(|| {
+            format!("{origin:?}: give an origin such as https://portal.school.cn, or 'self'")
+        })?;
+    let ok = !rest.is_empty()
+        && rest
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '*' | '[' | ']'));
+    if !ok {
+        return Err(format!(
+            "{origin:?}: an origin is scheme://host[:port], without path, spaces or ';'"
+        ));
+    }
+    Ok(())
 }
 
 /// Checks a base URL for room links: `http(s)://` followed by a host. Shared with the CLI's

@@ -1,7 +1,9 @@
 //! The HTTP surface: pages, signaling upgrade, WHIP/WHEP, health, and the admin API
 //! (`crate::api`). `router` builds it without binding a socket, so tests can drive it directly.
 
+mod body;
 pub mod error;
+pub mod headers;
 mod pages;
 pub mod serve;
 pub mod tls;
@@ -16,6 +18,11 @@ use tower_http::trace::TraceLayer;
 
 use crate::signaling::ws_handler;
 use crate::state::AppState;
+
+/// A page of the embedded web client, by its file name (`admin.html`), or 404.
+pub(crate) fn embedded_page(name: &str) -> axum::response::Response {
+    pages::page(name)
+}
 
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.signaling.max_sdp_bytes + 1024;
@@ -58,6 +65,14 @@ pub fn router(state: AppState) -> Router {
         .route("/static/{*path}", get(pages::static_file))
         .merge(ingest)
         .merge(crate::api::router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.config.http.body_read_timeout,
+            body::deadline,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            headers::SecurityHeaders::new(&state.config.http.frame_ancestors),
+            headers::add,
+        ))
         .layer(TraceLayer::new_for_http())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -286,3 +286,61 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Slotted<T> {
         Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 }
+
+/// Raises the soft open-files limit to the hard one when it is below what `max_connections`
+/// needs (plus room for the database, recordings and media sockets), and says so when even
+/// the hard limit is too low: past it, connections fail at `accept` instead of being refused.
+pub fn ensure_open_files(max_connections: usize) {
+    const SPARE: u64 = 512;
+    let wanted = u64::try_from(max_connections)
+        .unwrap_or(u64::MAX)
+        .saturating_add(SPARE);
+    match rlimit::raise_nofile(wanted) {
+        Ok(limit) if limit < wanted => tracing::warn!(
+            "the open-files limit is {limit}, below http.max_connections ({max_connections}) \
+             plus {SPARE}: raise it (ulimit -n, LimitNOFILE= in a systemd unit) or lower \
+             http.max_connections"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::debug!("cannot read the open-files limit: {e}"),
+    }
+}
+
+#[cfg(unix)]
+#[allow(unsafe_code)]
+mod rlimit {
+    //! `getrlimit`/`setrlimit` for `RLIMIT_NOFILE`: each call passes a pointer to a local
+    //! struct that outlives it.
+
+    /// Raises the soft limit towards `wanted` (at most to the hard limit); the new soft limit.
+    pub fn raise_nofile(wanted: u64) -> std::io::Result<u64> {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: `lim` is a valid, writable rlimit for the duration of the call.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let target = wanted.min(lim.rlim_max);
+        if lim.rlim_cur >= target {
+            return Ok(lim.rlim_cur);
+        }
+        let raised = libc::rlimit {
+            rlim_cur: target,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: `raised` is a valid rlimit for the duration of the call.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+            return Ok(lim.rlim_cur);
+        }
+        Ok(target)
+    }
+}
+
+#[cfg(not(unix))]
+mod rlimit {
+    pub fn raise_nofile(_wanted: u64) -> std::io::Result<u64> {
+        Ok(u64::MAX)
+    }
+}

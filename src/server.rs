@@ -155,11 +155,7 @@ fn open_certificates(
 /// from other machines works for watching but not for classrooms.
 fn warn_if_cameras_refused(config: &Config) {
     let http = &config.http;
-    let https_in_front = http
-        .public_url
-        .as_deref()
-        .is_some_and(|u| u.starts_with("https://"));
-    if !http.listen.ip().is_loopback() && !http.tls() && !https_in_front {
+    if http.cameras_refused() {
         tracing::warn!(
             "HTTP on {} without TLS: browsers on other machines will refuse cameras and              microphones on plain http:// pages. Set http.tls_cert and http.tls_key (try              `ketang cert --host NAME_OR_IP --out DIR`), or put an HTTPS proxy in front and              set http.public_url to its https:// address",
             http.listen

@@ -73,12 +73,8 @@ impl Sfu {
         room.peers.push(req.peer);
         self.demux.add_peer(req.peer, peer.local_ufrag.clone());
         self.peers.insert(req.peer, peer);
-        let joined = Activity::Joined {
-            role: req.role,
-            classroom: req.classroom.clone(),
-            name: req.name.clone(),
-        };
-        self.fx.activity(&req.room, req.peer, joined);
+        // Attendance hears of it when its media connects (`Peer::on_event`): presence means
+        // media.
         for other in others {
             if self.hears_of(other, &info) {
                 self.fx
@@ -221,12 +217,25 @@ impl Sfu {
         for t in old_tracks {
             self.remove_track(&room_id, t);
         }
-        let deadline = now + self.config.connect_timeout;
         let Some(p) = self.peers.get_mut(&peer) else {
             return Err(SfuError::UnknownPeer(peer));
         };
         let info = p.info.clone();
+        // The new connection continues the old one's presence: it is silent since the old
+        // one's last datagram and has what is left of the grace (or of the first connection's
+        // deadline) to carry media, so replacing connections cannot keep a peer without media.
+        let carried = p.connected || p.carried;
+        let deadline = if carried {
+            (now + self.config.connect_timeout).min(p.last_rx + p.grace)
+        } else {
+            p.connect_deadline
+        };
         let mut fresh = Peer::new(peer, room_id.clone(), info, mode, rtc, deadline, now);
+        fresh.carried = carried;
+        if carried {
+            fresh.last_rx = p.last_rx;
+            fresh.reconnecting = p.reconnecting;
+        }
         // Keep the subscriptions (their tracks still exist) but offer them anew.
         for (id, mut sub) in std::mem::take(&mut p.subs) {
             sub.state = SubState::Wanted;

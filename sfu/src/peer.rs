@@ -21,6 +21,11 @@ use crate::effects::{Effects, Forward};
 /// No datagram for this long marks a connected peer as reconnecting. Browsers send RTCP and
 /// consent checks several times a second, so a quiet peer has lost its network.
 const SILENCE: std::time::Duration = std::time::Duration::from_secs(4);
+
+/// How long a peer whose media stopped (or whose signaling dropped) keeps its place: it leaves
+/// as `disconnected` when nothing has arrived from it for this long. The one grace of
+/// docs/protocol.md §4.3a; a fresh connection that replaces a silent one does not restart it.
+pub const GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 use crate::event::{Activity, LeaveReason, ParticipantInfo, PeerEvent, SfuOutput, Transmit};
 use crate::ids::{PeerId, RoomId, TrackId};
 use crate::role::{TrackKind, TrackSource};
@@ -55,6 +60,9 @@ pub(crate) struct Peer {
     pub detached_since: Option<Instant>,
     /// How long a silent or detached peer is kept for its return.
     pub grace: std::time::Duration,
+    /// This connection replaces one that had media (`Sfu::rejoin`): the peer is present
+    /// since then, and its presence goes on only if media arrives on this one too.
+    pub carried: bool,
 
     // ---- bandwidth ----
     /// str0m's latest 3 s average of the send-side estimate towards this peer (TWCC), bit/s.
@@ -124,7 +132,8 @@ impl Peer {
             last_rx: now,
             reconnecting: false,
             detached_since: None,
-            grace: std::time::Duration::from_secs(30),
+            grace: GRACE,
+            carried: false,
             estimate_bps: None,
             estimate: Default::default(),
             caps: Default::default(),
@@ -182,6 +191,20 @@ impl Peer {
             Event::Connected => {
                 self.connected = true;
                 fx.send_to_peer(self.id, PeerEvent::Connected);
+                // Presence means media: a participant counts from its first connection, and a
+                // silent one is back once a replacement connection carries media.
+                if !self.carried {
+                    let joined = Activity::Joined {
+                        role: self.info.role,
+                        classroom: self.info.classroom.clone(),
+                        name: self.info.name.clone(),
+                    };
+                    fx.activity(&self.room, self.id, joined);
+                } else if self.reconnecting {
+                    self.reconnecting = false;
+                    fx.floor_changed.push(self.id);
+                    fx.activity(&self.room, self.id, Activity::Resumed);
+                }
             }
             // Consent checks stopped. The peer may come back (the network returned, or an ICE
             // restart): the silence and grace timers decide when it is gone.
@@ -243,6 +266,10 @@ impl Peer {
     /// The SFU's own deadline for this peer: connect timeout, silence, grace, allocation.
     fn own_deadline(&self) -> Instant {
         if !self.connected {
+            // A replacement connection shows its peer reconnecting once silence says so.
+            if self.carried && !self.reconnecting {
+                return self.connect_deadline.min(self.last_rx + SILENCE);
+            }
             return self.connect_deadline;
         }
         let alloc = if self.subs.is_empty() {
@@ -261,13 +288,14 @@ impl Peer {
         t.min(alloc)
     }
 
-    /// Checks silence and grace; `Some(true/false)` when `reconnecting` changed.
+    /// Checks silence and grace; `Some(true/false)` when `reconnecting` changed. A connection
+    /// not yet up is bounded by its connect deadline (`handle_timeout`) instead of the grace.
     fn check_liveness(&mut self, now: Instant, fx: &mut Effects) -> Option<bool> {
-        if !self.connected {
+        if !self.connected && !self.carried {
             return None;
         }
         if self.detached_since.is_some_and(|d| now >= d + self.grace)
-            || (self.reconnecting && now >= self.last_rx + self.grace)
+            || (self.connected && self.reconnecting && now >= self.last_rx + self.grace)
         {
             fx.leaving.push((self.id, LeaveReason::Disconnected));
             return None;
@@ -317,7 +345,9 @@ impl Peer {
             tracing::debug!(peer = %self.id, "dropped datagram: {e}");
         }
         self.last_rx = now;
-        if self.reconnecting {
+        // Connectivity checks of a replacement connection are not media yet: it is back when
+        // it connects (`Event::Connected`).
+        if self.reconnecting && self.connected {
             self.reconnecting = false;
             fx.floor_changed.push(self.id);
             fx.activity(&self.room, self.id, Activity::Resumed);

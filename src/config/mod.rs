@@ -131,6 +131,16 @@ impl HttpConfig {
     pub fn tls(&self) -> bool {
         self.tls_cert.is_some() && self.tls_key.is_some()
     }
+
+    /// Whether browsers on other machines would refuse cameras: plain HTTP reached beyond
+    /// loopback, with no HTTPS proxy in front (`public_url`) either.
+    pub fn cameras_refused(&self) -> bool {
+        let https_in_front = self
+            .public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"));
+        !self.listen.ip().is_loopback() && !self.tls() && !https_in_front
+    }
 }
 
 /// `[media]`

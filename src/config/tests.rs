@@ -221,3 +221,19 @@ fn the_database_password_is_not_printed() {
     let err = from_toml("[database]\nurl = \"mysql://ketang:hunter2@db/ketang\"").unwrap_err();
     assert!(!err.to_string().contains("hunter2"), "{err}");
 }
+
+#[test]
+fn plain_http_beyond_loopback_is_flagged_for_cameras() {
+    let http = |toml: &str| from_toml(toml).expect("valid").http;
+    assert!(!http("").cameras_refused(), "loopback is fine");
+    assert!(http("[http]\nlisten = \"0.0.0.0:8080\"").cameras_refused());
+    assert!(
+        http("[http]\nlisten = \"192.168.1.20:8080\"\npublic_url = \"http://192.168.1.20:8080\"")
+            .cameras_refused()
+    );
+    let proxied = "[http]\nlisten = \"0.0.0.0:8080\"\npublic_url = \"https://ketang.school.cn\"";
+    assert!(!http(proxied).cameras_refused());
+    let tls = "[http]\nlisten = \"0.0.0.0:8443\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"";
+    assert!(!http(tls).cameras_refused());
+    assert!(http(tls).tls());
+}

@@ -20,6 +20,8 @@ command -v node >/dev/null || missing+=(nodejs npm)
 command -v curl >/dev/null || missing+=(curl)
 # ip and tc: network namespaces and link shaping in the browser tests.
 { command -v ip >/dev/null && command -v tc >/dev/null; } || missing+=(iproute2)
+# nft: silent network cuts (packets dropped, link up) in the outage test.
+command -v nft >/dev/null || missing+=(nftables)
 # cmake builds the bundled libopus (recording); ffmpeg/ffprobe check the recorded files.
 command -v cmake >/dev/null || missing+=(cmake)
 command -v ffprobe >/dev/null || missing+=(ffmpeg)

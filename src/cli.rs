@@ -1,5 +1,5 @@
 //! The `ketang` command line: `serve` runs the server, `token` mints room links, `admin
-//! create-key` makes an admin API key.
+//! create-key` makes an admin API key, `cert` writes a self-signed HTTPS certificate.
 //!
 //! The logic lives here rather than in `main.rs` so that it is testable and `main` stays a
 //! one-liner. Exit codes: 0 success, 1 runtime or configuration failure, 2 bad arguments.
@@ -34,6 +34,25 @@ pub enum Command {
     Config(ServeArgs),
     /// Administration of the schedule database.
     Admin(AdminArgs),
+    /// Write a self-signed HTTPS certificate for trials on a LAN, and say how to trust it.
+    Cert(CertArgs),
+}
+
+/// `ketang cert`
+#[derive(Debug, Args)]
+pub struct CertArgs {
+    /// A name or IP address classrooms use to reach the server (repeat for several).
+    #[arg(long = "host", value_name = "NAME_OR_IP", required = true)]
+    pub hosts: Vec<String>,
+    /// Directory to write cert.pem and key.pem into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Days of validity.
+    #[arg(long, default_value_t = 365)]
+    pub days: u32,
+    /// Replace cert.pem and key.pem if they exist.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `ketang admin`
@@ -111,6 +130,21 @@ pub fn run() -> ExitCode {
     };
     match cli.command {
         Command::Serve(args) => serve(&args),
+        Command::Cert(args) => {
+            match crate::cert::write(&args.out, &args.hosts, args.days, args.force) {
+                Ok(w) => {
+                    println!("{}", crate::cert::instructions(&w, &args.hosts));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(match e {
+                        crate::cert::CertError::Io { .. } | crate::cert::CertError::Rcgen(_) => 1,
+                        _ => 2,
+                    })
+                }
+            }
+        }
         Command::Admin(AdminArgs {
             command: AdminCommand::CreateKey { name, config },
         }) => match crate::api::keys::create_key_command(&name, config.as_deref()) {

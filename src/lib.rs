@@ -29,6 +29,7 @@
 pub mod api;
 pub mod attendance;
 pub mod auth;
+pub mod cert;
 pub mod cli;
 pub mod config;
 pub mod db;

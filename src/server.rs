@@ -36,11 +36,15 @@ pub struct RunningServer {
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), std::io::Error>>,
     scheduler: tokio::task::JoinHandle<()>,
+    /// Reloads the TLS certificate when its files change.
+    cert_watch: Option<tokio::task::JoinHandle<()>>,
     attendance: crate::attendance::AttendanceTask,
 }
 
 /// Binds everything and starts serving in the background.
 pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
+    // A certificate that cannot be used stops the start before anything is bound.
+    let certs = open_certificates(&config)?;
     let secret = load_or_create_secret(config.auth.secret.as_deref(), &config.storage.data_dir)
         .map_err(|e| ServerError(format!("auth secret: {e}")))?;
     let tokens = TokenAuthority::new(&secret, config.auth.clock_skew);
@@ -83,29 +87,80 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let mut config = config;
     if config.http.public_url.is_none() && config.http.listen.port() == 0 {
         // Links must name the port actually bound (tests, one-machine setups).
-        config.http.public_url = Some(format!("http://{http_addr}"));
+        let scheme = if certs.is_some() { "https" } else { "http" };
+        config.http.public_url = Some(format!("{scheme}://{http_addr}"));
     }
+    warn_if_cameras_refused(&config);
+    crate::http::serve::ensure_open_files(config.http.max_connections);
+    let limits = crate::http::serve::Limits {
+        header_read_timeout: config.http.header_read_timeout,
+        max_connections: config.http.max_connections,
+    };
+    let tls = match &certs {
+        Some(store) => Some(tokio_rustls::TlsAcceptor::from(
+            crate::http::tls::server_config(store.clone())
+                .map_err(|e| ServerError(format!("http.tls_cert: {e}")))?,
+        )),
+        None => None,
+    };
+    let cert_watch = certs.as_ref().map(|store| store.watch());
     let state = AppState::with_library(config, tokens, media, db, library.library);
     state.metrics.watch_attendance(attendance_dropped);
     crate::library::live::spawn(state.clone(), library.statuses);
     let scheduler = crate::schedule::runner::spawn(state.clone());
     let app = crate::http::router(state.clone());
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let task = tokio::spawn(crate::http::serve::serve(
+        listener,
+        app,
+        tls,
+        limits,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
     Ok(RunningServer {
         http_addr,
         state,
         stop: Some(stop),
         task,
         scheduler,
+        cert_watch,
         attendance,
     })
+}
+
+/// The TLS certificate store when `http.tls_cert` and `http.tls_key` are set.
+fn open_certificates(
+    config: &Config,
+) -> Result<Option<std::sync::Arc<crate::http::tls::CertStore>>, ServerError> {
+    let (Some(cert), Some(key)) = (&config.http.tls_cert, &config.http.tls_key) else {
+        return Ok(None);
+    };
+    let files = crate::http::tls::TlsFiles {
+        cert: cert.clone(),
+        key: key.clone(),
+    };
+    let store = crate::http::tls::CertStore::open(files)
+        .map_err(|e| ServerError(format!("http.tls_cert / http.tls_key: {e}")))?;
+    tracing::info!(
+        sha256 = %crate::http::tls::fingerprint(&store.current()),
+        "serving HTTPS with {}",
+        cert.display()
+    );
+    Ok(Some(store))
+}
+
+/// Browsers give pages cameras only on `https://` or `http://localhost`: plain HTTP reached
+/// from other machines works for watching but not for classrooms.
+fn warn_if_cameras_refused(config: &Config) {
+    let http = &config.http;
+    if http.cameras_refused() {
+        tracing::warn!(
+            "HTTP on {} without TLS: browsers on other machines will refuse cameras and              microphones on plain http:// pages. Set http.tls_cert and http.tls_key (try              `ketang cert --host NAME_OR_IP --out DIR`), or put an HTTPS proxy in front and              set http.public_url to its https:// address",
+            http.listen
+        );
+    }
 }
 
 /// On a database without admin keys, makes the bootstrap key and says so once, in the log
@@ -132,6 +187,9 @@ impl RunningServer {
         let budget = Budget::new(std::time::Instant::now(), ORDERLY_BUDGET);
         self.state.shutting_down.store(true, Ordering::Relaxed);
         self.scheduler.abort();
+        if let Some(w) = self.cert_watch.take() {
+            w.abort();
+        }
         for entry in self.state.media.registry.iter() {
             let _ = entry.value().send(PeerSignal::Close(ByeReason::Shutdown));
         }

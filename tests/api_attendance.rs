@@ -1,5 +1,6 @@
 //! Attendance, on SQLite and on PostgreSQL, from real joins through the server: a teacher over
-//! the signaling WebSocket, classrooms as WHIP encoders sending media. The teacher calls on one
+//! the signaling WebSocket with a data-channel connection (presence means media), classrooms
+//! as WHIP encoders sending media. The teacher calls on one
 //! classroom, loses its connection and takes it over again; the other classroom leaves and
 //! comes back. `GET /api/v1/lessons/{id}/attendance` (JSON and CSV) then shows each stay, the
 //! totals, the reconnection and the turn, and the absent master classroom. Stays that a
@@ -9,7 +10,7 @@ mod api_common;
 
 use std::time::{Duration, Instant};
 
-use api_common::signaling::{connect, join, link_token, send};
+use api_common::signaling::{connect, join_with_media, link_token, send};
 use api_common::{Api, Engine, from_now};
 use ketang_loadtest::{WhipOptions, WhipPublisher};
 use serde_json::{Value, json};
@@ -134,7 +135,7 @@ on_both_engines! {
 
         let began = Instant::now();
         let teacher_token = link_token(&links, "teacher", None);
-        let (mut t, _) = join(api, &teacher_token).await;
+        let (mut t, _, _teacher_media) = join_with_media(api, &teacher_token).await;
         let e1 = Encoder::start(api, &occ, &link_token(&links, "remoteClassroom", Some(&c1))).await;
         let e2 = Encoder::start(api, &occ, &link_token(&links, "remoteClassroom", Some(&c2))).await;
         let list = participants(api, &occ, 3).await;
@@ -314,7 +315,7 @@ on_both_engines! {
 
         // The room opens here: the stale-looking fresh stay belonged to a run that is gone.
         let links = api.get(&format!("/api/v1/lessons/{lesson}/links")).await.expect(200).body;
-        let (_ws, _) = join(api, &link_token(&links, "masterClassroom", None)).await;
+        let (_ws, _, _media) = join_with_media(api, &link_token(&links, "masterClassroom", None)).await;
         let report = attendance_until(api, &path, "the old stay closed", |r| {
             person(&r["occurrences"][0], "remoteClassroom", None)["present"] == false
         })
@@ -353,7 +354,7 @@ async fn a_server_that_stops_ends_the_stays_in_its_rooms() {
         .await
         .expect(200)
         .body;
-    let (_ws, _) = join(&api, &link_token(&links, "teacher", None)).await;
+    let (_ws, _, _media) = join_with_media(&api, &link_token(&links, "teacher", None)).await;
     let room = r.body["occurrences"][0]["id"]
         .as_str()
         .expect("occ")

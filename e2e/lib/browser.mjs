@@ -3,7 +3,23 @@
 //
 // Env: CHROMIUM (default /usr/bin/chromium).
 
+import assert from 'node:assert/strict';
+import { after } from 'node:test';
+
 import { chromium } from 'playwright-core';
+
+import { trustArgs } from './server.mjs';
+
+/**
+ * What chromium refused under the server's Content Security Policy, on any page opened with
+ * `openPage`. Every test file that uses this module fails at its end if one did: the pages
+ * must work under the policy (no inline scripts or styles, no foreign origins).
+ */
+export const cspViolations = [];
+const CSP_REFUSAL = /Content Security Policy|Refused to (load|execute|apply|connect|frame|evaluate)/;
+after(() => {
+  assert.deepEqual(cspViolations, [], 'a page broke the Content Security Policy');
+});
 
 export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 
@@ -23,14 +39,16 @@ export const CHROMIUM_ARGS = [
 
 /**
  * Launch chromium. `executablePath` may be a wrapper script (e.g. one that runs chromium in
- * another network namespace: playwright talks to it over stdio pipes); `extraArgs` are added.
+ * another network namespace: playwright talks to it over stdio pipes); `extraArgs` are added,
+ * and so are the flags trusting the HTTPS test servers started before (`trustArgs`).
  *
  * Screen capture: with `--use-fake-device-for-media-stream` and `--use-fake-ui-for-media-stream`
  * (both above), getDisplayMedia() is answered without a picker by chromium's fake desktop
  * capturer ("screen:-3:0", 1280x720 moving frames), so the page's real screen-share code runs.
  */
 export async function launchBrowser({ executablePath = CHROMIUM, extraArgs = [] } = {}) {
-  return chromium.launch({ executablePath, headless: true, args: [...CHROMIUM_ARGS, ...extraArgs], timeout: 30_000 });
+  const args = [...CHROMIUM_ARGS, ...trustArgs(), ...extraArgs];
+  return chromium.launch({ executablePath, headless: true, args, timeout: 30_000 });
 }
 
 /** Collects page console errors, page errors and WebSocket opens for the test log. */
@@ -65,6 +83,7 @@ export async function openPage(browser, url, { label, log, locale = 'en-US', bef
   const websockets = [];
   page.on('console', (msg) => {
     if (msg.type() === 'error' || msg.type() === 'warning') log.add(`[${label}] console.${msg.type()}: ${msg.text()}`);
+    if (CSP_REFUSAL.test(msg.text())) cspViolations.push(`[${label}] ${msg.text()}`);
   });
   page.on('pageerror', (err) => log.add(`[${label}] page error: ${err.stack || err.message}`));
   page.on('requestfailed', (req) => log.add(`[${label}] request failed: ${req.url()} ${req.failure()?.errorText}`));

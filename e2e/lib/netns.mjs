@@ -6,6 +6,8 @@
 //
 // `wrapper` is an executable that runs chromium inside the namespace, for playwright's
 // `executablePath` (playwright talks to the browser over stdio pipes, which cross namespaces).
+// `setLink()` cuts the link (a carrier change chromium notices); `drop()` makes a silent cut
+// with nftables (needs `nft`): packets vanish while the link stays up.
 
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -23,6 +25,19 @@ async function ip(...args) {
   } catch (err) {
     throw new Error(`ip ${args.join(' ')} failed: ${err.stderr?.trim() || err.message}`);
   }
+}
+
+/** Runs an nftables script, in namespace `ns` (null: the host's). */
+function nft(ns, script) {
+  const args = ns ? ['netns', 'exec', ns, 'nft', '-f', '-'] : null;
+  return new Promise((resolve, reject) => {
+    const child = args ? execFile('ip', args, { timeout: 10_000 }, done) : execFile('nft', ['-f', '-'], { timeout: 10_000 }, done);
+    function done(err, _stdout, stderr) {
+      if (err) reject(new Error(`nft ${ns ? `(in ${ns}) ` : ''}failed: ${stderr?.trim() || err.message}\n${script}`));
+      else resolve();
+    }
+    child.stdin.end(`${script}\n`);
+  });
 }
 
 export class NetNs {
@@ -92,6 +107,29 @@ export class NetNs {
   }
 
   /**
+   * A silent cut, as on a WAN that stops forwarding: nftables drops `what` ('all', or 'udp'
+   * for a firewall that lets only TCP through) on both ends of the veth, in and out, while the
+   * link stays up (no carrier change, no error: packets just vanish). `null` lifts it.
+   */
+  async drop(what) {
+    const table = `ktcut_${this.hostIf}`;
+    await nft(null, `delete table inet ${table}`).catch(() => {});
+    await nft(this.ns, `delete table inet ${table}`).catch(() => {});
+    if (what === null) return;
+    if (what !== 'all' && what !== 'udp') throw new Error(`drop(${what}): 'all', 'udp' or null`);
+    const match = what === 'udp' ? 'meta l4proto udp ' : '';
+    const rules = (dev) => [
+      `table inet ${table} {`,
+      `  chain cut_in { type filter hook input priority -150; iifname "${dev}" ${match}drop; }`,
+      `  chain cut_out { type filter hook output priority -150; oifname "${dev}" ${match}drop; }`,
+      `  chain cut_fwd { type filter hook forward priority -150; iifname "${dev}" ${match}drop; oifname "${dev}" ${match}drop; }`,
+      '}',
+    ].join('\n');
+    await nft(null, rules(this.hostIf));
+    await nft(this.ns, rules(this.nsIf));
+  }
+
+  /**
    * Limit what the host sends into the namespace (the page's downlink) to `kbit` kbit/s with a
    * token bucket on the host end; `null` removes the limit.
    */
@@ -105,9 +143,10 @@ export class NetNs {
     }
   }
 
-  /** Remove the namespace, the veth pair (both ends) and the wrapper. Never throws. */
+  /** Remove the namespace, the veth pair (both ends), the wrapper and any cut. Never throws. */
   async destroy() {
     const problems = [];
+    await nft(null, `delete table inet ktcut_${this.hostIf}`).catch(() => {});
     await ip('netns', 'del', this.ns).catch((e) => { if (!/No such file|Cannot find/.test(e.message)) problems.push(e.message); });
     // Deleting the namespace deletes its veth end and so the pair; this is for a partial setup.
     await ip('link', 'del', this.hostIf).catch(() => {});

@@ -39,12 +39,12 @@ export async function runWithAdminKey(rig, scenario, { describe = (_name, p) => 
 }
 
 /**
- * The admin REST API from node with `key`: `api(method, path, body?, accept?)` returns the JSON
+ * The admin REST API of `server` (a KetangServer) from node with `key`: `api(method, path, body?, accept?)` returns the JSON
  * body (null for 204), or `{ text, type }` for another `accept`; an HTTP error fails the test.
  */
-export function adminApi(baseUrl, key, timeoutMs = 10_000) {
+export function adminApi(server, key, timeoutMs = 10_000) {
   return async (method, path, body = undefined, accept = 'application/json') => {
-    const res = await fetch(`${baseUrl}/api/v1${path}`, {
+    const res = await server.fetch(`/api/v1${path}`, {
       method,
       headers: { Authorization: `Bearer ${key}`, Accept: accept, ...(body ? { 'Content-Type': 'application/json' } : {}) },
       body: body ? JSON.stringify(body) : undefined,

@@ -1,16 +1,23 @@
 // Start and stop a Ketang server for a test, and mint room links with `ketang token`.
 //
 // Env: KETANG_BIN (default ../target/debug/ketang relative to e2e/), RUST_LOG (passed through,
-// default "info"), E2E_KEEP=1 keeps the temp dir (config, data, server.log).
+// default "info"), E2E_KEEP=1 keeps the temp dir (config, data, server.log), E2E_HTTPS=1 makes
+// every server speak HTTPS (see `startServer`'s `https`).
+//
+// HTTPS: the server gets a certificate from `ketang cert` (for 127.0.0.1, 127.0.0.2,
+// ketang.test and the hosts a test names); browsers launched after it trust that certificate
+// by its public key (`trustArgs()`, added by `launchBrowser`), and `server.fetch` trusts it
+// for the test's own requests (node's global fetch cannot be given a CA).
 //
 // The server reads every KETANG_* environment variable as a config key and refuses unknown
 // ones (KETANG_BIN would stop it), so child processes get the environment without them.
 
 import { spawn, execFile } from 'node:child_process';
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes, X509Certificate } from 'node:crypto';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,6 +30,26 @@ export const E2E_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url))
 export const KETANG_BIN = path.resolve(E2E_DIR, process.env.KETANG_BIN || '../target/debug/ketang');
 
 const HEALTH_TIMEOUT_MS = 20_000;
+
+/** The name test pages use for an HTTPS server: not localhost, so only real trust counts. */
+export const TEST_HOST = 'ketang.test';
+/** Where TEST_HOST points (`hostResolverArgs`), a loopback address other than 127.0.0.1. */
+export const TEST_HOST_IP = '127.0.0.2';
+
+/** Public-key hashes of the certificates of the HTTPS servers started in this process. */
+const trustedSpkis = new Set();
+
+/**
+ * Chromium flags that trust every HTTPS test server started so far (by public key: no CA
+ * import, no blanket --ignore-certificate-errors) and resolve TEST_HOST to TEST_HOST_IP.
+ */
+export function trustArgs() {
+  if (trustedSpkis.size === 0) return [];
+  return [
+    `--ignore-certificate-errors-spki-list=${[...trustedSpkis].join(',')}`,
+    `--host-resolver-rules=MAP ${TEST_HOST} ${TEST_HOST_IP}`,
+  ];
+}
 
 /** A free TCP port on 127.0.0.1 (bind port 0, read it, close). */
 export function freeTcpPort() {
@@ -58,16 +85,50 @@ function childEnv(extra = {}) {
 }
 
 export class KetangServer {
-  constructor({ dir, configPath, httpPort, udpPort, logPath, secretHex }) {
+  constructor({ dir, configPath, httpPort, udpPort, logPath, secretHex, tls = null }) {
     this.dir = dir;
     this.secretHex = secretHex;
     this.configPath = configPath;
     this.httpPort = httpPort;
     this.udpPort = udpPort;
     this.logPath = logPath;
-    this.baseUrl = `http://127.0.0.1:${httpPort}`; // the server answers here in every setup
+    this.tls = tls; // {certPem, spki} when the server speaks HTTPS
+    this.scheme = tls ? 'https' : 'http';
+    this.baseUrl = null; // set by startServer: where the test itself reaches the server
     this.proc = null;
     this.exit = null; // {code, signal} once the process has exited
+  }
+
+  /** The server's origin at `host` (an address it listens on, or TEST_HOST). */
+  origin(host) {
+    return `${this.scheme}://${host}:${this.httpPort}`;
+  }
+
+  /**
+   * `fetch` for the test's own requests: the global fetch over plain HTTP, node:https trusting
+   * the server's certificate over HTTPS. `url` may be a path. Returns {status, ok, headers:
+   * {get(name)}, text(), json()}.
+   */
+  async fetch(url, { method = 'GET', headers = {}, body = undefined, signal = undefined } = {}) {
+    const full = url.startsWith('/') ? `${this.baseUrl}${url}` : url;
+    if (!this.tls) return fetch(full, { method, headers, body, signal });
+    const data = await new Promise((resolve, reject) => {
+      const req = https.request(full, { method, headers, ca: this.tls.certPem, signal }, (res) => {
+        const chunks = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => resolve({ res, text: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+    return {
+      status: data.res.statusCode,
+      ok: data.res.statusCode >= 200 && data.res.statusCode < 300,
+      headers: { get: (name) => data.res.headers[name.toLowerCase()] ?? null },
+      text: async () => data.text,
+      json: async () => JSON.parse(data.text),
+    };
   }
 
   /** Everything the server printed so far. */
@@ -159,7 +220,7 @@ async function checkServedClient(server) {
   const file = 'js/room.js';
   const local = await fsp.readFile(path.join(E2E_DIR, '..', 'web-client', file), 'utf8').catch(() => null);
   if (local === null) return;
-  const res = await fetch(`${server.baseUrl}/static/${file}`, { signal: AbortSignal.timeout(5000) });
+  const res = await server.fetch(`/static/${file}`, { signal: AbortSignal.timeout(5000) });
   const served = await res.text();
   if (res.status === 200 && served === local) return;
   await server.stop();
@@ -173,11 +234,15 @@ async function checkServedClient(server) {
  * @param {object} [opts]
  * @param {string} [opts.extraConfig]  TOML appended to the config
  * @param {string} [opts.httpHost]     address for `http.listen` (default 127.0.0.1; 0.0.0.0 to be
- *   reachable from a network namespace)
+ *   reachable from a network namespace; TEST_HOST_IP for pages at `server.origin(TEST_HOST)`)
  * @param {string} [opts.mediaHost]    address for `media.listen` (default 127.0.0.1)
  * @param {string[]} [opts.advertise]  `media.advertise`: the ICE candidate addresses
+ * @param {boolean} [opts.https]       serve HTTPS with a `ketang cert` certificate (default:
+ *   E2E_HTTPS=1); pages may then use `server.origin(TEST_HOST)`
+ * @param {string[]} [opts.tlsHosts]   more names or addresses for the certificate
  */
-export async function startServer({ extraConfig = '', httpHost = '127.0.0.1', mediaHost = '127.0.0.1', advertise = [] } = {}) {
+export async function startServer({ extraConfig = '', httpHost = '127.0.0.1', mediaHost = '127.0.0.1', advertise = [],
+  https: useHttps = process.env.E2E_HTTPS === '1', tlsHosts = [] } = {}) {
   if (!fs.existsSync(KETANG_BIN)) {
     throw new Error(`server binary not found at ${KETANG_BIN}: run \`cargo build -p ketang\` or set KETANG_BIN`);
   }
@@ -188,9 +253,11 @@ export async function startServer({ extraConfig = '', httpHost = '127.0.0.1', me
   await fsp.mkdir(dataDir);
   const configPath = path.join(dir, 'ketang.toml');
   const secretHex = randomBytes(32).toString('hex'); // 64 hex digits: the server decodes it as hex
+  const tls = useHttps ? await makeCertificate(path.join(dir, 'tls'), [httpHost, ...tlsHosts]) : null;
   const config = [
     '[http]',
     `listen = "${httpHost}:${httpPort}"`,
+    ...(tls ? [`tls_cert = ${JSON.stringify(tls.cert)}`, `tls_key = ${JSON.stringify(tls.key)}`] : []),
     '',
     '[media]',
     `listen = "${mediaHost}:${udpPort}"`,
@@ -207,7 +274,8 @@ export async function startServer({ extraConfig = '', httpHost = '127.0.0.1', me
   ].join('\n');
   await fsp.writeFile(configPath, config);
   const logPath = path.join(dir, 'server.log');
-  const server = new KetangServer({ dir, configPath, httpPort, udpPort, logPath, secretHex });
+  const server = new KetangServer({ dir, configPath, httpPort, udpPort, logPath, secretHex, tls });
+  server.baseUrl = server.origin(httpHost === '0.0.0.0' ? '127.0.0.1' : httpHost);
 
   const logFd = fs.openSync(logPath, 'a');
   const args = ['serve', '--config', configPath];
@@ -231,7 +299,7 @@ export async function startServer({ extraConfig = '', httpHost = '127.0.0.1', me
       throw new Error(`server exited before /healthz answered (${JSON.stringify(server.exit)})\n--- server log ---\n${log}`);
     }
     try {
-      const res = await fetch(`${server.baseUrl}/healthz`, { signal: AbortSignal.timeout(1000) });
+      const res = await server.fetch('/healthz', { signal: AbortSignal.timeout(1000) });
       const body = await res.text();
       if (res.status === 200) {
         await checkServedClient(server);
@@ -246,4 +314,27 @@ export async function startServer({ extraConfig = '', httpHost = '127.0.0.1', me
   const log = server.log();
   await server.stop();
   throw new Error(`GET /healthz did not answer 200 within ${HEALTH_TIMEOUT_MS} ms (last: ${last})\n--- server log ---\n${log}`);
+}
+
+/**
+ * `ketang cert` for the test hosts into `dir`: {cert, key, certPem, spki}. The SPKI hash is
+ * read from what the command prints (the line for Chromium) and checked against the file.
+ */
+async function makeCertificate(dir, hosts) {
+  const all = [...new Set(['127.0.0.1', TEST_HOST_IP, TEST_HOST, ...hosts.filter((h) => h && h !== '0.0.0.0')])];
+  const args = ['cert', ...all.flatMap((h) => ['--host', h]), '--out', dir, '--days', '2'];
+  let out;
+  try {
+    out = await execFileP(KETANG_BIN, args, { timeout: 15_000, env: childEnv() });
+  } catch (err) {
+    throw new Error(`ketang ${args.join(' ')} failed: ${err.message}\nstdout: ${err.stdout}\nstderr: ${err.stderr}`);
+  }
+  const spki = /--ignore-certificate-errors-spki-list=(\S+)/.exec(out.stdout)?.[1];
+  const cert = path.join(dir, 'cert.pem');
+  const certPem = await fsp.readFile(cert, 'utf8');
+  const der = new X509Certificate(certPem).publicKey.export({ type: 'spki', format: 'der' });
+  const expected = createHash('sha256').update(der).digest('base64');
+  if (spki !== expected) throw new Error(`ketang cert printed SPKI ${spki}, the certificate has ${expected}:\n${out.stdout}`);
+  trustedSpkis.add(spki);
+  return { cert, key: path.join(dir, 'key.pem'), certPem, spki };
 }

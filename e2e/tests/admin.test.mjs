@@ -4,7 +4,8 @@
 //   classrooms, a teacher, and a dedicated lesson starting now (the form's "Start now"); open
 //   the occurrence from the weekly timetable, show its links; open the teacher link and a
 //   classroom link in two pages: both join the same room (the occurrence) and decode each
-//   other's video.
+//   other's video. The API reference at /api/v1/docs renders every operation from the server's
+//   own files, requesting nothing from another origin.
 //
 // Every wait is bounded; on failure the test prints what the pages showed, their console,
 // and the server log.
@@ -149,6 +150,30 @@ describe('admin page', () => {
       })));
       return { ok: rooms.length === 1 && rooms[0].room === occurrence && rooms[0].participants === 2, seen: rooms };
     }, { timeoutMs: STEP_TIMEOUT_MS });
+
+    await apiReference();
+  }
+
+  /** /api/v1/docs: every documented operation rendered, nothing loaded from elsewhere. */
+  async function apiReference() {
+    const origin = new URL(rig.server.baseUrl).origin;
+    const foreign = [];
+    pages.docs = await openPage(rig.browser, `${origin}/api/v1/docs`, {
+      label: 'docs', log,
+      beforeGoto: (p) => p.on('request', (r) => { if (new URL(r.url()).origin !== origin && !r.url().startsWith('data:')) foreign.push(r.url()); }),
+    });
+    const doc = await (await rig.server.fetch('/api/v1/openapi.json')).json();
+    const documented = Object.values(doc.paths).reduce((n, item) => n + Object.keys(item).filter((m) => m !== 'parameters').length, 0);
+    const docs = pages.docs.page;
+    await docs.waitForFunction(() => window.ketangDocs, null, { timeout: STEP_TIMEOUT_MS });
+    const shown = await docs.evaluate(() => ({ ...window.ketangDocs, cards: document.querySelectorAll('.op').length }));
+    assert.equal(shown.cards, documented, `one card per documented operation: ${JSON.stringify(shown)}`);
+    const create = docs.locator('#op-create_lesson');
+    assert.match(await create.innerText(), /POST[\s\S]*\/api\/v1\/lessons[\s\S]*masterClassroomId/);
+    await docs.fill('#docs-filter', 'attendance');
+    const visible = await docs.evaluate(() => [...document.querySelectorAll('.op')].filter((c) => !c.hidden).map((c) => c.id));
+    assert.ok(visible.length >= 1 && visible.length < shown.cards && visible.includes('op-lesson_attendance'), JSON.stringify(visible));
+    assert.deepEqual(foreign, [], 'the reference requests nothing from another origin');
   }
 });
 

@@ -32,7 +32,7 @@ describe('attendance', () => {
   });
 
   async function scenario(key) {
-    const api = adminApi(rig.server.baseUrl, key, STEP_TIMEOUT_MS);
+    const api = adminApi(rig.server, key, STEP_TIMEOUT_MS);
 
     // The lesson: 实验小学 teaches from 三(1)班 to two classrooms of 山村小学, from a minute ago.
     const strong = await api('POST', '/schools', { name: '实验小学', district: '城关区', kind: 'central' });

@@ -142,6 +142,7 @@ describe('bandwidth adaptation on a shaped link', { timeout: 180_000 }, () => {
       httpHost: '0.0.0.0',
       mediaHost: '0.0.0.0',
       advertise: ['127.0.0.1', ns.hostIp],
+      tlsHosts: [ns.hostIp],
     });
     hostBrowser = await launchBrowser({
       extraArgs: [`--use-file-for-fake-video-capture=${await cameraFile(server.dir)}`],
@@ -163,7 +164,7 @@ describe('bandwidth adaptation on a shaped link', { timeout: 180_000 }, () => {
     const adminKey = await server.createAdminKey();
     // The server's view of the subscriber: estimate, allocation, target and current layer.
     const serverView = async () => {
-      const res = await fetch(`${server.baseUrl}/api/v1/rooms/${room}/bandwidth`, {
+      const res = await server.fetch(`/api/v1/rooms/${room}/bandwidth`, {
         headers: { authorization: `Bearer ${adminKey}` },
       });
       if (res.status !== 200) return { status: res.status };
@@ -189,7 +190,7 @@ describe('bandwidth adaptation on a shaped link', { timeout: 180_000 }, () => {
       return { ok: s.state === 'joined' && s.pc === 'connected', seen: s };
     }, { timeoutMs: 20_000 });
     const sub = await nsBrowser.newPage();
-    await sub.goto(`http://${ns.hostIp}:${server.httpPort}/healthz`);
+    await sub.goto(`${server.origin(ns.hostIp)}/healthz`);
     await sub.evaluate(watch, { room, token: viewer });
     await waitFor('the subscriber to decode video', async () => {
       const s = await sub.evaluate(inbound);

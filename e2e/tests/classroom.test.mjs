@@ -1,4 +1,7 @@
 // End to end: a real Ketang server, headless chromium pages with fake camera and microphone.
+// The server speaks HTTPS (a `ketang cert` certificate that chromium trusts by its public key)
+// and the pages open it at https://ketang.test (127.0.0.2): not a localhost origin, so the
+// cameras open only because the page is a trusted secure context.
 //
 //   (a) a teacher and two classrooms join one room and each decodes every other one's video;
 //   (b) a classroom that leaves disappears from the others' pages;
@@ -11,7 +14,7 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 
-import { startServer } from '../lib/server.mjs';
+import { startServer, TEST_HOST, TEST_HOST_IP } from '../lib/server.mjs';
 import { launchBrowser, openPage, describePage, PageLog } from '../lib/browser.mjs';
 import { waitFor, sleep } from '../lib/util.mjs';
 
@@ -33,8 +36,8 @@ describe('three classrooms', () => {
   let started = null;
   const start = () => {
     started ??= (async () => {
-      server = await startServer();
-      browser = await launchBrowser();
+      server = await startServer({ https: true, httpHost: TEST_HOST_IP });
+      browser = await launchBrowser(); // after the server: it trusts the server's certificate
     })();
     return started;
   };
@@ -77,9 +80,11 @@ describe('three classrooms', () => {
   step('(a) a teacher and two classrooms decode each other\'s video', async () => {
     for (const who of PEOPLE) {
       const token = await server.mintToken({ room, role: who.role, name: who.name, classroom: who.classroom });
-      pages[who.key] = await openPage(browser, server.roomUrl(room, token), { label: who.key, log });
+      pages[who.key] = await openPage(browser, server.roomUrl(room, token, server.origin(TEST_HOST)), { label: who.key, log });
       assert.equal(pages[who.key].response.status(), 200, `GET /r/${room} for ${who.key}`);
     }
+    const origin = await pages.teacher.page.evaluate(() => ({ origin: location.origin, secure: window.isSecureContext }));
+    assert.deepEqual(origin, { origin: server.origin(TEST_HOST), secure: true }, 'a trusted https origin that is not localhost');
 
     const joined = await waitFor('all three pages to reach state "joined"', async () => {
       const states = {};
@@ -163,9 +168,9 @@ describe('three classrooms', () => {
     const url = server.roomUrl(room, token);
     // Control: the same signing with a current validity is accepted, so expiry is the only fault.
     const control = server.signToken({ ...claims, nbf: now - 60, exp: now + 3600 });
-    const controlRes = await fetch(`${server.baseUrl}/r/${room}/session?t=${control}`);
+    const controlRes = await server.fetch(`/r/${room}/session?t=${control}`);
     assert.equal(controlRes.status, 200, `self-signed valid token: ${await controlRes.text()}`);
-    const expiredRes = await fetch(`${server.baseUrl}/r/${room}/session?t=${token}`);
+    const expiredRes = await server.fetch(`/r/${room}/session?t=${token}`);
     const expiredBody = await expiredRes.json().catch(() => null);
     assert.equal(expiredRes.status, 401);
     assert.equal(expiredBody?.error, 'tokenExpired', JSON.stringify(expiredBody));
@@ -188,7 +193,7 @@ describe('three classrooms', () => {
 
     // The client's own panel: room.html served for the link (as for a page that was opened
     // before the link expired), talking to the real /session endpoint. Both languages.
-    const roomHtml = await (await fetch(`${server.baseUrl}/static/room.html`)).text();
+    const roomHtml = await (await server.fetch('/static/room.html')).text();
     assert.match(roomHtml, /\/static\/js\/room\.js/, 'GET /static/room.html serves the room page');
     for (const [locale, expected] of expectations) {
       const p = await openPage(browser, url, {

@@ -279,8 +279,8 @@ describe('reconnection after a network cut', () => {
     // host pages reach a local address over the loopback, also while the link is down.
     // (Not media.listen = 0.0.0.0: the server then hands the SFU 0.0.0.0 as the destination
     // of every datagram, which matches no ICE candidate, and no client connects.)
-    hh.server = await startServer({ httpHost: '0.0.0.0', mediaHost: ns.hostIp });
-    hh.origin = `http://${ns.hostIp}:${hh.server.httpPort}`;
+    hh.server = await startServer({ httpHost: '0.0.0.0', mediaHost: ns.hostIp, tlsHosts: [ns.hostIp] });
+    hh.origin = hh.server.origin(ns.hostIp);
     hh.browsers.push(await launchBrowser());
     // Chromium allows cameras only on secure origins; this flag makes the plain-http origin one.
     hh.browsers.push(await launchBrowser({

@@ -86,7 +86,7 @@ describe('library page', () => {
   }
 
   async function scenario(key) {
-    const api = adminApi(rig.server.baseUrl, key);
+    const api = adminApi(rig.server, key);
     const entry = await recordLesson(api);
     assert.ok(entry.durationMs >= LESSON_MS - 3000, `recorded ${entry.durationMs} ms`);
 

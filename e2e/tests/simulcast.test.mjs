@@ -182,8 +182,8 @@ describe('dynacast', () => {
     });
     await ns.create();
     // As in lesson.test.mjs (5): HTTP on every interface, media on the host's veth address.
-    hh.server = await startServer({ httpHost: '0.0.0.0', mediaHost: ns.hostIp });
-    hh.origin = `http://${ns.hostIp}:${hh.server.httpPort}`;
+    hh.server = await startServer({ httpHost: '0.0.0.0', mediaHost: ns.hostIp, tlsHosts: [ns.hostIp] });
+    hh.origin = hh.server.origin(ns.hostIp);
     hh.browsers.push(await launchBrowser());
     hh.browsers.push(await launchBrowser({
       executablePath: ns.wrapper,

@@ -22,6 +22,8 @@
 //!   (`hdrhistogram` latency, loss before/after retransmission, time to first frame, W3C
 //!   freezes), server and generator CPU from `/proc`, a table and a JSON report.
 //! * [`live`]: the run-wide packet and byte counters behind rates and the progress bar.
+//! * [`data_peer`]: [`data_peer::DataPeer`], a data-channel-only connection for a caller that
+//!   speaks the signaling protocol itself.
 //!
 //! The WHIP and WHEP clients follow `docs/protocol.md` §6: non-trickle (the offer is sent after ICE
 //! gathering completes), `Content-Type: application/sdp`, `Authorization: Bearer TOKEN`,
@@ -52,6 +54,7 @@
 //! # }
 //! ```
 
+pub mod data_peer;
 pub mod error;
 pub mod live;
 pub mod load;

@@ -75,7 +75,8 @@ pub enum SfuEvent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Activity {
-    /// It joined the room (a new peer, not a reconnection of an existing one).
+    /// Its media connected for the first time: it is present (a new peer, not a reconnection of
+    /// an existing one; a peer whose media never connects is never reported).
     Joined {
         /// Role from the token.
         role: Role,

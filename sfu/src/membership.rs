@@ -74,12 +74,8 @@ impl Sfu {
         room.peers.push(req.peer);
         self.demux.add_peer(req.peer, peer.local_ufrag.clone());
         self.peers.insert(req.peer, peer);
-        let joined = Activity::Joined {
-            role: req.role,
-            classroom: req.classroom.clone(),
-            name: req.name.clone(),
-        };
-        self.fx.activity(&req.room, req.peer, joined);
+        // Attendance hears of it when its media connects (`Peer::on_event`): presence means
+        // media.
         for other in others {
             if self.hears_of(other, &info) {
                 self.fx
@@ -222,11 +218,19 @@ impl Sfu {
         for t in old_tracks {
             self.remove_track(&room_id, t);
         }
-        let deadline = now + self.config.connect_timeout;
         let Some(p) = self.peers.get_mut(&peer) else {
             return Err(SfuError::UnknownPeer(peer));
         };
         let info = p.info.clone();
+        // The new connection continues the old one's presence: it is silent since the old
+        // one's last datagram and has what is left of the grace (or of the first connection's
+        // deadline) to carry media, so replacing connections cannot keep a peer without media.
+        let carried = p.connected || p.carried;
+        let deadline = if carried {
+            (now + self.config.connect_timeout).min(p.last_rx + p.grace)
+        } else {
+            p.connect_deadline
+        };
         let mut fresh = Peer::new(
             peer,
             room_id.clone(),
@@ -237,6 +241,11 @@ impl Sfu {
             deadline,
             now,
         );
+        fresh.carried = carried;
+        if carried {
+            fresh.last_rx = p.last_rx;
+            fresh.reconnecting = p.reconnecting;
+        }
         // The link's configured limits are the same for the new connection.
         fresh.downlink.caps = p.downlink.caps;
         // Keep the subscriptions (their tracks still exist) but offer them anew.

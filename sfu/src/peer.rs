@@ -21,6 +21,11 @@ use crate::effects::{Effects, Forward};
 /// No datagram for this long marks a connected peer as reconnecting. Browsers send RTCP and
 /// consent checks several times a second, so a quiet peer has lost its network.
 const SILENCE: std::time::Duration = std::time::Duration::from_secs(4);
+
+/// How long a peer whose media stopped (or whose signaling dropped) keeps its place: it leaves
+/// as `disconnected` when nothing has arrived from it for this long. The one grace of
+/// docs/protocol.md §4.3a; a fresh connection that replaces a silent one does not restart it.
+pub const GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 use crate::event::{Activity, LeaveReason, ParticipantInfo, PeerEvent, SfuOutput, Transmit};
 use crate::ids::{PeerId, RoomId, TrackId};
 use crate::role::{TrackKind, TrackSource};
@@ -57,6 +62,9 @@ pub(crate) struct Peer {
     pub grace: std::time::Duration,
     /// The time of the latest input (for events str0m does not stamp).
     pub now: Instant,
+    /// This connection replaces one that had media (`Sfu::rejoin`): the peer is present
+    /// since then, and its presence goes on only if media arrives on this one too.
+    pub carried: bool,
 
     /// Everything bandwidth allocation knows about the link to this peer.
     pub downlink: crate::downlink::Downlink,
@@ -107,8 +115,9 @@ impl Peer {
             last_rx: now,
             reconnecting: false,
             detached_since: None,
-            grace: std::time::Duration::from_secs(30),
+            grace: GRACE,
             now,
+            carried: false,
             downlink: crate::downlink::Downlink::new(id, feedback, now),
             publish_sources: HashMap::new(),
             tracks_in: HashMap::new(),
@@ -162,6 +171,20 @@ impl Peer {
                         fx.keyframe_requests
                             .push((self.id, mid, KeyframeRequestKind::Pli));
                     }
+                }
+                // Presence means media: a participant counts from its first connection, and a
+                // silent one is back once a replacement connection carries media.
+                if !self.carried {
+                    let joined = Activity::Joined {
+                        role: self.info.role,
+                        classroom: self.info.classroom.clone(),
+                        name: self.info.name.clone(),
+                    };
+                    fx.activity(&self.room, self.id, joined);
+                } else if self.reconnecting {
+                    self.reconnecting = false;
+                    fx.floor_changed.push(self.id);
+                    fx.activity(&self.room, self.id, Activity::Resumed);
                 }
             }
             // Consent checks stopped. The peer may come back (the network returned, or an ICE
@@ -234,6 +257,10 @@ impl Peer {
     /// The SFU's own deadline for this peer: connect timeout, silence, grace, allocation.
     fn own_deadline(&self) -> Instant {
         if !self.connected {
+            // A replacement connection shows its peer reconnecting once silence says so.
+            if self.carried && !self.reconnecting {
+                return self.connect_deadline.min(self.last_rx + SILENCE);
+            }
             return self.connect_deadline;
         }
         let alloc = if self.subs.is_empty() {
@@ -252,13 +279,14 @@ impl Peer {
         t.min(alloc)
     }
 
-    /// Checks silence and grace; `Some(true/false)` when `reconnecting` changed.
+    /// Checks silence and grace; `Some(true/false)` when `reconnecting` changed. A connection
+    /// not yet up is bounded by its connect deadline (`handle_timeout`) instead of the grace.
     fn check_liveness(&mut self, now: Instant, fx: &mut Effects) -> Option<bool> {
-        if !self.connected {
+        if !self.connected && !self.carried {
             return None;
         }
         if self.detached_since.is_some_and(|d| now >= d + self.grace)
-            || (self.reconnecting && now >= self.last_rx + self.grace)
+            || (self.connected && self.reconnecting && now >= self.last_rx + self.grace)
         {
             fx.leaving.push((self.id, LeaveReason::Disconnected));
             return None;
@@ -309,7 +337,9 @@ impl Peer {
             tracing::debug!(peer = %self.id, "dropped datagram: {e}");
         }
         self.last_rx = now;
-        if self.reconnecting {
+        // Connectivity checks of a replacement connection are not media yet: it is back when
+        // it connects (`Event::Connected`).
+        if self.reconnecting && self.connected {
             self.reconnecting = false;
             fx.floor_changed.push(self.id);
             fx.activity(&self.room, self.id, Activity::Resumed);

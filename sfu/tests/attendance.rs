@@ -1,5 +1,7 @@
-//! What the SFU reports for attendance (`SfuEvent::Activity`): joining, going on and off stage,
-//! media loss and return, signaling loss and return, a fresh connection. The application
+//! What the SFU reports for attendance (`SfuEvent::Activity`): joining (when media connects),
+//! going on and off stage, media loss and return, signaling loss and return, a fresh
+//! connection, and that a fresh connection without media neither returns nor extends the
+//! grace. The application
 //! stamps these with the wall clock and folds them into each participant's record.
 
 mod common;
@@ -221,4 +223,94 @@ fn a_fresh_connection_is_reported_as_rejoined_not_joined() {
         .expect("rejoin accepted");
     net.drain_sfu();
     assert_eq!(since(&net, mark), vec![(c1, Activity::Rejoined)]);
+}
+
+#[test]
+fn a_peer_whose_media_never_connects_is_never_reported_joined() {
+    let mut net = dedicated();
+    let mark = net.activities.len();
+    net.join("c3", Role::Classroom, MIC_CAM);
+    // Its network is gone before the first check gets through.
+    net.vanish("c3");
+    net.run_for(Duration::from_secs(35));
+    assert_eq!(since(&net, mark), vec![], "no presence without media");
+    let c3 = net.client("c3").peer;
+    assert!(
+        net.sfu_events
+            .iter()
+            .any(|e| e.starts_with(&format!("PeerLeft {{ peer: {c3:?}"))
+                && e.contains("Disconnected")),
+        "removed after the connect timeout"
+    );
+}
+
+#[test]
+fn fresh_connections_without_media_leave_disconnected_at_the_end_of_the_first_grace() {
+    let mut net = dedicated();
+    let c1 = net.client("c1").peer;
+    let i = net.idx("c1");
+    let mark = net.activities.len();
+    net.clients[i].cut = true;
+    let cut_at = net.now;
+    net.run_for(Duration::from_secs(8));
+    // The page's signaling is back, its media path still blocked: it replaces its connection
+    // again and again (every 8 s here), none of which gets through.
+    for _ in 0..4 {
+        net.rebuild("c1");
+        assert_eq!(
+            net.state_of("teacher")
+                .and_then(|s| s.participants.into_iter().find(|p| p.info.peer_id == c1))
+                .map(|p| p.reconnecting),
+            Some(true),
+            "shown reconnecting, not present"
+        );
+        net.run_for(Duration::from_secs(8));
+        if net.sfu.peer_count() < 3 {
+            break;
+        }
+    }
+    let left = net
+        .sfu_events
+        .iter()
+        .find(|e| e.starts_with(&format!("PeerLeft {{ peer: {c1:?}")))
+        .expect("c1 left");
+    assert!(left.contains("Disconnected"), "{left}");
+    let gone = net.sfu.peer_count();
+    assert_eq!(gone, 2);
+    // Within the grace of its last datagram, not a grace per new connection.
+    let elapsed = net.now.duration_since(cut_at);
+    assert!(
+        elapsed <= Duration::from_secs(33),
+        "left {elapsed:?} after the cut"
+    );
+    let got = since(&net, mark);
+    assert!(
+        got.iter().all(|(_, a)| !matches!(a, Activity::Resumed)),
+        "no return without media: {got:?}"
+    );
+    assert_eq!(
+        got.iter()
+            .filter(|(_, a)| matches!(a, Activity::Rejoined))
+            .count(),
+        got.len() - 1,
+        "one Reconnecting, then only Rejoined: {got:?}"
+    );
+}
+
+#[test]
+fn a_fresh_connection_that_carries_media_is_the_return() {
+    let mut net = dedicated();
+    let c1 = net.client("c1").peer;
+    let i = net.idx("c1");
+    net.clients[i].cut = true;
+    net.run_for(Duration::from_secs(10));
+    let mark = net.activities.len();
+    net.clients[i].cut = false;
+    net.rebuild("c1");
+    net.run_for(Duration::from_secs(4));
+    assert_eq!(
+        since(&net, mark),
+        vec![(c1, Activity::Rejoined), (c1, Activity::Resumed)]
+    );
+    assert!(net.frames_from("teacher", "c1", ketang_sfu::TrackKind::Video) > 0);
 }

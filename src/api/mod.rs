@@ -3,8 +3,8 @@
 //!
 //! Every route is registered through utoipa-axum's `routes!`, which takes the path and
 //! methods from the handler's `#[utoipa::path]`, so the router and the OpenAPI 3.1 document
-//! (`/api/v1/openapi.json`, rendered at `/api/v1/docs`) are built from the same source; a test
-//! compares the two. Requests need an admin key (`Authorization: Bearer`); errors are RFC 9457
+//! (`/api/v1/openapi.json`, rendered at `/api/v1/docs` by an embedded page) are built from the
+//! same source; a test compares the two. Requests need an admin key (`Authorization: Bearer`); errors are RFC 9457
 //! problem documents.
 
 pub mod attendance;
@@ -29,7 +29,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Extension};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use utoipa::openapi::OpenApi as OpenApiDoc;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -85,11 +85,10 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The serialized document and the docs page, built once.
+/// The serialized document, built once.
 #[derive(Clone)]
 struct Rendered {
     json: Arc<String>,
-    html: Arc<String>,
 }
 
 /// The OpenAPI 3.1 document of this API.
@@ -104,11 +103,12 @@ async fn openapi_json(Extension(r): Extension<Rendered>) -> Response {
     resp
 }
 
-/// The API reference page (Scalar; the page loads its viewer from a CDN).
+/// The API reference page, rendered in the browser from the OpenAPI document by the
+/// server's own scripts (`web-client/js/api-docs/`): nothing is loaded from elsewhere.
 #[utoipa::path(get, path = "/api/v1/docs", tag = "docs", security(()),
     responses((status = 200, description = "HTML", content_type = "text/html", body = String)))]
-async fn docs_page(Extension(r): Extension<Rendered>) -> Html<String> {
-    Html(r.html.as_str().to_owned())
+async fn docs_page() -> Response {
+    crate::http::embedded_page("api-docs.html")
 }
 
 /// A path under `/api/v1` that no route serves.
@@ -206,12 +206,8 @@ pub fn openapi() -> OpenApiDoc {
 pub fn router() -> Router<AppState> {
     let (router, doc) = routes();
     let json = doc.to_pretty_json().unwrap_or_else(|_| "{}".to_owned());
-    let html = utoipa_scalar::Scalar::new(doc)
-        .title("Ketang admin API")
-        .to_html();
     let rendered = Rendered {
         json: Arc::new(json),
-        html: Arc::new(html),
     };
     router
         .method_not_allowed_fallback(method_not_allowed)

@@ -8,12 +8,15 @@
 //!   it counts the connection losses recovered from during the stay;
 //! - a [`CallRecord`] per turn on stage, keyed by (room, participant, called at).
 //!
-//! A **connection loss** starts when a peer's media goes silent (`Reconnecting`) or its
-//! signaling drops (`Detached`), and is recovered from when neither holds any more (`Resumed`,
-//! `Rejoined` with a fresh connection, `Attached`): one loss however many of these it takes. A
-//! loss the peer does not come back from ends its stay at the moment its media went silent,
-//! not at the end of the grace period. Coming back as a new peer after such a loss is counted
-//! when the attendance is read (a new stay after an involuntary end, `summary.rs`).
+//! A stay starts when a peer's media first connects (`Joined`: presence means media). A
+//! **connection loss** starts when a peer's media goes silent (`Reconnecting`) or its
+//! signaling drops (`Detached`), and is recovered from when neither holds any more (`Resumed`
+//! once media arrives again, also on a fresh connection; `Attached`): one loss however many of
+//! these it takes. A fresh connection (`Rejoined`) alone is no recovery: the signaling may be
+//! back while the media path is still blocked. A loss the peer does not come back from ends
+//! its stay at the moment its media went silent, not at the end of the grace period. Coming
+//! back as a new peer after such a loss is counted when the attendance is read (a new stay
+//! after an involuntary end, `summary.rs`).
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
@@ -246,8 +249,7 @@ impl AttendanceLedger {
                 let silent = i64::try_from(silent_ms).unwrap_or(i64::MAX);
                 p.silent_since.get_or_insert(at.saturating_sub(silent));
             }
-            // A fresh connection replaces the silent one.
-            Activity::Resumed | Activity::Rejoined => p.silent_since = None,
+            Activity::Resumed => p.silent_since = None,
             Activity::Detached => {
                 p.detached_since.get_or_insert(at);
             }

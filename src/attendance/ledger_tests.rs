@@ -127,8 +127,10 @@ fn signaling_and_media_loss_together_count_once() {
     ));
     l.apply(at(12_000, act(1, Activity::Attached)));
     assert!(l.take_changes().is_empty(), "media is still silent");
-    // A fresh connection replaces the silent one: the loss is over.
+    // A fresh connection replaces the silent one; the loss is over when media arrives on it.
     l.apply(at(13_000, act(1, Activity::Rejoined)));
+    assert!(l.take_changes().is_empty(), "a new connection is not media");
+    l.apply(at(14_000, act(1, Activity::Resumed)));
     let c = l.take_changes();
     assert_eq!(only_interval(&c).reconnects, 1);
 
@@ -136,6 +138,27 @@ fn signaling_and_media_loss_together_count_once() {
     l.apply(at(20_000, act(1, Activity::Detached)));
     l.apply(at(21_000, act(1, Activity::Attached)));
     assert_eq!(only_interval(&l.take_changes()).reconnects, 2);
+}
+
+#[test]
+fn signaling_back_with_media_still_blocked_is_no_return() {
+    let mut l = lesson();
+    l.apply(at(
+        10_000,
+        act(2, Activity::Reconnecting { silent_ms: 4000 }),
+    ));
+    l.apply(at(20_000, act(2, Activity::Detached)));
+    // The page's socket is back and it tries fresh connections, none of which carries media.
+    l.apply(at(25_000, act(2, Activity::Attached)));
+    l.apply(at(27_000, act(2, Activity::Rejoined)));
+    l.apply(at(33_000, act(2, Activity::Rejoined)));
+    assert!(l.take_changes().is_empty(), "still a loss in progress");
+    l.apply(at(36_000, left(2, LeaveReason::Disconnected)));
+    let c = l.take_changes();
+    let r = only_interval(&c);
+    assert_eq!(r.left_at, Some(6000), "gone since its media stopped");
+    assert_eq!(r.end_reason, Some(EndReason::Disconnected));
+    assert_eq!(r.reconnects, 0);
 }
 
 #[test]

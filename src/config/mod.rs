@@ -91,8 +91,24 @@ pub struct Config {
 pub struct HttpConfig {
     /// Address the HTTP server binds.
     pub listen: SocketAddr,
-    /// Base URL printed in room links; `None` means `http://{listen}`.
+    /// Base URL printed in room links; `None` means `http(s)://{listen}`.
     pub public_url: Option<String>,
+    /// PEM certificate chain; with `tls_key`, the listener speaks HTTPS only.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// A connection must deliver a complete request head (after the TLS handshake) within
+    /// this time of being accepted, and each next request head within this time.
+    #[serde(with = "duration_str")]
+    pub header_read_timeout: Duration,
+    /// A request body must have arrived completely within this time of its head.
+    #[serde(with = "duration_str")]
+    pub body_read_timeout: Duration,
+    /// Open connections (WebSockets included) beyond this are refused.
+    pub max_connections: usize,
+    /// Origins allowed to show Ketang's pages in a frame (CSP `frame-ancestors`); none when
+    /// empty.
+    pub frame_ancestors: Vec<String>,
 }
 
 impl Default for HttpConfig {
@@ -100,7 +116,30 @@ impl Default for HttpConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             public_url: None,
+            tls_cert: None,
+            tls_key: None,
+            header_read_timeout: Duration::from_secs(15),
+            body_read_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
+            frame_ancestors: Vec::new(),
         }
+    }
+}
+
+impl HttpConfig {
+    /// Whether the listener speaks HTTPS.
+    pub fn tls(&self) -> bool {
+        self.tls_cert.is_some() && self.tls_key.is_some()
+    }
+
+    /// Whether browsers on other machines would refuse cameras: plain HTTP reached beyond
+    /// loopback, with no HTTPS proxy in front (`public_url`) either.
+    pub fn cameras_refused(&self) -> bool {
+        let https_in_front = self
+            .public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"));
+        !self.listen.ip().is_loopback() && !self.tls() && !https_in_front
     }
 }
 
@@ -342,6 +381,7 @@ impl Config {
     pub fn public_base_url(&self) -> String {
         match &self.http.public_url {
             Some(url) => url.trim_end_matches('/').to_owned(),
+            None if self.http.tls() => format!("https://{}", self.http.listen),
             None => format!("http://{}", self.http.listen),
         }
     }

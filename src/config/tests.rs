@@ -79,6 +79,25 @@ fn each_validation_error_names_its_key() {
         ),
         ("[http]\npublic_url = \"https://\"", "http.public_url"),
         ("[http]\nlisten = \"not an address\"", "http.listen"),
+        ("[http]\ntls_cert = \"c.pem\"", "http.tls_key"),
+        ("[http]\ntls_key = \"k.pem\"", "http.tls_cert"),
+        (
+            "[http]\nheader_read_timeout = \"0s\"",
+            "http.header_read_timeout",
+        ),
+        (
+            "[http]\nbody_read_timeout = \"1h\"",
+            "http.body_read_timeout",
+        ),
+        ("[http]\nmax_connections = 3", "http.max_connections"),
+        (
+            "[http]\nframe_ancestors = [\"https://a.cn; script-src *\"]",
+            "http.frame_ancestors",
+        ),
+        (
+            "[http]\nframe_ancestors = [\"portal.cn\"]",
+            "http.frame_ancestors",
+        ),
         (
             "[media]\nlisten = \"127.0.0.1:65535\"\nshards = 2",
             "media.listen",
@@ -201,4 +220,20 @@ fn the_database_password_is_not_printed() {
     );
     let err = from_toml("[database]\nurl = \"mysql://ketang:hunter2@db/ketang\"").unwrap_err();
     assert!(!err.to_string().contains("hunter2"), "{err}");
+}
+
+#[test]
+fn plain_http_beyond_loopback_is_flagged_for_cameras() {
+    let http = |toml: &str| from_toml(toml).expect("valid").http;
+    assert!(!http("").cameras_refused(), "loopback is fine");
+    assert!(http("[http]\nlisten = \"0.0.0.0:8080\"").cameras_refused());
+    assert!(
+        http("[http]\nlisten = \"192.168.1.20:8080\"\npublic_url = \"http://192.168.1.20:8080\"")
+            .cameras_refused()
+    );
+    let proxied = "[http]\nlisten = \"0.0.0.0:8080\"\npublic_url = \"https://ketang.school.cn\"";
+    assert!(!http(proxied).cameras_refused());
+    let tls = "[http]\nlisten = \"0.0.0.0:8443\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"";
+    assert!(!http(tls).cameras_refused());
+    assert!(http(tls).tls());
 }

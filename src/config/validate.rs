@@ -8,9 +8,7 @@ use super::{Config, ConfigError, MIN_SECRET_BYTES};
 impl Config {
     /// Checks the relations between keys that types alone cannot express.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if let Some(url) = &self.http.public_url {
-            check_base_url(url).map_err(|m| ConfigError::invalid("http.public_url", m))?;
-        }
+        self.validate_http()?;
 
         let media = &self.media;
         // Port 0 lets every shard pick a free port (tests, one-machine setups); the chosen
@@ -116,6 +114,56 @@ impl Config {
         self.validate_schedule()
     }
 
+    fn validate_http(&self) -> Result<(), ConfigError> {
+        let http = &self.http;
+        if let Some(url) = &http.public_url {
+            check_base_url(url).map_err(|m| ConfigError::invalid("http.public_url", m))?;
+        }
+        // The files themselves are read (and checked) when the server starts: `ketang token`
+        // and `ketang config` load this configuration on machines without them.
+        match (&http.tls_cert, &http.tls_key) {
+            (Some(_), None) => {
+                return Err(ConfigError::invalid(
+                    "http.tls_key",
+                    "http.tls_cert is set: give the PEM file of its private key too",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::invalid(
+                    "http.tls_cert",
+                    "http.tls_key is set: give the PEM file of its certificate chain too",
+                ));
+            }
+            (Some(c), Some(k)) if c.as_os_str().is_empty() || k.as_os_str().is_empty() => {
+                return Err(ConfigError::invalid(
+                    "http.tls_cert",
+                    "the certificate and key paths must not be empty",
+                ));
+            }
+            _ => {}
+        }
+        let (lo, hi) = (Duration::from_secs(1), Duration::from_secs(600));
+        for (key, value) in [
+            ("http.header_read_timeout", http.header_read_timeout),
+            ("http.body_read_timeout", http.body_read_timeout),
+        ] {
+            if value < lo || value > hi {
+                return Err(ConfigError::invalid(key, "must be between 1s and 10m"));
+            }
+        }
+        for origin in &http.frame_ancestors {
+            check_frame_ancestor(origin)
+                .map_err(|m| ConfigError::invalid("http.frame_ancestors", m))?;
+        }
+        if http.max_connections < 16 {
+            return Err(ConfigError::invalid(
+                "http.max_connections",
+                "must be at least 16 (a browser alone opens several connections)",
+            ));
+        }
+        Ok(())
+    }
+
     fn validate_schedule(&self) -> Result<(), ConfigError> {
         let url = &self.database.url;
         if !url.is_empty() && crate::db::engine_of(url).is_none() {
@@ -161,6 +209,30 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// An origin allowed to frame the pages: `'self'`, or `https://host[:port]` (`http://` for
+/// tests), nothing a CSP could read as another directive.
+fn check_frame_ancestor(origin: &str) -> Result<(), String> {
+    if origin == "'self'" {
+        return Ok(());
+    }
+    let rest = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+        .ok_or_else(|| {
+            format!("{origin:?}: give an origin such as https://portal.school.cn, or 'self'")
+        })?;
+    let ok = !rest.is_empty()
+        && rest
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '*' | '[' | ']'));
+    if !ok {
+        return Err(format!(
+            "{origin:?}: an origin is scheme://host[:port], without path, spaces or ';'"
+        ));
+    }
+    Ok(())
 }
 
 /// Checks a base URL for room links: `http(s)://` followed by a host. Shared with the CLI's

@@ -1,8 +1,12 @@
 //! The HTTP surface: pages, signaling upgrade, WHIP/WHEP, health, and the admin API
 //! (`crate::api`). `router` builds it without binding a socket, so tests can drive it directly.
 
+mod body;
 pub mod error;
+pub mod headers;
 mod pages;
+pub mod serve;
+pub mod tls;
 mod whip;
 
 use axum::Router;
@@ -14,6 +18,11 @@ use tower_http::trace::TraceLayer;
 
 use crate::signaling::ws_handler;
 use crate::state::AppState;
+
+/// A page of the embedded web client, by its file name (`admin.html`), or 404.
+pub(crate) fn embedded_page(name: &str) -> axum::response::Response {
+    pages::page(name)
+}
 
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.signaling.max_sdp_bytes + 1024;
@@ -45,7 +54,9 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(pages::index))
         .route("/r/{room}", get(pages::room_page))
         .route("/r/{room}/session", get(pages::session_claims))
-        .route("/ws", get(ws_handler))
+        // HTTP/1.1 upgrades with GET; over HTTP/2 (HTTPS) browsers open WebSockets on the
+        // same connection with an extended CONNECT (RFC 8441).
+        .route("/ws", get(ws_handler).connect(ws_handler))
         .route("/healthz", get(pages::healthz))
         .route("/readyz", get(crate::metrics::ready::handler))
         .route("/metrics", get(crate::metrics::handler))
@@ -54,6 +65,14 @@ pub fn router(state: AppState) -> Router {
         .route("/static/{*path}", get(pages::static_file))
         .merge(ingest)
         .merge(crate::api::router())
+        .layer(axum::middleware::from_fn_with_state(
+            state.config.http.body_read_timeout,
+            body::deadline,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            headers::SecurityHeaders::new(&state.config.http.frame_ancestors),
+            headers::add,
+        ))
         .layer(TraceLayer::new_for_http())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -45,6 +45,11 @@ fn mime_of(path: &str) -> &'static str {
     }
 }
 
+/// An embedded file as a response, or 404.
+pub(crate) fn page(path: &str) -> Response {
+    asset(path).unwrap_or_else(|| StatusCode::NOT_FOUND.into_response())
+}
+
 pub async fn index() -> Response {
     asset("index.html").unwrap_or_else(|| StatusCode::NOT_FOUND.into_response())
 }

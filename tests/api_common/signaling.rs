@@ -1,5 +1,7 @@
 //! Signaling from a test: a WebSocket joined with a data-only offer (enough to be in a room and
-//! receive its messages; the peer never connects media), and the tokens of a lesson's links.
+//! receive its messages; the peer never connects media), or with a real data-channel
+//! connection that does (a present participant: presence means media), and the tokens of a
+//! lesson's links.
 
 use std::time::Duration;
 
@@ -64,6 +66,25 @@ pub async fn join(api: &Api, token: &str) -> (Ws, Value) {
     .await;
     next_of(&mut ws, "answer").await;
     (ws, welcome)
+}
+
+/// Joins over signaling with a connection that connects media (a data channel); returns the
+/// socket, its `welcome` and the connection, which stays up while it lives (also after the
+/// socket is dropped).
+pub async fn join_with_media(
+    api: &Api,
+    token: &str,
+) -> (Ws, Value, ketang_loadtest::data_peer::DataPeer) {
+    let (mut ws, welcome) = connect(api, token).await;
+    let opts = ketang_loadtest::ClientOptions::default();
+    let (mut peer, sdp) = ketang_loadtest::data_peer::DataPeer::offer(&opts)
+        .await
+        .expect("offer");
+    send(&mut ws, json!({"type": "offer", "sdp": sdp, "tracks": []})).await;
+    let answer = next_of(&mut ws, "answer").await;
+    let sdp = answer["sdp"].as_str().expect("answer sdp").to_owned();
+    peer.accept_answer(sdp).await.expect("media connected");
+    (ws, welcome, peer)
 }
 
 /// The token of a lesson's link of `kind` (for `classroom`, if given).

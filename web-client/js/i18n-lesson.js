@@ -8,6 +8,8 @@ const en = {
   // status line
   ws_reconnecting: 'reconnecting…', pc_reconnecting: 'reconnecting…',
   reconnecting: 'The connection was interrupted. Reconnecting…',
+  reconnectingFor: 'The connection was interrupted. Reconnecting… (offline {min} min {sec} s)',
+  mediaRetrying: 'The audio/video connection failed. Trying again…',
   reconnected: 'Reconnected.',
   // lesson modes and audience (top bar)
   mode_open: 'Open room', mode_dedicated: 'Dedicated lesson', mode_master: 'Master lesson', mode_broadcast: 'Broadcast lesson',
@@ -63,6 +65,8 @@ const en = {
 const zh = {
   ws_reconnecting: '重新连接中…', pc_reconnecting: '重新连接中…',
   reconnecting: '连接中断，正在重新连接…',
+  reconnectingFor: '连接中断，正在重新连接…（已断开 {min} 分 {sec} 秒）',
+  mediaRetrying: '音视频连接失败，正在重试…',
   reconnected: '已重新连接。',
   mode_open: '开放课堂', mode_dedicated: '专递课堂', mode_master: '名师课堂', mode_broadcast: '名校网络课堂',
   audienceCount: '观众：{count}',

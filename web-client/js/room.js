@@ -4,7 +4,7 @@
 
 import './i18n-lesson.js';
 import { t, getLang, toggleLang, onLangChange, applyI18n } from './i18n.js';
-import { parseRoomLocation, fetchClaims, signalingUrl, Signaling, SerialQueue } from './signaling.js';
+import { parseRoomLocation, fetchClaims, signalingUrl, Signaling, SerialQueue, CLOSE_OPEN_TIMEOUT } from './signaling.js';
 import { MediaSession } from './session.js';
 import { openLocalMedia } from './devices.js';
 import { Stage } from './tiles.js';
@@ -24,7 +24,8 @@ const TOKEN_ERRORS = new Set(['tokenExpired', 'tokenNotYetValid', 'tokenInvalid'
   'tokenMalformed', 'tokenMissing', 'tokenRevoked', 'lessonEnded', 'lessonCancelled', 'scheduleUnavailable',
   'serverUnavailable']);
 
-// Reconnection of the signaling socket (protocol.md §4.3a): 0.5 s doubling to 4 s, for 60 s.
+// Reconnection of the signaling socket (protocol.md §4.3a, reconnect.js): tries 0.5 s, then 1,
+// 2 and 4 s apart, then every 4 s until the link expires, with the time offline shown.
 
 const banners = new Banners($('banners'));
 const queue = new SerialQueue((err) => {
@@ -51,6 +52,7 @@ let wasOnStage = false;
 let speaking = false; // an observer publishing while called on (master lessons)
 let syncMuteAfterJoin = false;
 const reconnect = new Reconnection();
+let offlineTicker = null; // refreshes the "offline for" banner every second
 const serverStats = new ServerStats({ send: (msg) => signaling?.send(msg), isOpen: () => !!signaling?.isOpen });
 let statsOverlay = null;
 
@@ -69,6 +71,8 @@ const ketang = {
   received: [], // types of the signaling messages received, in order (debugging aid)
   activeSpeaker: null,
   reconnects: 0, // signaling reconnections started
+  attemptLog: [], // when each reconnection try started (ms, the latest 100)
+  get reconnectAttempts() { return reconnect.attempts; },
   get roomState() { return lesson ? lesson.state : null; },
   get chat() { return chat ? chat.messages : []; },
   get pc() { return session.pc; },
@@ -145,8 +149,7 @@ function renderValidFrom(validFrom) {
 function endSession(titleKey, messageKey, params = {}) {
   if (ended) return;
   ended = true;
-  reconnect.end();
-  banners.dismiss('reconnect');
+  stopReconnecting();
   signaling?.close();
   session.close();
   controls?.stopAll();
@@ -239,8 +242,7 @@ async function onWelcome(msg, sig) {
   const first = ketang.peerId === null;
   const resumed = !first && msg.resumed === true && msg.peerId === ketang.peerId;
   if (reconnect.active) {
-    reconnect.end();
-    banners.dismiss('reconnect');
+    stopReconnecting();
     banners.show('reconnected', { kind: 'info', timeoutMs: 3000, id: 'reconnect' });
   }
   if (!first && !resumed) {
@@ -382,6 +384,16 @@ function onBye(msg) {
     endSession('youLeftTitle', 'youLeft');
     return;
   }
+  if (reason === 'mediaFailed' && ketang.peerId !== null) {
+    // The server gave up on our media (nothing arrived for its grace period): the network may
+    // still be blocking it. Keep trying, as after any other loss, and join again when the
+    // socket is back: the lesson goes on as soon as media gets through.
+    setLastError(msg.reason, msg.message);
+    session.discard();
+    stage?.clearRemote();
+    banners.show('mediaRetrying', { kind: 'warn', id: 'media-retry', timeoutMs: 8000 });
+    return; // the server closes the socket next; onSocketClose reconnects
+  }
   setState('error');
   setLastError(msg.reason, msg.message);
   const key = `bye_${reason}`;
@@ -471,13 +483,13 @@ async function stopSpeaking() {
 
 // ---- connection and reconnection -----------------------------------------------------------
 
-function openSignaling() {
+function openSignaling(timeoutMs = undefined) {
   const sig = new Signaling(signalingUrl(ketang.token), { queue });
   signaling = sig;
   sig.onmessage = (msg) => onMessage(msg, sig);
   sig.onstatechange = () => { if (signaling === sig) updateStatus(); };
   sig.onclose = (ev) => onSocketClose(sig, ev);
-  return sig.connect().catch((err) => {
+  return sig.connect(timeoutMs).catch((err) => {
     console.warn('ketang: signaling connection failed:', err.message); // onSocketClose handles it
   });
 }
@@ -487,15 +499,17 @@ async function onSocketClose(sig, ev) {
   updateStatus();
   if (ended) return;
   const neverWelcomed = welcomedOn !== sig;
-  if (neverWelcomed) {
-    // Refused before `welcome` (e.g. the token expired meanwhile): ask why, as on start-up.
+  // A try the network swallowed says nothing about the link; one the server refused may be a
+  // token that expired or was revoked meanwhile: ask why, as on start-up (bounded by the next
+  // try, so a slow answer never holds up the schedule).
+  if (neverWelcomed && ev.code !== CLOSE_OPEN_TIMEOUT) {
+    const timeoutMs = Math.min(4000, Math.max(1000, reconnect.active ? reconnect.untilNext() : 4000));
     try {
-      await fetchClaims(ketang.room, ketang.token, { timeoutMs: 4000 });
+      await fetchClaims(ketang.room, ketang.token, { timeoutMs });
     } catch (err) {
       if (err.code && err.code !== 'serverUnavailable' && !ended) {
         ended = true;
-        reconnect.end();
-        banners.dismiss('reconnect');
+        stopReconnecting();
         session.close();
         controls?.stopAll();
         return showTokenError(err.code, err.message, err.body || {});
@@ -514,21 +528,51 @@ async function onSocketClose(sig, ev) {
     ketang.reconnects += 1;
     setState('reconnecting');
     console.info(`ketang: signaling closed (code ${ev.code}); reconnecting`);
-    banners.show('reconnecting', { kind: 'warn', id: 'reconnect' });
+    showOffline();
   }
-  scheduleReconnect(ev);
+  scheduleReconnect();
 }
 
-function scheduleReconnect(ev) {
-  if (!reconnect.schedule(() => { if (!ended) openSignaling(); })) {
-    banners.dismiss('reconnect');
+/** The link's expiry (ms): the lesson is over for this page then, connected or not. */
+function lessonEndsAt() {
+  return Number.isFinite(ketang.expiresAt) ? ketang.expiresAt * 1000 : Infinity;
+}
+
+function scheduleReconnect() {
+  const attempt = (windowMs) => {
+    if (ended) return;
+    ketang.attemptLog.push(Date.now());
+    if (ketang.attemptLog.length > 100) ketang.attemptLog.shift();
+    openSignaling(windowMs);
+  };
+  if (!reconnect.schedule(attempt, { until: lessonEndsAt() })) {
+    stopReconnecting();
     setState('error');
-    setLastError('connectionLost', `WebSocket closed (code ${ev.code}${ev.reason ? `, ${ev.reason}` : ''}); no reconnection within ${reconnect.forMs / 1000} s`);
-    banners.show('connectionLost', { kind: 'error', id: 'bye' });
-    endSession('endedTitle', 'connectionLost');
+    setLastError('tokenExpired', 'the room link expired while the connection was lost');
+    endSession('endedTitle', 'bye_tokenExpired');
     return;
   }
   updateStatus();
+}
+
+/** The "reconnecting" banner with the time offline, kept current every second. */
+function showOffline() {
+  const banner = banners.show('reconnecting', { kind: 'warn', id: 'reconnect' });
+  const text = banner.querySelector('.text');
+  const tick = () => {
+    const s = Math.floor((Date.now() - reconnect.since) / 1000);
+    if (text.isConnected) bindText(text, 'reconnectingFor', { min: Math.floor(s / 60), sec: s % 60 });
+  };
+  clearInterval(offlineTicker);
+  offlineTicker = setInterval(tick, 1000);
+  tick();
+}
+
+function stopReconnecting() {
+  reconnect.end();
+  clearInterval(offlineTicker);
+  offlineTicker = null;
+  banners.dismiss('reconnect');
 }
 
 // ---- start-up -----------------------------------------------------------------------------

@@ -583,6 +583,15 @@ export class MediaSession {
     return out;
   }
 
+  /**
+   * The server dropped this participant (its media stopped for the grace period): the peer
+   * connection is closed; `handleStart` makes a new one when the page joins again.
+   */
+  discard() {
+    this._dropPc();
+    this._closeRetired();
+  }
+
   close() {
     this.closed = true;
     this._clearIceTimers();

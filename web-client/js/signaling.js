@@ -57,6 +57,9 @@ export function signalingUrl(token, loc = globalThis.location) {
   return `${scheme}//${loc.host}/ws?t=${encodeURIComponent(token)}`;
 }
 
+/** Close code reported for a socket given up because it did not open in time. */
+export const CLOSE_OPEN_TIMEOUT = 4001;
+
 /**
  * One signaling connection. Incoming messages are parsed and handed to `onmessage` one at a
  * time through `queue` (a handler's promise must settle before the next message is handled).
@@ -88,8 +91,11 @@ export class Signaling {
     this.onstatechange(state);
   }
 
-  /** Open the socket. Resolves when it is open; rejects if it closes (or times out) before opening. */
-  connect() {
+  /**
+   * Open the socket. Resolves when it is open; rejects if it closes, or does not open within
+   * `timeoutMs` (then it is abandoned and reported closed with code 4001).
+   */
+  connect(timeoutMs = this.connectTimeoutMs) {
     this._setState('connecting');
     const ws = new WebSocket(this.url);
     this.ws = ws;
@@ -102,9 +108,9 @@ export class Signaling {
       };
       const openTimer = setTimeout(() => {
         if (ws.readyState !== WebSocket.CONNECTING) return;
-        this._abandon(ws, 4001, 'connect timeout');
-        fail(`WebSocket did not open within ${this.connectTimeoutMs} ms`);
-      }, this.connectTimeoutMs);
+        this._abandon(ws, CLOSE_OPEN_TIMEOUT, 'connect timeout');
+        fail(`WebSocket did not open within ${timeoutMs} ms`);
+      }, timeoutMs);
       ws.onopen = () => {
         clearTimeout(openTimer);
         settled = true;

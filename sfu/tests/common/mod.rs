@@ -283,6 +283,48 @@ impl Net {
         self.clients[i].gone = true;
     }
 
+    /// The client replaces its peer connection with a new one under the same peer (the page's
+    /// `fresh` offer after ICE failed): a new `Rtc` publishing the same sources, accepted with
+    /// `Sfu::rejoin`. The new connection gets through only while the client is not cut.
+    pub fn rebuild(&mut self, name: &str) {
+        let i = self.idx(name);
+        let now = self.now;
+        let addr = self.clients[i].addr;
+        let mut rtc = Rtc::builder()
+            .set_stats_interval(Some(Duration::from_millis(100)))
+            .build(now);
+        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+        let mut api = rtc.sdp_api();
+        let mut send = Vec::new();
+        for (_, s) in self.clients[i].send.clone() {
+            let kind = match s.kind() {
+                TrackKind::Audio => MediaKind::Audio,
+                TrackKind::Video => MediaKind::Video,
+            };
+            send.push((
+                api.add_media(kind, Direction::SendOnly, None, None, None),
+                s,
+            ));
+        }
+        let (offer, pending) = api.apply().unwrap();
+        let sources: Vec<(String, TrackSource)> =
+            send.iter().map(|(m, s)| (m.to_string(), *s)).collect();
+        let peer = self.clients[i].peer;
+        let answer = self
+            .sfu
+            .rejoin(now, peer, &offer.to_sdp_string(), &sources)
+            .expect("rejoin accepted");
+        let sdp = SdpAnswer::from_sdp_string(&answer.sdp).unwrap();
+        rtc.sdp_api().accept_answer(pending, sdp).unwrap();
+        let c = &mut self.clients[i];
+        c.rtc = rtc;
+        c.send = send;
+        c.rx.clear();
+        c.mid_tracks.clear();
+        c.keyframe_wanted = true;
+        self.drain_sfu();
+    }
+
     /// The client renegotiates to publish one more source (a screen share); returns the
     /// result of the SFU's `client_offer`.
     pub fn add_source(

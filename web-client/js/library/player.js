@@ -32,10 +32,13 @@ export function playerView({ onBack, onDeleted }) {
     for (const n of notes) {
       const seek = () => { video.currentTime = n.atMs / 1000; video.play().catch(() => {}); };
       const title = `${clock(n.atMs)} ${n.author}: ${n.text}`;
-      line.append(el('button', {
+      const marker = el('button', {
         type: 'button', class: 'marker', title, 'aria-label': title,
-        style: `left: ${percent(n.atMs, total)}%`, data: { at: String(n.atMs), id: n.id }, on: { click: seek },
-      }));
+        data: { at: String(n.atMs), id: n.id }, on: { click: seek },
+      });
+      // Through the CSSOM: a `style` attribute is inline style, which the page's CSP refuses.
+      marker.style.left = `${percent(n.atMs, total)}%`;
+      line.append(marker);
       list.append(el('li', { data: { id: n.id, at: String(n.atMs) } },
         el('button', { type: 'button', class: 'note-time', text: clock(n.atMs), on: { click: seek } }),
         el('span', { class: 'note-author', text: n.author }),

@@ -159,7 +159,9 @@ on_both_engines! {
         // Classroom 2 leaves and comes back: two stays, no reconnection (it meant to go).
         e2.leave().await;
         participants(api, &occ, 2).await;
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // Away long enough that whole seconds cannot hide the gap (stays and the elapsed time
+        // are compared in whole seconds, each rounded).
+        tokio::time::sleep(Duration::from_millis(2500)).await;
         let e2 = Encoder::start(api, &occ, &link_token(&links, "remoteClassroom", Some(&c2))).await;
         participants(api, &occ, 3).await;
 

@@ -8,13 +8,14 @@ use std::time::{Duration, Instant};
 use str0m::bwe::Bitrate;
 
 use crate::allocator::{Demand, Priority};
-use crate::downlink::{Feedback, Observed};
+use crate::downlink::Observed;
 use crate::event::{LayerWanted, PeerCaps, PeerEvent};
 use crate::ids::{PeerId, RoomId, TrackId};
 use crate::peer::Peer;
 use crate::rate::WireRatio;
 use crate::role::{Role, TrackSource};
 use crate::room::Room;
+use crate::sdp::Feedback;
 use crate::sdp::PeerMode;
 use crate::sfu::{Sfu, guard};
 use crate::subscription::SubState;

@@ -35,6 +35,7 @@ use crate::last_resort::PROBATION;
 use crate::rate::WireRatio;
 use crate::receiver_estimate::{LOSSY, ReceiverEstimate};
 use crate::role::TrackKind;
+use crate::sdp::Feedback;
 
 /// How often each subscriber's allocation runs without a new estimate.
 pub(crate) const ALLOC_EVERY: Duration = Duration::from_millis(500);
@@ -60,16 +61,11 @@ const PROVEN_AFTER: Duration = Duration::from_secs(2);
 /// Congestion (with evidence) in every round for this long means the link fails.
 const CONGESTED_FAILS_AFTER: Duration = Duration::from_secs(1);
 
-/// How the receiver reports back about the link.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Feedback {
-    /// Transport-wide congestion control: str0m estimates, probes, pads and paces.
-    Twcc,
-    /// No transport-wide feedback: the receiver's REMB and receiver reports are all there is;
-    /// str0m sends without pacing.
-    Reports,
-}
+/// Video waiting longer than this in the pacer means the subscriber's link is congested.
+pub(crate) const CONGESTED: Duration = Duration::from_millis(150);
+
+/// Below this the queue counts as drained: a stopped video may restart.
+pub(crate) const DRAINED: Duration = Duration::from_millis(80);
 
 /// What a round observed about the subscriber's streams.
 #[derive(Debug, Clone, Copy)]
@@ -367,8 +363,8 @@ impl Downlink {
         seen: &Observed,
         budget: u64,
     ) -> bool {
-        let congested = std::mem::take(&mut self.congestion_seen)
-            || (self.strained && seen.queued > crate::forward::CONGESTED);
+        let congested =
+            std::mem::take(&mut self.congestion_seen) || (self.strained && seen.queued > CONGESTED);
         if !congested {
             self.congestion.clear_round(now, budget);
             self.congested_since = None;

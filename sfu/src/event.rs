@@ -2,6 +2,7 @@
 //! deadline. Drained with `Sfu::poll_output` until `Timeout`.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -18,7 +19,7 @@ pub enum SfuOutput {
     /// Something the application must act on.
     Event(SfuEvent),
     /// Media for the lesson recording (only while a room is recorded).
-    Record(crate::recorder::RecordEvent),
+    Record(RecordEvent),
     /// Nothing more to do before this instant (unless input arrives).
     Timeout(Instant),
 }
@@ -402,4 +403,78 @@ pub struct RoomSnapshot {
     pub participants: Vec<ParticipantInfo>,
     /// Everything published in it.
     pub tracks: Vec<TrackInfo>,
+}
+
+/// A video codec as the recording writer needs to know it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VideoCodec {
+    /// VP8.
+    Vp8,
+    /// VP9.
+    Vp9,
+    /// H.264.
+    H264,
+}
+
+/// What the recorder tap emits (through `SfuOutput::Record`).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum RecordEvent {
+    /// Recording of a room started.
+    Started {
+        /// The room.
+        room: RoomId,
+    },
+    /// A packet of the recorded video stream (continuous across source switches).
+    Video {
+        /// The room.
+        room: RoomId,
+        /// The source track of this packet.
+        track: TrackId,
+        /// Its codec.
+        codec: VideoCodec,
+        /// Rewritten, continuous, extended sequence number.
+        seq: u64,
+        /// Rewritten, continuous RTP timestamp (90 kHz).
+        ts: u32,
+        /// RTP marker: last packet of a frame.
+        marker: bool,
+        /// The packet starts a keyframe.
+        keyframe: bool,
+        /// The RTP payload.
+        payload: Arc<[u8]>,
+        /// Arrival at the SFU.
+        at: Instant,
+    },
+    /// A packet of one of the microphones being mixed.
+    Audio {
+        /// The room.
+        room: RoomId,
+        /// The microphone track.
+        track: TrackId,
+        /// Its publisher.
+        peer: PeerId,
+        /// Source extended sequence number.
+        seq: u64,
+        /// Source RTP timestamp (48 kHz).
+        ts: u32,
+        /// The Opus payload.
+        payload: Arc<[u8]>,
+        /// Arrival at the SFU.
+        at: Instant,
+    },
+    /// The sources the recording follows now.
+    Sources {
+        /// The room.
+        room: RoomId,
+        /// The video source (`None`: nothing to show).
+        video: Option<TrackInfo>,
+        /// The microphones mixed.
+        audio: Vec<TrackInfo>,
+    },
+    /// Recording of a room stopped (asked to, or the room closed).
+    Stopped {
+        /// The room.
+        room: RoomId,
+    },
 }

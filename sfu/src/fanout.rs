@@ -9,10 +9,11 @@ use str0m::media::KeyframeRequestKind;
 
 use crate::effects::Forward;
 use crate::event::{PeerEvent, SfuOutput, TrackInfo};
+use crate::event::{RecordEvent, VideoCodec};
 use crate::forward::ForwardResult;
 use crate::ids::{PeerId, RoomId, TrackId};
 use crate::keyframe::{self, PayloadInfo};
-use crate::recorder::{RecordEvent, RecorderTap, TapVideo, VideoCodec};
+use crate::recorder::{RecorderTap, TapVideo};
 use crate::rewrite::SourceFields;
 use crate::role::{Role, TrackKind, TrackSource};
 use crate::sfu::{Sfu, guard};

@@ -11,13 +11,14 @@ use std::time::{Duration, Instant};
 use str0m::media::MediaKind;
 use str0m::rtp::{ExtensionValues, RtpWrite, Vp8Patch, Vp8PatchError};
 
-use crate::downlink::Feedback;
+use crate::downlink::{CONGESTED, DRAINED};
 use crate::effects::{Effects, Forward};
 use crate::keyframe::PayloadInfo;
 use crate::layer::Selection;
 use crate::peer::Peer;
 use crate::rewrite::{Rewritten, SourceFields};
 use crate::role::TrackKind;
+use crate::sdp::Feedback;
 use crate::subscription::SubState;
 
 /// What happened to a packet at one subscriber.
@@ -144,12 +145,6 @@ impl Peer {
         ForwardResult::Sent
     }
 }
-
-/// Video waiting longer than this in the pacer means the subscriber's link is congested.
-pub(crate) const CONGESTED: Duration = Duration::from_millis(150);
-
-/// Below this the queue counts as drained: a stopped video may restart.
-const DRAINED: Duration = Duration::from_millis(80);
 
 /// How long the oldest packet of an outgoing stream has waited in str0m's send queue.
 pub(crate) fn queue_delay(rtc: &mut str0m::Rtc, ssrc: str0m::rtp::Ssrc, now: Instant) -> Duration {

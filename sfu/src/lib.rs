@@ -46,7 +46,8 @@
 //! datagram ─► Demux (source address, else STUN username) ─► Peer.rtc.handle_input
 //!   └► drain: Event::RtpPacket ─► Effects.media ─► Sfu::fan_out
 //!        keyframe detection once ─► for each subscriber of the TrackIn:
-//!          LayerSelector ─► Rewriter ─► StreamTx::write_rtp ─► drain ─► Transmit
+//!          LayerSelector ─► Rewriter ─► StreamTx::write_rtp ─► subscriber due now
+//!   Timeout (already due) ─► Sfu::handle_timeout ─► drain ─► Transmit
 //!        subscribers waiting for a keyframe ─► publisher StreamRx::request_keyframe (throttled)
 //! ```
 //!
@@ -62,8 +63,14 @@
 //!   ─► LayerSelector targets, bwe().set_bitrate / reset (TWCC), dynacast to publishers
 //! ```
 //!
-//! Every mutation of an `Rtc` is followed by a full drain (str0m's single-mutation invariant);
-//! anything a drain produces for *other* peers is queued in `Effects` and processed after it.
+//! Every mutation of an `Rtc` is followed by a full drain (str0m's single-mutation invariant),
+//! with one exception: `StreamTx::write_rtp` on the packet path. str0m only queues a written
+//! packet until the `Rtc`'s next `handle_timeout`, so a drain right after it would find nothing
+//! to send and only learn a deadline: a poll loop per packet and subscriber for nothing. The
+//! subscriber is made due at once instead: `poll_output` then reports a timeout already past,
+//! and the `Sfu::handle_timeout` that follows drains it; several packets written to one
+//! subscriber before that go out in that one round. Anything a drain produces for *other* peers is queued
+//! in `Effects` and processed after it.
 //! A panic while handling one peer removes that peer only.
 //!
 //! [str0m]: https://docs.rs/str0m
@@ -117,23 +124,23 @@ pub use allocator::{AllocatorConfig, BandwidthAllocator, Decision, Demand, LinkS
 pub use carried::CarriedRate;
 pub use config::SfuConfig;
 pub use control::{FloorCommand, FloorContext, FloorOutcome, MAX_TEXT_CHARS};
-pub use downlink::Feedback;
 pub use error::SfuError;
 pub use event::{
     Activity, Answer, ChatMessage, HandInfo, JoinRequest, LayerWanted, LeaveReason, MidTrack,
     ParticipantInfo, ParticipantState, PeerCaps, PeerEvent, Question, QuestionStatus, RoomSnapshot,
     RoomState, SfuEvent, SfuOutput, TrackInfo, Transmit,
 };
+pub use event::{RecordEvent, VideoCodec};
 pub use floor::{Floor, FloorError, LessonMode};
 pub use ids::{ClassroomId, InvalidId, PeerId, RoomId, TrackId};
 pub use last_resort::{LastResort, Verdict};
 pub use layer::{LayerSelector, Selection};
 pub use rate::RateMeter;
 pub use receiver_estimate::ReceiverEstimate;
-pub use recorder::{RecordEvent, VideoCodec};
 pub use report::{LayerReport, PeerBandwidth, PublishedTrack, TrackBandwidth};
 pub use rewrite::{Rewriter, Rewritten, SourceFields};
 pub use role::{Role, TrackKind, TrackSource};
+pub use sdp::Feedback;
 pub use sdp::{PeerMode, RejectedMid};
 pub use sfu::Sfu;
 pub use speaker::SpeakerDetector;

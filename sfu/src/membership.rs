@@ -446,7 +446,7 @@ impl Sfu {
                 && r.recorder.is_some()
             {
                 self.fx.out.push_back(crate::event::SfuOutput::Record(
-                    crate::recorder::RecordEvent::Stopped {
+                    crate::event::RecordEvent::Stopped {
                         room: room_id.clone(),
                     },
                 ));

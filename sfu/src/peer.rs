@@ -3,7 +3,9 @@
 //!
 //! Every mutation of the `Rtc` goes through a method here that ends with [`Peer::drain`], which
 //! polls str0m until `Timeout` (str0m's single-mutation invariant) and turns its events into
-//! [`Effects`] for the shard.
+//! [`Effects`] for the shard. The one exception is the packet path's `write_rtp`
+//! (`forward.rs`): it makes the peer due now instead, and the next timeout round drains it (see
+//! the crate documentation for why).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -97,7 +99,7 @@ impl Peer {
         info: ParticipantInfo,
         mode: PeerMode,
         mut rtc: Rtc,
-        feedback: crate::downlink::Feedback,
+        feedback: crate::sdp::Feedback,
         connect_deadline: Instant,
         now: Instant,
     ) -> Self {

@@ -4,13 +4,16 @@
 //! the client's stats overlay; built from state the allocation rounds keep, so reading it
 //! changes nothing.
 
+use std::time::Instant;
+
 use serde::Serialize;
 
-use crate::downlink::Feedback;
 use crate::event::PeerCaps;
 use crate::ids::{PeerId, RoomId, TrackId};
-use crate::role::{TrackKind, TrackSource};
+use crate::role::{Role, TrackKind, TrackSource};
+use crate::sdp::Feedback;
 use crate::sfu::Sfu;
+use crate::stats::{BWE_BUCKETS_BPS, SfuSnapshot, SfuStats};
 
 /// A peer's bandwidth picture.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -156,5 +159,52 @@ impl Sfu {
             .into_iter()
             .filter_map(|p| self.peer_bandwidth(p))
             .collect()
+    }
+}
+
+impl Sfu {
+    /// The shard's counters.
+    pub fn stats(&self) -> &SfuStats {
+        &self.fx.stats
+    }
+
+    /// Counters and current holdings. Walks every peer and room: call it about once a second,
+    /// not per packet.
+    pub fn stats_snapshot(&mut self, now: Instant) -> SfuSnapshot {
+        self.fx.stats.forget_stale(now);
+        let mut s = SfuSnapshot {
+            counters: self.fx.stats.clone(),
+            rooms: self.rooms.len() as u64,
+            ..SfuSnapshot::default()
+        };
+        for room in self.rooms.values() {
+            s.recording_rooms += u64::from(room.recorder.is_some());
+            for t in room.tracks.values() {
+                match t.info.kind {
+                    TrackKind::Audio => s.tracks_audio += 1,
+                    TrackKind::Video => s.tracks_video += 1,
+                }
+            }
+        }
+        for p in self.peers.values() {
+            if let Some(i) = Role::ALL.iter().position(|r| *r == p.info.role) {
+                s.peers_by_role[i] += 1;
+            }
+            s.peers_connected += u64::from(p.connected);
+            s.subscriptions += p.subs.len() as u64;
+            if let Some(bps) = p.downlink.estimate.round(p.downlink.average_bps) {
+                s.bwe_min_bps = if s.bwe_peers == 0 {
+                    bps
+                } else {
+                    s.bwe_min_bps.min(bps)
+                };
+                s.bwe_peers += 1;
+                s.bwe_sum_bps = s.bwe_sum_bps.saturating_add(bps);
+                for (i, le) in BWE_BUCKETS_BPS.iter().enumerate() {
+                    s.bwe_buckets[i] += u64::from(bps <= *le);
+                }
+            }
+        }
+        s
     }
 }

@@ -7,8 +7,18 @@
 
 use std::collections::HashMap;
 
-use crate::downlink::Feedback;
 use crate::role::{Role, TrackKind, TrackSource};
+
+/// How the receiver reports back about the link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Feedback {
+    /// Transport-wide congestion control: str0m estimates, probes, pads and paces.
+    Twcc,
+    /// No transport-wide feedback: the receiver's REMB and receiver reports are all there is;
+    /// str0m sends without pacing.
+    Reports,
+}
 
 /// How the peer uses its connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,13 +12,13 @@ use str0m::config::DtlsCert;
 
 use crate::config::SfuConfig;
 use crate::demux::Demux;
-use crate::downlink::Feedback;
 use crate::effects::Effects;
 use crate::error::SfuError;
 use crate::event::{LeaveReason, RoomSnapshot, SfuOutput};
 use crate::ids::{PeerId, RoomId};
 use crate::peer::Peer;
 use crate::room::Room;
+use crate::sdp::Feedback;
 use crate::timers::Timers;
 
 /// How often str0m reports statistics: stream totals for the metrics, and the current

@@ -19,7 +19,6 @@ use str0m::stats::{MediaEgressStats, MediaIngressStats};
 
 use crate::ids::PeerId;
 use crate::role::{Role, TrackKind};
-use crate::sfu::Sfu;
 
 /// Upper bounds (bit/s) of the buckets of [`SfuSnapshot::bwe_buckets`].
 pub const BWE_BUCKETS_BPS: [u64; 8] = [
@@ -161,7 +160,7 @@ impl SfuStats {
     }
 
     /// Forgets streams not reported since `now - FORGET_AFTER`.
-    fn forget_stale(&mut self, now: Instant) {
+    pub(crate) fn forget_stale(&mut self, now: Instant) {
         self.prev.retain(|_, t| {
             t.seen
                 .is_some_and(|s| now.saturating_duration_since(s) < FORGET_AFTER)
@@ -211,53 +210,6 @@ impl SfuSnapshot {
             .iter()
             .position(|r| *r == role)
             .map_or(0, |i| self.peers_by_role[i])
-    }
-}
-
-impl Sfu {
-    /// The shard's counters.
-    pub fn stats(&self) -> &SfuStats {
-        &self.fx.stats
-    }
-
-    /// Counters and current holdings. Walks every peer and room: call it about once a second,
-    /// not per packet.
-    pub fn stats_snapshot(&mut self, now: Instant) -> SfuSnapshot {
-        self.fx.stats.forget_stale(now);
-        let mut s = SfuSnapshot {
-            counters: self.fx.stats.clone(),
-            rooms: self.rooms.len() as u64,
-            ..SfuSnapshot::default()
-        };
-        for room in self.rooms.values() {
-            s.recording_rooms += u64::from(room.recorder.is_some());
-            for t in room.tracks.values() {
-                match t.info.kind {
-                    TrackKind::Audio => s.tracks_audio += 1,
-                    TrackKind::Video => s.tracks_video += 1,
-                }
-            }
-        }
-        for p in self.peers.values() {
-            if let Some(i) = Role::ALL.iter().position(|r| *r == p.info.role) {
-                s.peers_by_role[i] += 1;
-            }
-            s.peers_connected += u64::from(p.connected);
-            s.subscriptions += p.subs.len() as u64;
-            if let Some(bps) = p.downlink.estimate.round(p.downlink.average_bps) {
-                s.bwe_min_bps = if s.bwe_peers == 0 {
-                    bps
-                } else {
-                    s.bwe_min_bps.min(bps)
-                };
-                s.bwe_peers += 1;
-                s.bwe_sum_bps = s.bwe_sum_bps.saturating_add(bps);
-                for (i, le) in BWE_BUCKETS_BPS.iter().enumerate() {
-                    s.bwe_buckets[i] += u64::from(bps <= *le);
-                }
-            }
-        }
-        s
     }
 }
 

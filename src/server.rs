@@ -65,9 +65,10 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     };
     // The shards hold the only senders: when they stop, the attendance task writes its last
     // records and ends.
+    let clock = crate::time::Clock::default();
     let (attendance_sink, attendance_rx) =
-        crate::attendance::AttendanceSink::channel(crate::attendance::QUEUE);
-    let attendance = crate::attendance::spawn(db.clone(), attendance_rx);
+        crate::attendance::AttendanceSink::channel(crate::attendance::QUEUE, clock.clone());
+    let attendance = crate::attendance::spawn(db.clone(), attendance_rx, clock.clone());
     let attendance_dropped = attendance_sink.dropped_counter();
     let settings = MediaSettings {
         listen: config.media.listen,
@@ -104,7 +105,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         None => None,
     };
     let cert_watch = certs.as_ref().map(|store| store.watch());
-    let state = AppState::with_library(config, tokens, media, db, library.library);
+    let state = AppState::with_library(config, tokens, media, db, library.library, clock);
     state.metrics.watch_attendance(attendance_dropped);
     crate::library::live::spawn(state.clone(), library.statuses);
     let scheduler = crate::schedule::runner::spawn(state.clone());

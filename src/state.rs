@@ -1,8 +1,8 @@
 //! Shared application state: what every HTTP handler and signaling session can reach.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
 
 use dashmap::DashMap;
 use ketang_sfu::{PeerId, RoomId};
@@ -13,6 +13,7 @@ use crate::db::Db;
 use crate::db::ids::OccurrenceId;
 use crate::media::MediaPlane;
 use crate::schedule::model::OccurrenceStatus;
+pub use crate::time::Clock;
 
 /// A WHIP or WHEP session, addressed by its resource URL.
 #[derive(Debug, Clone)]
@@ -20,38 +21,6 @@ pub struct HttpSession {
     pub peer: PeerId,
     pub room: RoomId,
     pub shard: usize,
-}
-
-/// The time as lesson windows see it: the system clock plus an offset that is always zero in
-/// service. Integration tests move it to step a lesson through its window (links before,
-/// during and after, the scheduler's warning and close) without waiting for hours.
-#[derive(Debug, Default)]
-pub struct Clock {
-    offset_ms: AtomicI64,
-}
-
-impl Clock {
-    pub fn now(&self) -> SystemTime {
-        let offset = self.offset_ms.load(Ordering::Relaxed);
-        let magnitude = Duration::from_millis(offset.unsigned_abs());
-        if offset >= 0 {
-            SystemTime::now() + magnitude
-        } else {
-            SystemTime::now() - magnitude
-        }
-    }
-
-    /// Unix milliseconds.
-    pub fn now_ms(&self) -> i64 {
-        self.now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-    }
-
-    /// Moves the clock by `by_ms` (tests only).
-    pub fn shift(&self, by_ms: i64) {
-        self.offset_ms.fetch_add(by_ms, Ordering::Relaxed);
-    }
 }
 
 pub struct AppInner {
@@ -89,7 +58,7 @@ impl std::ops::Deref for AppState {
 impl AppState {
     pub fn new(config: Config, tokens: TokenAuthority, media: MediaPlane, db: Db) -> Self {
         let library = crate::library::Library::detached(&rand::random::<[u8; 32]>());
-        Self::with_library(config, tokens, media, db, library)
+        Self::with_library(config, tokens, media, db, library, Clock::default())
     }
 
     /// A state with the server's library (`new` gets one with nothing behind it).
@@ -99,13 +68,14 @@ impl AppState {
         media: MediaPlane,
         db: Db,
         library: crate::library::Library,
+        clock: Clock,
     ) -> Self {
         AppState(Arc::new(AppInner {
             config,
             tokens,
             media,
             db,
-            clock: Clock::default(),
+            clock,
             next_peer: AtomicU64::new(1),
             sessions: DashMap::new(),
             http_sessions: DashMap::new(),
@@ -193,12 +163,4 @@ impl AppState {
     pub fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::Relaxed)
     }
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }

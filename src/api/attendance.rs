@@ -164,7 +164,7 @@ pub async fn lesson_attendance(
     drop(conn);
 
     // Stamps are the server's wall clock (`attendance::AttendanceSink`), and so is now.
-    let now = i64::try_from(crate::state::unix_ms()).unwrap_or(i64::MAX);
+    let now = state.clock.now_ms();
     let lead = i64::try_from(state.config.schedule.link_lead.as_millis()).unwrap_or(0);
     let opened = state.clock.now_ms().saturating_add(lead);
     let tz = zone(&lesson.timezone).unwrap_or(TimeZone::UTC);

@@ -13,7 +13,7 @@ use super::keys::KeyInfo;
 use super::problem::{ApiResult, Problem, QueryErrors};
 use crate::db::ids::AuditId;
 use crate::schedule::time::format_utc;
-use crate::state::{AppState, unix_ms};
+use crate::state::AppState;
 
 /// One entry to record.
 #[derive(Debug)]
@@ -44,7 +44,7 @@ pub async fn record(
     key: &KeyInfo,
     entry: Audit,
 ) -> Result<(), sqlx::Error> {
-    let now = unix_ms();
+    let now = u64::try_from(key.at_ms).unwrap_or(0);
     sqlx::query(
         "INSERT INTO audit (id, at, key_id, key_name, action, target, detail) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",

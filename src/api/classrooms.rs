@@ -16,7 +16,7 @@ use super::validate::{MAX_KBPS, MIN_KBPS, kbps, text};
 use crate::db::assembled;
 use crate::db::ids::{ClassroomId, SchoolId};
 use crate::schedule::time::format_utc;
-use crate::state::{AppState, unix_ms};
+use crate::state::AppState;
 
 /// A classroom as written by a client.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -198,7 +198,7 @@ pub async fn create_classroom(
 ) -> ApiResult<Response> {
     let mut tx = state.db.write().await?;
     let c = check(&mut tx, input).await?;
-    let now = unix_ms() as i64;
+    let now = state.clock.now_ms();
     let id = ClassroomId::generate(now as u64);
     sqlx::query(
         "INSERT INTO classrooms (id, school_id, name, downlink_kbps, uplink_kbps, created_at, updated_at) \
@@ -267,7 +267,7 @@ pub async fn update_classroom(
     .bind(&c.name)
     .bind(c.downlink)
     .bind(c.uplink)
-    .bind(unix_ms() as i64)
+    .bind(state.clock.now_ms())
     .bind(id.as_str())
     .execute(&mut *tx)
     .await?;

@@ -35,7 +35,7 @@ impl FromRequestParts<AppState> for AdminKey {
             .ok_or_else(|| {
                 Problem::unauthorized("the Authorization header must be `Bearer KEY`")
             })?;
-        match keys::lookup(&state.db, key).await? {
+        match keys::lookup(&state.db, key, state.clock.now_ms()).await? {
             Some(info) => Ok(AdminKey(info)),
             None => Err(Problem::unauthorized(
                 "the API key is unknown or was revoked",

@@ -19,7 +19,7 @@ use super::validate::text;
 use crate::db::Db;
 use crate::db::ids::ApiKeyId;
 use crate::schedule::time::format_utc;
-use crate::state::{AppState, unix_ms};
+use crate::state::AppState;
 
 /// Prefix of every key, so that a leaked key is recognisable in logs and scanners.
 pub const KEY_PREFIX: &str = "kt_";
@@ -29,6 +29,9 @@ pub const KEY_PREFIX: &str = "kt_";
 pub struct KeyInfo {
     pub id: ApiKeyId,
     pub name: String,
+    /// When the request was authorised (Unix ms, the server's clock): its audit entries
+    /// carry this time.
+    pub at_ms: i64,
 }
 
 /// Makes a new random key.
@@ -46,8 +49,8 @@ pub fn hash(key: &str) -> String {
         .collect()
 }
 
-/// The key's owner, if the key is known and not revoked.
-pub async fn lookup(db: &Db, key: &str) -> Result<Option<KeyInfo>, sqlx::Error> {
+/// The key's owner, if the key is known and not revoked, for a request made at `now_ms`.
+pub async fn lookup(db: &Db, key: &str, now_ms: i64) -> Result<Option<KeyInfo>, sqlx::Error> {
     // Anything not shaped like a key cannot match; skip the query.
     if !key.starts_with(KEY_PREFIX) || key.len() != KEY_PREFIX.len() + 64 {
         return Ok(None);
@@ -59,6 +62,7 @@ pub async fn lookup(db: &Db, key: &str) -> Result<Option<KeyInfo>, sqlx::Error> 
     Ok(row.map(|r| KeyInfo {
         id: ApiKeyId::from_db(r.get("id")),
         name: r.get("name"),
+        at_ms: now_ms,
     }))
 }
 
@@ -73,10 +77,12 @@ pub enum CreateKeyError {
     Db(#[from] sqlx::Error),
 }
 
-/// Inserts a new key named `name`; returns its id and the key itself (shown only now).
+/// Inserts a new key named `name`, made at `now` (Unix ms); returns its id and the key itself
+/// (shown only now).
 pub async fn create(
     conn: &mut sqlx::AnyConnection,
     name: &str,
+    now: i64,
 ) -> Result<(ApiKeyId, String), CreateKeyError> {
     let name = text(name, 1, 64).map_err(CreateKeyError::Name)?;
     let exists = sqlx::query("SELECT id FROM api_keys WHERE name = $1")
@@ -86,7 +92,6 @@ pub async fn create(
     if exists.is_some() {
         return Err(CreateKeyError::Exists(name));
     }
-    let now = unix_ms() as i64;
     let id = ApiKeyId::generate(now as u64);
     let key = generate();
     sqlx::query("INSERT INTO api_keys (id, name, hash, created_at) VALUES ($1, $2, $3, $4)")
@@ -109,7 +114,10 @@ pub async fn bootstrap(db: &Db) -> Result<Option<String>, sqlx::Error> {
         return Ok(None);
     }
     let mut conn = db.pool.acquire().await?;
-    match create(&mut conn, "bootstrap").await {
+    // Before the server's state exists: the system clock, as the server's clock reads in
+    // service.
+    let now = crate::time::Clock::default().now_ms();
+    match create(&mut conn, "bootstrap", now).await {
         Ok((_, key)) => Ok(Some(key)),
         // Another node got there first (or the insert lost the race on the unique name).
         Err(CreateKeyError::Exists(_)) => Ok(None),
@@ -170,7 +178,7 @@ pub fn create_key_command(
         let db = Db::open(&config).await?;
         let made = async {
             let mut conn = db.pool.acquire().await.map_err(CreateKeyError::Db)?;
-            create(&mut conn, name).await
+            create(&mut conn, name, crate::time::Clock::default().now_ms()).await
         }
         .await;
         db.close().await;
@@ -254,7 +262,7 @@ pub async fn create_key(
     Body(input): Body<KeyInput>,
 ) -> ApiResult<(StatusCode, Json<NewApiKey>)> {
     let mut tx = state.db.write().await?;
-    let (id, key) = match create(&mut tx, &input.name).await {
+    let (id, key) = match create(&mut tx, &input.name, caller.at_ms).await {
         Ok(made) => made,
         Err(CreateKeyError::Name(m)) => return Err(Problem::field("name", m)),
         Err(CreateKeyError::Exists(name)) => {
@@ -289,7 +297,7 @@ pub async fn revoke_key(
     let mut tx = state.db.write().await?;
     let done =
         sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
-            .bind(unix_ms() as i64)
+            .bind(state.clock.now_ms())
             .bind(id.as_str())
             .execute(&mut *tx)
             .await?;

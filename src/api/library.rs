@@ -29,7 +29,7 @@ use crate::library::catalog::{self, Entry, Filter};
 use crate::library::ids::RecordingId;
 use crate::library::link::{LinkClaims, LinkError};
 use crate::schedule::time::{format_in, local_date, parse_date, parse_instant, zone};
-use crate::state::{AppState, unix_ms};
+use crate::state::AppState;
 
 /// Problem types of the library (besides the API's common ones).
 pub mod types {
@@ -91,7 +91,7 @@ pub async fn access(
         .filter(|v| !v.is_empty());
     let token = match (bearer, t.map(str::trim).filter(|t| !t.is_empty())) {
         (Some(key), _) if key.starts_with(KEY_PREFIX) => {
-            return match keys::lookup(&state.db, key).await? {
+            return match keys::lookup(&state.db, key, state.clock.now_ms()).await? {
                 Some(k) => Ok(Access::Admin(k)),
                 None => Err(Problem::unauthorized(
                     "the API key is unknown or was revoked",
@@ -443,9 +443,4 @@ pub async fn delete_recording(
     .await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Milliseconds now, as stored.
-fn now_ms() -> i64 {
-    i64::try_from(unix_ms()).unwrap_or(i64::MAX)
 }

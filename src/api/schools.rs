@@ -17,7 +17,7 @@ use crate::db::assembled;
 use crate::db::ids::SchoolId;
 use crate::schedule::model::SchoolKind;
 use crate::schedule::time::format_utc;
-use crate::state::{AppState, unix_ms};
+use crate::state::AppState;
 
 /// A school as written by a client.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -196,7 +196,7 @@ pub async fn create_school(
     Body(input): Body<SchoolInput>,
 ) -> ApiResult<Response> {
     let c = check(input)?;
-    let now = unix_ms() as i64;
+    let now = state.clock.now_ms();
     let id = SchoolId::generate(now as u64);
     let mut tx = state.db.write().await?;
     sqlx::query(
@@ -276,7 +276,7 @@ pub async fn update_school(
     .bind(c.downlink)
     .bind(c.uplink)
     .bind(c.budget)
-    .bind(unix_ms() as i64)
+    .bind(state.clock.now_ms())
     .bind(id.as_str())
     .execute(&mut *tx)
     .await?;

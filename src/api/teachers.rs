@@ -16,7 +16,7 @@ use super::validate::text;
 use crate::db::assembled;
 use crate::db::ids::{SchoolId, TeacherId};
 use crate::schedule::time::format_utc;
-use crate::state::{AppState, unix_ms};
+use crate::state::AppState;
 
 /// A teacher as written by a client.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -147,7 +147,7 @@ pub async fn create_teacher(
 ) -> ApiResult<Response> {
     let mut tx = state.db.write().await?;
     let (school, name) = check(&mut tx, input).await?;
-    let now = unix_ms() as i64;
+    let now = state.clock.now_ms();
     let id = TeacherId::generate(now as u64);
     sqlx::query(
         "INSERT INTO teachers (id, school_id, name, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)",
@@ -208,7 +208,7 @@ pub async fn update_teacher(
     sqlx::query("UPDATE teachers SET school_id = $1, name = $2, updated_at = $3 WHERE id = $4")
         .bind(school.as_str())
         .bind(&name)
-        .bind(unix_ms() as i64)
+        .bind(state.clock.now_ms())
         .bind(id.as_str())
         .execute(&mut *tx)
         .await?;

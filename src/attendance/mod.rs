@@ -66,9 +66,13 @@ pub const QUEUE: usize = 4096;
 
 /// Starts the attendance task on `rx`, the receiving end of an `AttendanceSink` channel; it
 /// ends once every clone of that sink (the shards') is gone and its last write is done.
-pub fn spawn(db: crate::db::Db, rx: mpsc::Receiver<Stamped>) -> AttendanceTask {
+pub fn spawn(
+    db: crate::db::Db,
+    rx: mpsc::Receiver<Stamped>,
+    clock: crate::time::Clock,
+) -> AttendanceTask {
     AttendanceTask {
-        task: task::spawn(db, rx),
+        task: task::spawn(db, rx, clock),
     }
 }
 
@@ -167,15 +171,20 @@ impl From<LeaveReason> for EndReason {
 #[derive(Debug, Clone)]
 pub struct AttendanceSink {
     tx: mpsc::Sender<Stamped>,
+    clock: crate::time::Clock,
     dropped: Arc<AtomicU64>,
 }
 
 impl AttendanceSink {
     /// A sink and the receiving end for [`spawn`].
-    pub fn channel(capacity: usize) -> (AttendanceSink, mpsc::Receiver<Stamped>) {
+    pub fn channel(
+        capacity: usize,
+        clock: crate::time::Clock,
+    ) -> (AttendanceSink, mpsc::Receiver<Stamped>) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
         let sink = AttendanceSink {
             tx,
+            clock,
             dropped: Arc::new(AtomicU64::new(0)),
         };
         (sink, rx)
@@ -188,7 +197,7 @@ impl AttendanceSink {
             return;
         }
         let stamped = Stamped {
-            at_ms: i64::try_from(crate::state::unix_ms()).unwrap_or(i64::MAX),
+            at_ms: self.clock.now_ms(),
             room: room.as_str().to_owned(),
             event,
         };
@@ -234,7 +243,7 @@ mod tests {
 
     #[test]
     fn only_occurrence_rooms_are_queued_and_a_full_queue_drops_and_counts() {
-        let (sink, mut rx) = AttendanceSink::channel(1);
+        let (sink, mut rx) = AttendanceSink::channel(1, crate::time::Clock::default());
         let open = RoomId::new("math-101").unwrap();
         let lesson = RoomId::new(OccurrenceId::generate(1_800_000_000_000).as_str()).unwrap();
         sink.offer(&open, Observed::RoomClosed);

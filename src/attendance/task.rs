@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use super::store;
 use super::{AttendanceLedger, EndReason, HEARTBEAT, Stamped};
 use crate::db::Db;
+use crate::time::Clock;
 
 /// How often changed records are written: a stay shows up within about this long.
 pub const FLUSH: Duration = Duration::from_secs(1);
@@ -21,16 +22,13 @@ const BATCH: usize = 1024;
 /// Attempts at the last write when the server stops.
 const FINAL_ATTEMPTS: usize = 3;
 
-fn now_ms() -> i64 {
-    i64::try_from(crate::state::unix_ms()).unwrap_or(i64::MAX)
-}
-
 /// Starts the task; it ends once every sender of `rx` is gone and the last write is done.
-pub fn spawn(db: Db, rx: mpsc::Receiver<Stamped>) -> JoinHandle<()> {
-    tokio::spawn(run(db, rx))
+pub fn spawn(db: Db, rx: mpsc::Receiver<Stamped>, clock: Clock) -> JoinHandle<()> {
+    tokio::spawn(run(db, rx, clock))
 }
 
-async fn run(db: Db, mut rx: mpsc::Receiver<Stamped>) {
+async fn run(db: Db, mut rx: mpsc::Receiver<Stamped>, clock: Clock) {
+    let now_ms = || clock.now_ms();
     // Stays a crashed server left open end now rather than when someone reads them.
     match store::sweep_stale(&db, now_ms()).await {
         Ok(0) => {}
@@ -60,7 +58,7 @@ async fn run(db: Db, mut rx: mpsc::Receiver<Stamped>) {
                 }
                 None => break,
             },
-            _ = flush.tick() => failing = write(&db, &mut ledger, failing).await,
+            _ = flush.tick() => failing = write(&db, &mut ledger, failing, now_ms()).await,
             _ = heartbeat.tick() => {
                 let rooms = ledger.occupied_rooms();
                 if !rooms.is_empty()
@@ -77,7 +75,7 @@ async fn run(db: Db, mut rx: mpsc::Receiver<Stamped>) {
         if ledger.pending() == 0 {
             break;
         }
-        write(&db, &mut ledger, true).await;
+        write(&db, &mut ledger, true, now_ms()).await;
     }
     if ledger.pending() > 0 {
         tracing::warn!(
@@ -89,12 +87,12 @@ async fn run(db: Db, mut rx: mpsc::Receiver<Stamped>) {
 
 /// Writes the ledger's changes; on failure puts them back for the next turn. Returns whether
 /// the database is failing (logged once per failing spell, not every second).
-async fn write(db: &Db, ledger: &mut AttendanceLedger, failing: bool) -> bool {
+async fn write(db: &Db, ledger: &mut AttendanceLedger, failing: bool, now_ms: i64) -> bool {
     let changes = ledger.take_changes();
     if changes.is_empty() {
         return failing;
     }
-    match store::write(db, &changes, now_ms()).await {
+    match store::write(db, &changes, now_ms).await {
         Ok(()) => {
             if failing {
                 tracing::info!("attendance: writing again");

@@ -5,13 +5,13 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use ketang_sfu::{JoinRequest, LeaveReason, PeerMode, Role, RoomId, SfuError};
+use ketang_sfu::{LeaveReason, PeerMode, Role, RoomId, SfuError};
 use tokio::sync::mpsc;
 
 use super::error::{error, shutting_down, token_error};
 use crate::auth::TokenError;
 use crate::media::{MediaError, PeerSignal};
-use crate::state::{AppState, HttpSession, unix_ms};
+use crate::state::{AppState, HttpSession};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -152,28 +152,19 @@ async fn post(
     // The peer's signals: only its end matters here, to forget the session.
     let (tx, mut rx) = mpsc::unbounded_channel();
     state.media.registry.insert(peer, tx);
-    let caps = state.peer_caps(peer, &claims).await;
-    let req = JoinRequest {
+    let entry = crate::join::Entry {
         peer,
-        room: room.clone(),
-        name: claims.name.clone(),
-        role: claims.role,
-        classroom: claims.classroom.clone(),
-        joined_at_ms: unix_ms(),
         mode: match kind {
             Kind::Whip => PeerMode::Whip,
             Kind::Whep => PeerMode::Whep,
         },
         offer,
         sources: Vec::new(),
-        lesson_mode: claims.mode.unwrap_or_default(),
-        caps,
     };
-    let (shard, answer) = match state.media.join(req).await {
-        Ok(r) => r,
+    let (shard, answer) = match crate::join::join(&state, &claims, entry).await {
+        Ok(joined) => (joined.shard, joined.answer),
         Err(e) => {
             state.media.registry.remove(&peer);
-            state.media.budgets.left(peer);
             return match e {
                 MediaError::Sfu(SfuError::InvalidSdp(m)) => {
                     error(StatusCode::BAD_REQUEST, "invalidSdp", m)
@@ -190,8 +181,6 @@ async fn post(
             shard,
         },
     );
-    // An encoder opening a recorded lesson starts its recording like a browser would.
-    crate::library::live::LiveRecordings::joined(&state, &claims);
     let watcher = state.clone();
     let sid = session.clone();
     tokio::spawn(async move {

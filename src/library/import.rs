@@ -14,7 +14,7 @@ use super::live::part_of;
 use super::store::{StoreError, lesson_key, track_key};
 use crate::db::ids::OccurrenceId;
 use crate::recording::{OnDisk, finished_file, finished_files, remove_finished};
-use crate::state::{AppState, unix_ms};
+use crate::state::AppState;
 
 /// Work for the import worker.
 #[derive(Debug)]
@@ -94,7 +94,7 @@ async fn sweep(state: &AppState, before_ms: i64) {
     };
     for e in stale.into_iter().filter(|e| e.created_at < before_ms) {
         let msg = "the server stopped during the recording and nothing of it could be recovered";
-        if let Err(err) = catalog::set_error(pool, &e.id, msg, true, unix_ms() as i64).await {
+        if let Err(err) = catalog::set_error(pool, &e.id, msg, true, state.clock.now_ms()).await {
             tracing::warn!(id = %e.id, error = %err, "cannot mark a lost recording");
         }
     }
@@ -119,7 +119,7 @@ async fn cleanup(path: &Path) {
 async fn import_lesson(state: &AppState, f: &OnDisk) -> Result<RecordingId, ImportError> {
     let pool = &state.db.pool;
     let part = part_of(&f.path).to_string_lossy().into_owned();
-    let now = unix_ms() as i64;
+    let now = state.clock.now_ms();
     let existing = catalog::by_local_path(pool, &part).await?;
     if let Some(e) = existing.as_ref().filter(|e| e.state == catalog::READY) {
         cleanup(&f.path).await;
@@ -141,7 +141,7 @@ async fn import_lesson(state: &AppState, f: &OnDisk) -> Result<RecordingId, Impo
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as i64);
             let facts = facts_of(state, &f.room).await;
-            let id = RecordingId::generate(unix_ms());
+            let id = RecordingId::generate(state.clock.now_ms_u64());
             let mut entry = Entry::new(&id, &f.room, facts, started, now);
             entry.local_path = Some(part);
             entry.node = Some(state.library.node.clone());
@@ -161,7 +161,7 @@ async fn import_lesson(state: &AppState, f: &OnDisk) -> Result<RecordingId, Impo
         bytes: stored.bytes as i64,
         sha256: stored.sha256,
     };
-    catalog::set_ready(pool, id.as_str(), &file, f.recovered, unix_ms() as i64).await?;
+    catalog::set_ready(pool, id.as_str(), &file, f.recovered, state.clock.now_ms()).await?;
     cleanup(&f.path).await;
     Ok(id)
 }

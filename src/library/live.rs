@@ -19,7 +19,7 @@
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use ketang_sfu::{Role, RoomId};
@@ -33,8 +33,8 @@ use crate::auth::RoomClaims;
 use crate::db::ids::OccurrenceId;
 use crate::media::PeerSignal;
 use crate::recording::{RecorderHandle, RecorderStats, RecordingStatus};
-use crate::signaling::protocol::Notice;
-use crate::state::{AppState, unix_ms};
+use crate::room_signal::Notice;
+use crate::state::AppState;
 
 /// Failures kept for the status endpoint.
 const RECENT_FAILURES: usize = 20;
@@ -76,10 +76,10 @@ pub struct LiveRecordings {
     enabled: bool,
     recorder: Mutex<Option<RecorderHandle>>,
     active: DashMap<RoomId, Active>,
-    /// Rooms not to restart on join, with when that was decided (Unix ms).
-    stopped: DashMap<RoomId, u64>,
-    /// Lesson rooms' `record` flag, read once per room (with when it was read, Unix ms).
-    record_flag: DashMap<RoomId, (bool, u64)>,
+    /// Rooms not to restart on join, with when that was decided (aged out in memory only).
+    stopped: DashMap<RoomId, Instant>,
+    /// Lesson rooms' `record` flag, read once per room (with when it was read).
+    record_flag: DashMap<RoomId, (bool, Instant)>,
     failures: Mutex<VecDeque<FailureInfo>>,
     imports: mpsc::UnboundedSender<Job>,
     import_rx: Mutex<Option<mpsc::UnboundedReceiver<Job>>>,
@@ -142,7 +142,7 @@ impl LiveRecordings {
                 None => match catalog::lesson_facts(&state.db.pool, room.as_str()).await {
                     Ok(facts) => {
                         let f = facts.is_some_and(|f| f.record);
-                        let entry = (f, unix_ms());
+                        let entry = (f, Instant::now());
                         state.library.live.record_flag.insert(room.clone(), entry);
                         f
                     }
@@ -174,7 +174,7 @@ impl LiveRecordings {
     /// The teacher stops recording `room`; the room is told at once (the file is finished and
     /// stored in the background).
     pub async fn stop(&self, state: &AppState, room: &RoomId) -> Result<(), ControlError> {
-        self.stopped.insert(room.clone(), unix_ms());
+        self.stopped.insert(room.clone(), Instant::now());
         if !state.media.set_recording(room, false).await {
             return Err(ControlError::NotLive);
         }
@@ -206,11 +206,9 @@ impl LiveRecordings {
     }
 
     fn forget_old(&self) {
-        let now = unix_ms();
-        let keep = STOP_MEMORY.as_millis() as u64;
-        self.stopped.retain(|_, at| now.saturating_sub(*at) < keep);
+        self.stopped.retain(|_, at| at.elapsed() < STOP_MEMORY);
         self.record_flag
-            .retain(|_, (_, at)| now.saturating_sub(*at) < keep);
+            .retain(|_, (_, at)| at.elapsed() < STOP_MEMORY);
     }
 }
 
@@ -253,7 +251,7 @@ pub fn spawn(state: AppState, statuses: Option<broadcast::Receiver<RecordingStat
     if !dir.as_os_str().is_empty() {
         // Taken before any status of this run is handled: entries older than this that are
         // still running were lost.
-        let since = unix_ms() as i64;
+        let since = state.clock.now_ms();
         let state = state.clone();
         tokio::spawn(async move {
             super::import::at_start(&state, dir, since).await;
@@ -304,7 +302,7 @@ pub fn part_of(target: &Path) -> PathBuf {
 }
 
 async fn started(state: &AppState, room: RoomId, path: PathBuf) {
-    let now = unix_ms();
+    let now = state.clock.now_ms_u64();
     let tz = &state.config.schedule.timezone;
     let facts = if OccurrenceId::parse(room.as_str()).is_some() {
         match catalog::lesson_facts(&state.db.pool, room.as_str()).await {
@@ -338,8 +336,8 @@ async fn started(state: &AppState, room: RoomId, path: PathBuf) {
 async fn failed(state: &AppState, room: RoomId, error: String, partial: Option<PathBuf>) {
     let live = &state.library.live;
     let active = live.active.remove(&room).map(|(_, a)| a);
-    let now = unix_ms();
-    live.stopped.insert(room.clone(), now);
+    let now = state.clock.now_ms_u64();
+    live.stopped.insert(room.clone(), Instant::now());
     live.remember_failure(FailureInfo {
         room: room.to_string(),
         recording_id: active.as_ref().map(|a| a.id.to_string()),

@@ -7,6 +7,7 @@
 
 mod budget;
 mod people;
+pub mod report;
 mod shard;
 mod udp;
 
@@ -33,9 +34,9 @@ pub enum PeerSignal {
     /// The peer is gone from its shard; the session should end.
     Left(LeaveReason),
     /// The application ends the session (a newer session replaced it, the server stops...).
-    Close(crate::signaling::protocol::ByeReason),
+    Close(crate::room_signal::ByeReason),
     /// A message from the application for every client of a room (e.g. the lesson ends soon).
-    Notice(crate::signaling::protocol::Notice),
+    Notice(crate::room_signal::Notice),
 }
 
 /// Where shards deliver recording media: one bounded queue to the recording writer.
@@ -116,7 +117,7 @@ pub enum ShardCommand {
     /// Deliver a notice to every peer of the room.
     Notify {
         room: RoomId,
-        notice: crate::signaling::protocol::Notice,
+        notice: crate::room_signal::Notice,
     },
     Stop,
 }
@@ -275,7 +276,7 @@ impl MediaPlane {
     }
 
     /// Tells every client of a live room; false if the room is not live.
-    pub fn notify_room(&self, room: &RoomId, notice: crate::signaling::protocol::Notice) -> bool {
+    pub fn notify_room(&self, room: &RoomId, notice: crate::room_signal::Notice) -> bool {
         match self.shard_of(room) {
             Some(s) => s
                 .send(ShardCommand::Notify {
@@ -303,17 +304,13 @@ impl MediaPlane {
         let Some(s) = self.shard_of(room) else {
             return false;
         };
-        let (reply, rx) = oneshot::channel();
-        if s.send(ShardCommand::SetRecording {
+        s.request(|reply| ShardCommand::SetRecording {
             room: room.clone(),
             on,
             reply,
         })
-        .is_err()
-        {
-            return false;
-        }
-        rx.await.unwrap_or(false)
+        .await
+        .unwrap_or(false)
     }
 
     /// Removes one peer from a live room (its client gets `bye` with `reason`).
@@ -350,16 +347,13 @@ impl MediaPlane {
         let Some(s) = self.shard_of(room) else {
             return Vec::new();
         };
-        let (reply, rx) = oneshot::channel();
-        let cmd = ShardCommand::Bandwidth {
+        s.request(|reply| ShardCommand::Bandwidth {
             room: room.clone(),
             peer,
             reply,
-        };
-        if s.send(cmd).is_err() {
-            return Vec::new();
-        }
-        rx.await.unwrap_or_default()
+        })
+        .await
+        .unwrap_or_default()
     }
 
     /// Live rooms.
@@ -386,13 +380,22 @@ impl ShardHandle {
         self.tx.send(cmd).map_err(|_| MediaError::ShardGone)
     }
 
-    async fn join_once(&self, req: JoinRequest) -> Result<Answer, MediaError> {
+    /// Sends the command `make` builds around a reply channel and waits for the reply. The one
+    /// shape of every request to a shard: a stopped shard is `ShardGone`, whether it was gone
+    /// before the request or went away before replying.
+    async fn request<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> ShardCommand,
+    ) -> Result<T, MediaError> {
         let (reply, rx) = oneshot::channel();
-        self.send(ShardCommand::Join {
-            req: Box::new(req),
-            reply,
-        })?;
-        rx.await.map_err(|_| MediaError::ShardGone)?
+        self.send(make(reply))?;
+        rx.await.map_err(|_| MediaError::ShardGone)
+    }
+
+    async fn join_once(&self, req: JoinRequest) -> Result<Answer, MediaError> {
+        let req = Box::new(req);
+        self.request(|reply| ShardCommand::Join { req, reply })
+            .await?
     }
 
     pub async fn offer(
@@ -401,20 +404,18 @@ impl ShardHandle {
         sdp: String,
         sources: Vec<(String, TrackSource)>,
     ) -> Result<Answer, MediaError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(ShardCommand::Offer {
+        self.request(|reply| ShardCommand::Offer {
             peer,
             sdp,
             sources,
             reply,
-        })?;
-        rx.await.map_err(|_| MediaError::ShardGone)?
+        })
+        .await?
     }
 
     pub async fn answer(&self, peer: PeerId, sdp: String) -> Result<(), MediaError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(ShardCommand::Answer { peer, sdp, reply })?;
-        rx.await.map_err(|_| MediaError::ShardGone)?
+        self.request(|reply| ShardCommand::Answer { peer, sdp, reply })
+            .await?
     }
 
     pub async fn rejoin(
@@ -423,20 +424,18 @@ impl ShardHandle {
         sdp: String,
         sources: Vec<(String, TrackSource)>,
     ) -> Result<Answer, MediaError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(ShardCommand::Rejoin {
+        self.request(|reply| ShardCommand::Rejoin {
             peer,
             sdp,
             sources,
             reply,
-        })?;
-        rx.await.map_err(|_| MediaError::ShardGone)?
+        })
+        .await?
     }
 
     pub async fn attach(&self, peer: PeerId) -> Result<(), MediaError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(ShardCommand::Attach { peer, reply })?;
-        rx.await.map_err(|_| MediaError::ShardGone)?
+        self.request(|reply| ShardCommand::Attach { peer, reply })
+            .await?
     }
 
     pub fn detach(&self, peer: PeerId) {
@@ -449,14 +448,13 @@ impl ShardHandle {
         cmd: FloorCommand,
         ctx: FloorContext,
     ) -> Result<FloorOutcome, MediaError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(ShardCommand::Floor {
+        self.request(|reply| ShardCommand::Floor {
             peer,
             cmd,
             ctx,
             reply,
-        })?;
-        rx.await.map_err(|_| MediaError::ShardGone)?
+        })
+        .await?
     }
 
     pub fn leave(&self, peer: PeerId, reason: LeaveReason) {
@@ -468,9 +466,8 @@ impl ShardHandle {
     }
 
     pub async fn snapshot(&self, room: RoomId) -> Result<Option<RoomSnapshot>, MediaError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(ShardCommand::Snapshot { room, reply })?;
-        rx.await.map_err(|_| MediaError::ShardGone)
+        self.request(|reply| ShardCommand::Snapshot { room, reply })
+            .await
     }
 
     /// Peers on the shard now.

@@ -12,7 +12,7 @@ use super::model::OccurrenceStatus;
 use super::scheduler::{Action, RoomState, RoomWindow, Scheduler};
 use super::store;
 use crate::db::ids::OccurrenceId;
-use crate::signaling::protocol::Notice;
+use crate::room_signal::Notice;
 use crate::state::AppState;
 
 /// How long after issuing a close the scheduler closes a still-live room again.

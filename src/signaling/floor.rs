@@ -6,7 +6,6 @@ use tokio::time::Instant;
 
 use super::protocol::{ClientMsg, ErrorCode, ServerMsg};
 use super::session::Session;
-use crate::state::unix_ms;
 
 /// Chat text as the server accepts it: trimmed, 1–500 characters, no control characters
 /// except line breaks. Clients render it as text, never as markup.
@@ -97,7 +96,7 @@ impl Session {
             return;
         };
         let ctx = FloorContext {
-            now_ms: unix_ms(),
+            now_ms: self.state.clock.now_ms_u64(),
             random: rand::random(),
         };
         if let Err(e) = shard.floor(self.peer, cmd, ctx).await {

@@ -7,6 +7,8 @@ use ketang_sfu::{
 };
 use serde::{Deserialize, Serialize};
 
+pub use crate::room_signal::{ByeReason, Notice};
+
 /// A message from the client.
 #[derive(Debug, Deserialize)]
 #[serde(
@@ -143,7 +145,7 @@ pub enum ServerMsg {
     /// The reply to `getStats`: estimate, limits, allocation and layers (null before the
     /// peer is in a room).
     Stats {
-        bandwidth: Option<crate::api::bandwidth::ParticipantBandwidth>,
+        bandwidth: Option<crate::media::report::ParticipantBandwidth>,
     },
     Offer {
         sdp: String,
@@ -221,28 +223,6 @@ pub struct NoteInfo {
     pub text: String,
 }
 
-/// Application notices for every client of a room.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(
-    tag = "type",
-    rename_all = "camelCase",
-    rename_all_fields = "camelCase"
-)]
-pub enum Notice {
-    /// The lesson's window closes at `ends_at` (Unix seconds); the room closes then.
-    LessonEnding { ends_at: u64 },
-    /// The lesson is (`on`) or is no longer recorded; `since` is the recording's start (Unix
-    /// ms), `error` why it stopped when it failed.
-    Recording {
-        on: bool,
-        recording_id: Option<String>,
-        since: Option<u64>,
-        error: Option<String>,
-    },
-    /// For the teacher: the recording failed (sent as `error` with code `recordingFailed`).
-    RecordingFailed { message: String },
-}
-
 /// `error.code` values (protocol §7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -260,58 +240,6 @@ pub enum ErrorCode {
     NotRecording,
     /// Recording could not start, or stopped on an error.
     RecordingFailed,
-}
-
-/// `bye.reason` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum ByeReason {
-    Left,
-    RoomClosed,
-    Removed,
-    TokenExpired,
-    Shutdown,
-    Replaced,
-    MediaFailed,
-}
-
-impl ByeReason {
-    /// The bye for a peer the SFU removed.
-    pub fn from_leave(reason: LeaveReason) -> ByeReason {
-        match reason {
-            LeaveReason::Left => ByeReason::Left,
-            LeaveReason::RoomClosed => ByeReason::RoomClosed,
-            LeaveReason::Removed => ByeReason::Removed,
-            LeaveReason::Shutdown => ByeReason::Shutdown,
-            LeaveReason::Disconnected | LeaveReason::Internal => ByeReason::MediaFailed,
-        }
-    }
-
-    /// Why a peer closed by the server with this bye leaves the room (attendance records it):
-    /// a shutdown is not a removal.
-    pub fn leave_reason(self) -> LeaveReason {
-        match self {
-            ByeReason::Left => LeaveReason::Left,
-            ByeReason::RoomClosed => LeaveReason::RoomClosed,
-            ByeReason::Shutdown => LeaveReason::Shutdown,
-            ByeReason::MediaFailed => LeaveReason::Disconnected,
-            ByeReason::Removed | ByeReason::TokenExpired | ByeReason::Replaced => {
-                LeaveReason::Removed
-            }
-        }
-    }
-
-    pub fn message(self) -> &'static str {
-        match self {
-            ByeReason::Left => "you left the lesson",
-            ByeReason::RoomClosed => "the lesson has ended",
-            ByeReason::Removed => "you were removed from the lesson",
-            ByeReason::TokenExpired => "the room link expired",
-            ByeReason::Shutdown => "the server is shutting down",
-            ByeReason::Replaced => "the same room link joined from another page",
-            ByeReason::MediaFailed => "the media connection failed",
-        }
-    }
 }
 
 impl ServerMsg {

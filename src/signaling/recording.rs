@@ -8,8 +8,7 @@ use super::floor::clean_text;
 use super::protocol::{ClientMsg, ErrorCode, NoteInfo, ServerMsg};
 use super::session::Session;
 use crate::library::catalog::{self, Note};
-use crate::library::live::{LiveRecordings, state_notice};
-use crate::state::unix_ms;
+use crate::library::live::state_notice;
 
 impl Session {
     pub(super) async fn on_recording(&mut self, msg: ClientMsg) {
@@ -27,11 +26,6 @@ impl Session {
             self.send(ServerMsg::from_notice(state_notice(Some(&a))))
                 .await;
         }
-    }
-
-    /// A peer of this session joined its room.
-    pub(super) fn joined_room(&self) {
-        LiveRecordings::joined(&self.state, &self.claims);
     }
 
     async fn recording_command(&mut self, on: bool) {
@@ -113,7 +107,7 @@ impl Session {
             .await;
             return;
         };
-        let now = unix_ms();
+        let now = self.state.clock.now_ms_u64();
         let at_ms = now.saturating_sub(active.started_ms);
         let note = Note::new(
             active.id.as_str(),

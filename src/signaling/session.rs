@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::{SinkExt, StreamExt};
-use ketang_sfu::{JoinRequest, LeaveReason, LessonMode, PeerId, PeerMode, SfuError, TrackSource};
+use ketang_sfu::{LeaveReason, PeerId, PeerMode, SfuError, TrackSource};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -21,7 +21,7 @@ use super::protocol::{ByeReason, ClientMsg, ErrorCode, Limits, ServerMsg, messag
 use super::ratelimit::TokenBucket;
 use crate::auth::RoomClaims;
 use crate::media::{Identity, MediaError, PeerSignal};
-use crate::state::{AppState, unix_ms};
+use crate::state::AppState;
 
 /// WebSocket keepalive: proxies drop idle connections.
 const PING_EVERY: Duration = Duration::from_secs(20);
@@ -314,7 +314,7 @@ impl Session {
                     .await
                     .into_iter()
                     .next()
-                    .map(crate::api::bandwidth::view);
+                    .map(crate::media::report::view);
                 self.send(ServerMsg::Stats { bandwidth }).await;
             }
             m @ (ClientMsg::StartRecording {}
@@ -333,31 +333,18 @@ impl Session {
             Some(shard) if fresh => shard.rejoin(self.peer, sdp, sources).await,
             Some(shard) => shard.offer(self.peer, sdp, sources).await,
             None => {
-                let caps = self.state.peer_caps(self.peer, &self.claims).await;
-                let req = JoinRequest {
+                let entry = crate::join::Entry {
                     peer: self.peer,
-                    room: self.claims.room.clone(),
-                    name: self.claims.name.clone(),
-                    role: self.claims.role,
-                    classroom: self.claims.classroom.clone(),
-                    joined_at_ms: unix_ms(),
                     mode: PeerMode::Signaling,
                     offer: sdp,
                     sources,
-                    lesson_mode: self.claims.mode.unwrap_or(LessonMode::Open),
-                    caps,
                 };
-                match self.state.media.join(req).await {
-                    Ok((shard, answer)) => {
-                        self.shard = Some(shard);
-                        self.joined_room();
-                        Ok(answer)
-                    }
-                    Err(e) => {
-                        self.state.media.budgets.left(self.peer);
-                        Err(e)
-                    }
-                }
+                crate::join::join(&self.state, &self.claims, entry)
+                    .await
+                    .map(|joined| {
+                        self.shard = Some(joined.shard);
+                        joined.answer
+                    })
             }
         };
         match result {

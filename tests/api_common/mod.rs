@@ -137,7 +137,7 @@ impl Api {
         let base = format!("http://{}", server.http_addr);
         let key = {
             let mut conn = server.state.db.pool.acquire().await.expect("conn");
-            ketang::api::keys::create(&mut conn, "tests")
+            ketang::api::keys::create(&mut conn, "tests", server.state.clock.now_ms())
                 .await
                 .expect("admin key")
                 .1

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoResponses, ToSchema};
 
-use super::{Access, EntryErrors, LibraryEntry, LinkQuery, access, load, now_ms, parse_id};
+use super::{Access, EntryErrors, LibraryEntry, LinkQuery, access, load, parse_id};
 use crate::api::audit::{self, Audit};
 use crate::api::extract::{Body, Errors, Params};
 use crate::api::problem::{ApiResult, ProblemDoc};
@@ -170,7 +170,7 @@ pub async fn add_note(
         role,
         &note_text,
         "replay",
-        now_ms(),
+        state.clock.now_ms(),
     );
     let mut tx = state.db.write().await?;
     catalog::add_note(&mut tx, &note).await?;
@@ -215,7 +215,7 @@ pub async fn export(
     let doc = NotesExport {
         recording: LibraryEntry::from_entry(entry, Some(tracks)),
         notes: notes.into_iter().map(NoteEntry::from).collect(),
-        exported_at: format_utc(now_ms()),
+        exported_at: format_utc(state.clock.now_ms()),
     };
     let mut resp = Json(doc).into_response();
     let value = format!("attachment; filename=\"{id}-notes.json\"");

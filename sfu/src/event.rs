@@ -8,8 +8,8 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::ids::{ClassroomId, PeerId, RoomId, TrackId};
-use crate::role::{Role, TrackKind, TrackSource};
-use crate::sdp::RejectedMid;
+use crate::lesson::role::{Role, TrackKind, TrackSource};
+use crate::session::sdp::RejectedMid;
 
 /// One output of the SFU.
 #[derive(Debug)]
@@ -190,7 +190,7 @@ pub struct RoomState {
     /// Increases with every change; clients ignore older states.
     pub seq: u64,
     /// The lesson mode.
-    pub mode: crate::floor::LessonMode,
+    pub mode: crate::lesson::floor::LessonMode,
     /// On stage, in call order.
     pub stage: Vec<PeerId>,
     /// Raised hands, in raise order.
@@ -373,11 +373,11 @@ pub struct JoinRequest {
     /// Unix milliseconds, for `joinedAt`.
     pub joined_at_ms: u64,
     /// Browser, WHIP or WHEP.
-    pub mode: crate::sdp::PeerMode,
+    pub mode: crate::session::sdp::PeerMode,
     /// The client's SDP offer.
     pub offer: String,
     /// The lesson's mode; the room takes it from its first peer.
-    pub lesson_mode: crate::floor::LessonMode,
+    pub lesson_mode: crate::lesson::floor::LessonMode,
     /// Bandwidth limits of the peer's link.
     pub caps: PeerCaps,
     /// Sources the client named per mid (screen shares); others default by kind.

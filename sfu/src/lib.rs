@@ -80,50 +80,30 @@
 // Unit tests may read the clock to get a starting instant; the library itself never does.
 #![cfg_attr(test, allow(clippy::disallowed_methods))]
 
-mod allocation;
-mod allocator;
-mod carried;
+mod bandwidth;
 mod config;
-mod congestion;
-mod control;
-mod demux;
-mod downlink;
 mod effects;
 mod error;
-mod estimate;
 mod event;
-mod fanout;
-mod floor;
 mod forward;
 mod ids;
-mod keyframe;
-mod last_resort;
-mod layer;
-mod membership;
-mod negotiate;
-mod peer;
-mod rate;
-mod receiver_estimate;
-mod recorder;
+mod lesson;
 mod report;
-mod rewrite;
-mod role;
-mod room;
-mod sdp;
+mod session;
 mod sfu;
 mod shutdown;
-mod speaker;
 mod stats;
-mod subscribe;
-mod subscription;
 mod timers;
-mod track;
-mod upgrade_backoff;
 
-pub use allocator::{AllocatorConfig, BandwidthAllocator, Decision, Demand, LinkSignals, Priority};
-pub use carried::CarriedRate;
+pub use bandwidth::allocator::{
+    AllocatorConfig, BandwidthAllocator, Decision, Demand, LinkSignals, Priority,
+};
+pub use bandwidth::carried::CarriedRate;
+pub use bandwidth::last_resort::{LastResort, Verdict};
+pub use bandwidth::rate::RateMeter;
+pub use bandwidth::receiver_estimate::ReceiverEstimate;
+pub use bandwidth::upgrade_backoff::{Upgrade, UpgradeBackoff};
 pub use config::SfuConfig;
-pub use control::{FloorCommand, FloorContext, FloorOutcome, MAX_TEXT_CHARS};
 pub use error::SfuError;
 pub use event::{
     Activity, Answer, ChatMessage, HandInfo, JoinRequest, LayerWanted, LeaveReason, MidTrack,
@@ -131,18 +111,15 @@ pub use event::{
     RoomState, SfuEvent, SfuOutput, TrackInfo, Transmit,
 };
 pub use event::{RecordEvent, VideoCodec};
-pub use floor::{Floor, FloorError, LessonMode};
+pub use forward::layer::{LayerSelector, Selection};
+pub use forward::rewrite::{Rewriter, Rewritten, SourceFields};
 pub use ids::{ClassroomId, InvalidId, PeerId, RoomId, TrackId};
-pub use last_resort::{LastResort, Verdict};
-pub use layer::{LayerSelector, Selection};
-pub use rate::RateMeter;
-pub use receiver_estimate::ReceiverEstimate;
+pub use lesson::control::{FloorCommand, FloorContext, FloorOutcome, MAX_TEXT_CHARS};
+pub use lesson::floor::{Floor, FloorError, LessonMode};
+pub use lesson::role::{Role, TrackKind, TrackSource};
+pub use lesson::speaker::SpeakerDetector;
 pub use report::{LayerReport, PeerBandwidth, PublishedTrack, TrackBandwidth};
-pub use rewrite::{Rewriter, Rewritten, SourceFields};
-pub use role::{Role, TrackKind, TrackSource};
-pub use sdp::Feedback;
-pub use sdp::{PeerMode, RejectedMid};
+pub use session::sdp::Feedback;
+pub use session::sdp::{PeerMode, RejectedMid};
 pub use sfu::Sfu;
-pub use speaker::SpeakerDetector;
 pub use stats::{BWE_BUCKETS_BPS, SfuSnapshot, SfuStats};
-pub use upgrade_backoff::{Upgrade, UpgradeBackoff};

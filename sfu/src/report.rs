@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use crate::event::PeerCaps;
 use crate::ids::{PeerId, RoomId, TrackId};
-use crate::role::{Role, TrackKind, TrackSource};
-use crate::sdp::Feedback;
+use crate::lesson::role::{Role, TrackKind, TrackSource};
+use crate::session::sdp::Feedback;
 use crate::sfu::Sfu;
 use crate::stats::{BWE_BUCKETS_BPS, SfuSnapshot, SfuStats};
 

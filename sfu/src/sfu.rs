@@ -11,14 +11,14 @@ use str0m::bwe::Bitrate;
 use str0m::config::DtlsCert;
 
 use crate::config::SfuConfig;
-use crate::demux::Demux;
 use crate::effects::Effects;
 use crate::error::SfuError;
 use crate::event::{LeaveReason, RoomSnapshot, SfuOutput};
 use crate::ids::{PeerId, RoomId};
-use crate::peer::Peer;
-use crate::room::Room;
-use crate::sdp::Feedback;
+use crate::lesson::room::Room;
+use crate::session::demux::Demux;
+use crate::session::peer::Peer;
+use crate::session::sdp::Feedback;
 use crate::timers::Timers;
 
 /// How often str0m reports statistics: stream totals for the metrics, and the current
@@ -268,8 +268,8 @@ impl Sfu {
 mod tests {
     use super::*;
     use crate::event::{JoinRequest, SfuEvent};
-    use crate::role::Role;
-    use crate::sdp::PeerMode;
+    use crate::lesson::role::Role;
+    use crate::session::sdp::PeerMode;
     use str0m::media::{Direction, MediaKind};
 
     fn offer(now: Instant) -> String {
@@ -291,7 +291,7 @@ mod tests {
             mode: PeerMode::Signaling,
             offer: offer(now),
             sources: vec![],
-            lesson_mode: crate::floor::LessonMode::Open,
+            lesson_mode: crate::lesson::floor::LessonMode::Open,
             caps: Default::default(),
         };
         sfu.join(now, req).unwrap();

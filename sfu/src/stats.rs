@@ -18,7 +18,7 @@ use str0m::media::{Mid, Rid};
 use str0m::stats::{MediaEgressStats, MediaIngressStats};
 
 use crate::ids::PeerId;
-use crate::role::{Role, TrackKind};
+use crate::lesson::role::{Role, TrackKind};
 
 /// Upper bounds (bit/s) of the buckets of [`SfuSnapshot::bwe_buckets`].
 pub const BWE_BUCKETS_BPS: [u64; 8] = [

@@ -7,11 +7,11 @@ use std::time::Duration;
 use crate::event::{
     HandInfo, ParticipantInfo, ParticipantState, Question, RoomSnapshot, RoomState, TrackInfo,
 };
-use crate::floor::{Floor, LessonMode};
+use crate::forward::track::TrackIn;
 use crate::ids::{PeerId, RoomId, TrackId};
-use crate::role::{Role, TrackSource};
-use crate::speaker::SpeakerDetector;
-use crate::track::TrackIn;
+use crate::lesson::floor::{Floor, LessonMode};
+use crate::lesson::role::{Role, TrackSource};
+use crate::lesson::speaker::SpeakerDetector;
 
 /// Questions kept per room; older answered ones are dropped first.
 const MAX_QUESTIONS: usize = 200;
@@ -29,7 +29,7 @@ pub(crate) struct Room {
     pub state_seq: u64,
     pub next_message_id: u64,
     /// The virtual subscriber that feeds the lesson recording, while recording.
-    pub recorder: Option<crate::recorder::RecorderTap>,
+    pub recorder: Option<crate::forward::recorder::RecorderTap>,
 }
 
 /// Observers and viewers: possibly hundreds, so they are counted rather than listed, and

@@ -15,10 +15,10 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use crate::bandwidth::last_resort::{LastResort, Verdict};
+use crate::bandwidth::upgrade_backoff::{Upgrade, UpgradeBackoff};
 use crate::ids::TrackId;
-use crate::last_resort::{LastResort, Verdict};
-use crate::role::TrackKind;
-use crate::upgrade_backoff::{Upgrade, UpgradeBackoff};
+use crate::lesson::role::TrackKind;
 
 /// How much a track matters to this subscriber.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

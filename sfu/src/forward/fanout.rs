@@ -10,12 +10,12 @@ use str0m::media::KeyframeRequestKind;
 use crate::effects::Forward;
 use crate::event::{PeerEvent, SfuOutput, TrackInfo};
 use crate::event::{RecordEvent, VideoCodec};
-use crate::forward::ForwardResult;
+use crate::forward::keyframe::{self, PayloadInfo};
+use crate::forward::recorder::{RecorderTap, TapVideo};
+use crate::forward::rewrite::SourceFields;
+use crate::forward::write::ForwardResult;
 use crate::ids::{PeerId, RoomId, TrackId};
-use crate::keyframe::{self, PayloadInfo};
-use crate::recorder::{RecorderTap, TapVideo};
-use crate::rewrite::SourceFields;
-use crate::role::{Role, TrackKind, TrackSource};
+use crate::lesson::role::{Role, TrackKind, TrackSource};
 use crate::sfu::{Sfu, guard};
 
 /// The recorder listens like an audience member who is never the publisher.

@@ -25,17 +25,17 @@ use std::time::{Duration, Instant};
 
 use str0m::media::Mid;
 
-use crate::allocator::{BandwidthAllocator, Decision, Demand, LinkSignals};
-use crate::carried::CarriedRate;
-use crate::congestion::CongestionCap;
-use crate::estimate::EstimateFilter;
+use crate::bandwidth::allocator::{BandwidthAllocator, Decision, Demand, LinkSignals};
+use crate::bandwidth::carried::CarriedRate;
+use crate::bandwidth::congestion::CongestionCap;
+use crate::bandwidth::estimate::EstimateFilter;
+use crate::bandwidth::last_resort::PROBATION;
+use crate::bandwidth::rate::WireRatio;
+use crate::bandwidth::receiver_estimate::{LOSSY, ReceiverEstimate};
 use crate::event::PeerCaps;
 use crate::ids::PeerId;
-use crate::last_resort::PROBATION;
-use crate::rate::WireRatio;
-use crate::receiver_estimate::{LOSSY, ReceiverEstimate};
-use crate::role::TrackKind;
-use crate::sdp::Feedback;
+use crate::lesson::role::TrackKind;
+use crate::session::sdp::Feedback;
 
 /// How often each subscriber's allocation runs without a new estimate.
 pub(crate) const ALLOC_EVERY: Duration = Duration::from_millis(500);
@@ -379,7 +379,7 @@ impl Downlink {
                 .congested(now, last.allocated_bps, floor, budget);
         }
         // Faster rounds while congested; `CongestionCap` bounds how often they halve.
-        self.next_alloc = now + crate::congestion::CONGESTED_ROUND;
+        self.next_alloc = now + crate::bandwidth::congestion::CONGESTED_ROUND;
         self.congested_since.get_or_insert(now);
         true
     }

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use crate::role::{Role, TrackKind, TrackSource};
+use crate::lesson::role::{Role, TrackKind, TrackSource};
 
 /// How the receiver reports back about the link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

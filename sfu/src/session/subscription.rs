@@ -13,9 +13,9 @@ use str0m::media::{Mid, Pt};
 use str0m::rtp::Ssrc;
 
 use crate::event::TrackInfo;
-use crate::layer::LayerSelector;
-use crate::rewrite::Rewriter;
-use crate::role::TrackKind;
+use crate::forward::layer::LayerSelector;
+use crate::forward::rewrite::Rewriter;
+use crate::lesson::role::TrackKind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SubState {

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::PeerId;
-use crate::role::{Role, TrackSource};
+use crate::lesson::role::{Role, TrackSource};
 
 /// The kind of lesson a room holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]

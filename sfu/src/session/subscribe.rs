@@ -6,14 +6,14 @@ use std::time::Instant;
 use str0m::media::{KeyframeRequestKind, MediaAdded, Mid, Rid};
 
 use crate::event::{PeerEvent, TrackInfo};
-use crate::forward::track_kind;
+use crate::forward::track::TrackIn;
+use crate::forward::write::track_kind;
 use crate::ids::{PeerId, RoomId, TrackId};
-use crate::peer::Peer;
-use crate::role::{Role, TrackSource};
-use crate::sdp::PeerMode;
+use crate::lesson::role::{Role, TrackSource};
+use crate::session::peer::Peer;
+use crate::session::sdp::PeerMode;
+use crate::session::subscription::{SubState, Subscription};
 use crate::sfu::{Sfu, guard};
-use crate::subscription::{SubState, Subscription};
-use crate::track::TrackIn;
 
 /// Whether `sub` should receive `track`, published by a peer of `publisher_role`.
 fn wants(sub: &Peer, track: &TrackInfo, publisher_role: Role) -> bool {

@@ -11,10 +11,10 @@ use str0m::media::Direction;
 use crate::effects::Effects;
 use crate::error::SfuError;
 use crate::event::{MidTrack, PeerEvent};
-use crate::forward::media_kind;
-use crate::peer::Peer;
-use crate::sdp::PeerMode;
-use crate::subscription::{OutStream, SubState};
+use crate::forward::write::media_kind;
+use crate::session::peer::Peer;
+use crate::session::sdp::PeerMode;
+use crate::session::subscription::{OutStream, SubState};
 
 impl Peer {
     /// Sends a server offer if changes are waiting and no offer is in flight.

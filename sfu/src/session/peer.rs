@@ -30,9 +30,9 @@ const SILENCE: std::time::Duration = std::time::Duration::from_secs(4);
 pub const GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 use crate::event::{Activity, LeaveReason, ParticipantInfo, PeerEvent, SfuOutput, Transmit};
 use crate::ids::{PeerId, RoomId, TrackId};
-use crate::role::{TrackKind, TrackSource};
-use crate::sdp::PeerMode;
-use crate::subscription::{OutStream, Subscription};
+use crate::lesson::role::{TrackKind, TrackSource};
+use crate::session::sdp::PeerMode;
+use crate::session::subscription::{OutStream, Subscription};
 
 /// Where a published packet belongs, cached per incoming SSRC and payload type.
 #[derive(Debug, Clone, Copy)]
@@ -69,7 +69,7 @@ pub(crate) struct Peer {
     pub carried: bool,
 
     /// Everything bandwidth allocation knows about the link to this peer.
-    pub downlink: crate::downlink::Downlink,
+    pub downlink: crate::bandwidth::downlink::Downlink,
 
     // ---- publishing ----
     /// Accepted publishing m-lines and their sources, until str0m reports them added.
@@ -99,7 +99,7 @@ impl Peer {
         info: ParticipantInfo,
         mode: PeerMode,
         mut rtc: Rtc,
-        feedback: crate::sdp::Feedback,
+        feedback: crate::session::sdp::Feedback,
         connect_deadline: Instant,
         now: Instant,
     ) -> Self {
@@ -120,7 +120,7 @@ impl Peer {
             grace: GRACE,
             now,
             carried: false,
-            downlink: crate::downlink::Downlink::new(id, feedback, now),
+            downlink: crate::bandwidth::downlink::Downlink::new(id, feedback, now),
             publish_sources: HashMap::new(),
             tracks_in: HashMap::new(),
             incoming: HashMap::new(),

@@ -6,8 +6,8 @@ use std::time::Instant;
 use crate::error::SfuError;
 use crate::event::{Activity, ChatMessage, LeaveReason, PeerEvent, Question, QuestionStatus};
 use crate::ids::{PeerId, RoomId};
-use crate::role::Role;
-use crate::room::is_audience;
+use crate::lesson::role::Role;
+use crate::lesson::room::is_audience;
 use crate::sfu::Sfu;
 
 /// Longest chat message or question, in characters.
@@ -305,7 +305,7 @@ impl Sfu {
         }
     }
 
-    fn room_mut(&mut self, room: &RoomId) -> Result<&mut crate::room::Room, SfuError> {
+    fn room_mut(&mut self, room: &RoomId) -> Result<&mut crate::lesson::room::Room, SfuError> {
         self.rooms
             .get_mut(room)
             .ok_or_else(|| SfuError::UnknownRoom(room.clone()))

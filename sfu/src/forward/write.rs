@@ -11,15 +11,15 @@ use std::time::{Duration, Instant};
 use str0m::media::MediaKind;
 use str0m::rtp::{ExtensionValues, RtpWrite, Vp8Patch, Vp8PatchError};
 
-use crate::downlink::{CONGESTED, DRAINED};
+use crate::bandwidth::downlink::{CONGESTED, DRAINED};
 use crate::effects::{Effects, Forward};
-use crate::keyframe::PayloadInfo;
-use crate::layer::Selection;
-use crate::peer::Peer;
-use crate::rewrite::{Rewritten, SourceFields};
-use crate::role::TrackKind;
-use crate::sdp::Feedback;
-use crate::subscription::SubState;
+use crate::forward::keyframe::PayloadInfo;
+use crate::forward::layer::Selection;
+use crate::forward::rewrite::{Rewritten, SourceFields};
+use crate::lesson::role::TrackKind;
+use crate::session::peer::Peer;
+use crate::session::sdp::Feedback;
+use crate::session::subscription::SubState;
 
 /// What happened to a packet at one subscriber.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,12 +14,12 @@ use crate::event::{
     Activity, Answer, JoinRequest, LeaveReason, ParticipantInfo, PeerEvent, SfuEvent,
 };
 use crate::ids::{PeerId, RoomId, TrackId};
-use crate::peer::Peer;
-use crate::role::{Role, TrackSource};
-use crate::room::{Room, is_audience};
-use crate::sdp::{Accepted, PeerMode, Screened, screen_offer};
+use crate::lesson::role::{Role, TrackSource};
+use crate::lesson::room::{Room, is_audience};
+use crate::session::peer::Peer;
+use crate::session::sdp::{Accepted, PeerMode, Screened, screen_offer};
+use crate::session::subscription::{OutStream, SubState};
 use crate::sfu::{Sfu, guard};
-use crate::subscription::{OutStream, SubState};
 
 impl Sfu {
     /// A peer joins a room with its SDP offer; returns the answer.
@@ -32,7 +32,7 @@ impl Sfu {
             .get(&req.room)
             .map(|r| r.floor.mode())
             .unwrap_or(req.lesson_mode);
-        let floor = crate::floor::Floor::new(mode);
+        let floor = crate::lesson::floor::Floor::new(mode);
         let named: HashMap<String, TrackSource> = req.sources.iter().cloned().collect();
         let (role, peer_id) = (req.role, req.peer);
         let may = |s: TrackSource| {

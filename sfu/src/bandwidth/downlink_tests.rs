@@ -1,7 +1,7 @@
 //! Step-by-step tests of `Downlink::plan`: demands and observations in, plans out.
 
 use super::*;
-use crate::allocator::Priority;
+use crate::bandwidth::allocator::Priority;
 use crate::ids::TrackId;
 
 const K: u64 = 1000;

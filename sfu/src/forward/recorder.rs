@@ -10,8 +10,8 @@
 
 use std::collections::BTreeSet;
 
+use crate::forward::rewrite::{Rewriter, SourceFields};
 use crate::ids::TrackId;
-use crate::rewrite::{Rewriter, SourceFields};
 
 /// What to do with one video packet at the tap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,18 +7,18 @@ use std::time::{Duration, Instant};
 
 use str0m::bwe::Bitrate;
 
-use crate::allocator::{Demand, Priority};
-use crate::downlink::Observed;
+use crate::bandwidth::allocator::{Demand, Priority};
+use crate::bandwidth::downlink::Observed;
+use crate::bandwidth::rate::WireRatio;
 use crate::event::{LayerWanted, PeerCaps, PeerEvent};
 use crate::ids::{PeerId, RoomId, TrackId};
-use crate::peer::Peer;
-use crate::rate::WireRatio;
-use crate::role::{Role, TrackSource};
-use crate::room::Room;
-use crate::sdp::Feedback;
-use crate::sdp::PeerMode;
+use crate::lesson::role::{Role, TrackSource};
+use crate::lesson::room::Room;
+use crate::session::peer::Peer;
+use crate::session::sdp::Feedback;
+use crate::session::sdp::PeerMode;
+use crate::session::subscription::SubState;
 use crate::sfu::{Sfu, guard};
-use crate::subscription::SubState;
 
 impl Sfu {
     /// Sets a peer's bandwidth limits (configured downlink, its share of a school budget).
@@ -252,7 +252,7 @@ fn observe(p: &mut Peer, room: &mut Room, demands: &[Demand], now: Instant) -> O
             .outs
             .values()
             .filter_map(|o| o.ssrc)
-            .map(|ssrc| crate::forward::queue_delay(&mut p.rtc, ssrc, now))
+            .map(|ssrc| crate::forward::write::queue_delay(&mut p.rtc, ssrc, now))
             .max()
             .unwrap_or_default(),
         Feedback::Reports => Duration::ZERO,

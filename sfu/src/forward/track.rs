@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use str0m::media::{Mid, Rid};
 
+use crate::bandwidth::rate::RateMeter;
 use crate::event::TrackInfo;
+use crate::forward::keyframe::KeyframeThrottle;
 use crate::ids::PeerId;
-use crate::keyframe::KeyframeThrottle;
-use crate::rate::RateMeter;
-use crate::role::TrackKind;
+use crate::lesson::role::TrackKind;
 
 /// A layer that nobody wants stays on this long before the publisher is told to pause it
 /// (dynacast): a subscriber's estimate dipping for a moment must not stop an encoder.
@@ -241,7 +241,7 @@ fn nominal_video_bps(layer: usize, layers: usize) -> u64 {
 mod tests {
     use super::*;
     use crate::ids::{PeerId, TrackId};
-    use crate::role::{TrackKind, TrackSource};
+    use crate::lesson::role::{TrackKind, TrackSource};
 
     fn info() -> TrackInfo {
         TrackInfo {

@@ -7,22 +7,47 @@ use std::time::Instant;
 use str0m::format::Codec;
 use str0m::media::KeyframeRequestKind;
 
-use crate::effects::Forward;
+use crate::effects::{Effects, Forward};
 use crate::event::{PeerEvent, SfuOutput, TrackInfo};
 use crate::event::{RecordEvent, VideoCodec};
 use crate::forward::keyframe::{self, PayloadInfo};
 use crate::forward::recorder::{RecorderTap, TapVideo};
 use crate::forward::rewrite::SourceFields;
+use crate::forward::track::TrackIn;
 use crate::forward::write::ForwardResult;
 use crate::ids::{PeerId, RoomId, TrackId};
 use crate::lesson::role::{Role, TrackKind, TrackSource};
 use crate::sfu::{Sfu, guard};
 
-/// The recorder listens like an audience member who is never the publisher.
-const RECORDER: PeerId = PeerId(0);
+/// What a packet is, worked out once before it is offered to anyone.
+pub(crate) struct Arrival {
+    /// Its simulcast layer.
+    pub layer: usize,
+    /// The track's best and lowest layers flowing now.
+    pub best: Option<usize>,
+    pub lowest: Option<usize>,
+    pub kind: TrackKind,
+    pub info: PayloadInfo,
+}
+
+/// Keyframes wanted of a track's layers, one bit per layer: requested once for all who wait.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct KeyframeWants(u32);
+
+impl KeyframeWants {
+    pub fn add(&mut self, layer: usize) {
+        self.0 |= 1 << layer.min(31);
+    }
+
+    fn wants(self, layer: usize) -> bool {
+        self.0 & (1 << layer.min(31)) != 0
+    }
+}
 
 impl Sfu {
-    /// Sends one published packet to every subscriber of its track.
+    /// Sends one published packet to every subscriber of its track and to the recorder: the
+    /// track accounts it, the speaker detector hears it, each subscription forwards it, the
+    /// recorder tap records it, and the publisher is asked once for the keyframes they wait for.
     pub(crate) fn fan_out(&mut self, now: Instant, f: Forward) {
         let Sfu {
             peers,
@@ -32,121 +57,50 @@ impl Sfu {
             timers,
             ..
         } = self;
-        let Some(room_id) = peers.get(&f.publisher).map(|p| p.room.clone()) else {
-            return;
-        };
-        let Some(room) = rooms.get_mut(&room_id) else {
+        let Some(room) = peers.get(&f.publisher).and_then(|p| rooms.get_mut(&p.room)) else {
             return;
         };
         let Some(track) = room.tracks.get_mut(&f.track) else {
             return;
         };
-        let layer = track.layer_of(f.rid, config.keyframe_interval);
-        let payload = f.packet.payload.len();
-        let wire = wire_bytes(f.packet.header.header_len, payload);
-        if track.on_packet(layer, now, payload, wire) {
-            // Subscribers may want this layer: plan at once rather than at the next round.
-            fx.allocate.extend(track.subscribers.iter().copied());
-        }
-        let best = track.best_layer();
-        let lowest = track.layers.iter().position(|l| l.active);
-        let kind = track.info.kind;
-        let info = match kind {
-            TrackKind::Video => keyframe::inspect(f.params.spec().codec, &f.packet.payload),
-            TrackKind::Audio => PayloadInfo {
-                keyframe_start: true,
-                vp8: None,
-            },
-        };
-        if kind == TrackKind::Audio
+        let arrival = account(track, &f, now, config.keyframe_interval, fx);
+        if arrival.kind == TrackKind::Audio
             && let Some(level) = f.packet.header.ext_vals.audio_level
             && !room.floor.mic_muted(f.publisher)
             && let Some(speaker) = room.speaker.observe(f.publisher, level, now)
         {
+            let event = PeerEvent::ActiveSpeaker {
+                peer: Some(speaker),
+            };
             for p in &room.peers {
-                fx.send_to_peer(
-                    *p,
-                    PeerEvent::ActiveSpeaker {
-                        peer: Some(speaker),
-                    },
-                );
+                fx.send_to_peer(*p, event.clone());
             }
         }
-        let mut need_keyframe: u32 = 0;
+        let mut wants = KeyframeWants::default();
         for sid in &track.subscribers {
             let Some(sp) = peers.get_mut(sid) else {
                 continue;
             };
-            let r = guard(sp, fx, |p, fx| p.forward(&f, layer, lowest, &info, fx));
+            let r = guard(sp, fx, |p, fx| {
+                p.forward(&f, arrival.layer, arrival.lowest, &arrival.info, fx)
+            });
             match r {
-                Some(ForwardResult::NeedKeyframe(l)) => need_keyframe |= 1 << l.min(31),
+                Some(ForwardResult::NeedKeyframe(l)) => wants.add(l),
                 // A write moves the subscriber's pacer deadline.
                 Some(ForwardResult::Sent) => {
                     timers.push(sp.next_timeout, *sid);
-                    fx.stats.on_forwarded(kind);
+                    fx.stats.on_forwarded(arrival.kind);
                 }
                 _ => {}
             }
         }
-
-        let mut retarget = false;
-        if let Some(tap) = room.recorder.as_mut() {
-            match kind {
-                TrackKind::Audio if tap.audio.contains(&f.track) => {
-                    fx.out.push_back(SfuOutput::Record(RecordEvent::Audio {
-                        room: room_id.clone(),
-                        track: f.track,
-                        peer: f.publisher,
-                        seq: *f.packet.seq_no,
-                        ts: f.packet.header.timestamp,
-                        payload: f.packet.payload.clone(),
-                        at: f.packet.timestamp,
-                    }))
-                }
-                TrackKind::Video => {
-                    // The recording follows the best layer as it comes and goes.
-                    if tap.video_track() == Some(f.track)
-                        && let Some(b) = best
-                        && tap.set_video(Some((f.track, b)))
-                    {
-                        retarget = true;
-                    }
-                    let src = SourceFields {
-                        seq: *f.packet.seq_no,
-                        ts: f.packet.header.timestamp,
-                        arrival: f.packet.timestamp,
-                        picture_id: None,
-                        tl0: None,
-                    };
-                    match tap.on_video(f.track, layer, info.keyframe_start, src) {
-                        TapVideo::Record { seq, ts } => {
-                            let codec = match f.params.spec().codec {
-                                Codec::Vp9 => VideoCodec::Vp9,
-                                Codec::H264 => VideoCodec::H264,
-                                _ => VideoCodec::Vp8,
-                            };
-                            fx.out.push_back(SfuOutput::Record(RecordEvent::Video {
-                                room: room_id.clone(),
-                                track: f.track,
-                                codec,
-                                seq,
-                                ts,
-                                marker: f.packet.header.marker,
-                                keyframe: info.keyframe_start,
-                                payload: f.packet.payload.clone(),
-                                at: f.packet.timestamp,
-                            }))
-                        }
-                        TapVideo::NeedKeyframe => need_keyframe |= 1 << layer.min(31),
-                        TapVideo::Drop => {}
-                    }
-                }
-                _ => {}
-            }
-        }
-
+        let retarget = match room.recorder.as_mut() {
+            Some(tap) => tap.offer(&room.id, &f, &arrival, &mut wants, fx),
+            None => false,
+        };
+        let room_id = room.id.clone();
         for l in 0..track.layers.len().min(32) {
-            if need_keyframe & (1 << l) != 0 && track.allow_keyframe_request(l, now) {
+            if wants.wants(l) && track.allow_keyframe_request(l, now) {
                 let (mid, rid) = (track.mid, track.rid_of(l));
                 if let Some(p) = peers.get_mut(&f.publisher) {
                     guard(p, fx, |p, fx| {
@@ -205,10 +159,8 @@ impl Sfu {
         }
         let role_of = |p: PeerId| self.peers.get(&p).map(|p| p.info.role);
         let heard = |t: &TrackInfo| {
-            role_of(t.peer_id).is_some_and(|r| {
-                room.floor
-                    .forwards(Role::Observer, RECORDER, r, t.peer_id, t.source)
-            })
+            role_of(t.peer_id)
+                .is_some_and(|r| room.floor.reaches(Role::Observer, r, t.peer_id, t.source))
         };
         let audio: BTreeSet<TrackId> = room
             .tracks
@@ -271,6 +223,109 @@ impl Sfu {
                 video,
                 audio,
             }));
+    }
+}
+
+/// The track counts the packet (rates per layer; a layer that starts flowing makes its
+/// subscribers' allocation due at once) and its payload is inspected once for everyone.
+fn account(
+    track: &mut TrackIn,
+    f: &Forward,
+    now: Instant,
+    keyframe_interval: std::time::Duration,
+    fx: &mut Effects,
+) -> Arrival {
+    let layer = track.layer_of(f.rid, keyframe_interval);
+    let payload = f.packet.payload.len();
+    let wire = wire_bytes(f.packet.header.header_len, payload);
+    if track.on_packet(layer, now, payload, wire) {
+        // Subscribers may want this layer: plan at once rather than at the next round.
+        fx.allocate.extend(track.subscribers.iter().copied());
+    }
+    let kind = track.info.kind;
+    let info = match kind {
+        TrackKind::Video => keyframe::inspect(f.params.spec().codec, &f.packet.payload),
+        TrackKind::Audio => PayloadInfo {
+            keyframe_start: true,
+            vp8: None,
+        },
+    };
+    Arrival {
+        layer,
+        best: track.best_layer(),
+        lowest: track.layers.iter().position(|l| l.active),
+        kind,
+        info,
+    }
+}
+
+impl RecorderTap {
+    /// Offers a packet of the room to the recording: a microphone it mixes passes through; the
+    /// video it follows is rewritten into one continuous stream (waiting for a keyframe of a
+    /// new source, added to `wants`). True if the followed video moved to another layer.
+    fn offer(
+        &mut self,
+        room: &RoomId,
+        f: &Forward,
+        arrival: &Arrival,
+        wants: &mut KeyframeWants,
+        fx: &mut Effects,
+    ) -> bool {
+        let event = match arrival.kind {
+            TrackKind::Audio if self.audio.contains(&f.track) => RecordEvent::Audio {
+                room: room.clone(),
+                track: f.track,
+                peer: f.publisher,
+                seq: *f.packet.seq_no,
+                ts: f.packet.header.timestamp,
+                payload: f.packet.payload.clone(),
+                at: f.packet.timestamp,
+            },
+            TrackKind::Audio => return false,
+            TrackKind::Video => {
+                // The recording follows the best layer as it comes and goes.
+                let retarget = self.video_track() == Some(f.track)
+                    && arrival
+                        .best
+                        .is_some_and(|b| self.set_video(Some((f.track, b))));
+                let src = SourceFields {
+                    seq: *f.packet.seq_no,
+                    ts: f.packet.header.timestamp,
+                    arrival: f.packet.timestamp,
+                    picture_id: None,
+                    tl0: None,
+                };
+                let keyframe = arrival.info.keyframe_start;
+                match self.on_video(f.track, arrival.layer, keyframe, src) {
+                    TapVideo::Record { seq, ts } => {
+                        fx.out.push_back(SfuOutput::Record(RecordEvent::Video {
+                            room: room.clone(),
+                            track: f.track,
+                            codec: video_codec(f.params.spec().codec),
+                            seq,
+                            ts,
+                            marker: f.packet.header.marker,
+                            keyframe,
+                            payload: f.packet.payload.clone(),
+                            at: f.packet.timestamp,
+                        }));
+                    }
+                    TapVideo::NeedKeyframe => wants.add(arrival.layer),
+                    TapVideo::Drop => {}
+                }
+                return retarget;
+            }
+        };
+        fx.out.push_back(SfuOutput::Record(event));
+        false
+    }
+}
+
+fn video_codec(codec: Codec) -> VideoCodec {
+    match codec {
+        Codec::Vp9 => VideoCodec::Vp9,
+        Codec::H264 => VideoCodec::H264,
+        _ => VideoCodec::Vp8,
     }
 }
 

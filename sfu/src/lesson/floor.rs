@@ -150,7 +150,19 @@ impl Floor {
         publisher: PeerId,
         source: TrackSource,
     ) -> bool {
-        if sub == publisher || !self.may_publish(pub_role, publisher, source) {
+        sub != publisher && self.reaches(sub_role, pub_role, publisher, source)
+    }
+
+    /// Whether a track of `source` published by `publisher` (`pub_role`) reaches a receiver of
+    /// `sub_role` other than its publisher: the audience as the recording hears it.
+    pub fn reaches(
+        &self,
+        sub_role: Role,
+        pub_role: Role,
+        publisher: PeerId,
+        source: TrackSource,
+    ) -> bool {
+        if !self.may_publish(pub_role, publisher, source) {
             return false;
         }
         match source {

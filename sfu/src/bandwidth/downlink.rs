@@ -248,29 +248,8 @@ impl Downlink {
             .map(|d| d.layer_bps.last().copied().unwrap_or(0))
             .sum();
         let loss = self.loss(now);
-        let estimate = match self.feedback {
-            Feedback::Twcc => seen
-                .ratio
-                .to_wire(self.estimate.round(self.average_bps).unwrap_or(initial_bps)),
-            // No limit reported: enough for everything (the caps still apply).
-            Feedback::Reports => {
-                self.reported = self.reports.budget(now, full * 2);
-                self.reported.unwrap_or(full * 2)
-            }
-        };
-        // str0m's estimate below what is sent is its delay-based (or loss-based) detector
-        // speaking, once it has seen the video for a while; before that it is still its first
-        // guess, and only loss counts.
-        let proven = self
-            .video_since
-            .is_some_and(|t| now.saturating_duration_since(t) >= PROVEN_AFTER);
-        self.strained = loss > LOSSY
-            || (self.feedback == Feedback::Twcc
-                && proven
-                && self
-                    .estimate
-                    .get()
-                    .is_some_and(|e| seen.ratio.to_wire(e) < seen.sent * 9 / 10));
+        let estimate = self.round_estimate(now, &seen, full, initial_bps);
+        self.strained = self.is_strained(now, &seen, loss);
         let budget = self.budget(now, estimate, full, loss);
         let congested = self.congestion_round(now, demands, &seen, budget);
         if congested || self.strained || loss > CLEAN_LOSS {
@@ -293,18 +272,8 @@ impl Downlink {
             },
             ratio: seen.ratio,
         };
-        let mut budget = budget;
-        if round.link.carried && self.feedback == Feedback::Twcc {
-            // What flows now, and evidently arrives, is not taken away on the estimate's word
-            // alone: str0m's estimate can sink below what the link delivers (probing on a
-            // lossy link), and following it would step down a picture that plays fine. A real
-            // overload shows as congestion or loss, and then this floor does not apply. (A
-            // receiver's own reports are evidence already: they are followed.)
-            let cap = self.caps.down_bps;
-            budget = budget
-                .max(cap.map_or(seen.flowing, |c| seen.flowing.min(c * ESTIMATE_SHARE / 100)));
-        }
-        budget = self.congestion.apply(budget);
+        let budget = self.keep_what_flows(budget, &seen, &round);
+        let budget = self.congestion.apply(budget);
         // The share kept for bursts is kept under a configured downlink whatever the estimate.
         self.allocator
             .set_hard_limit(self.caps.down_bps.map(|c| c * ESTIMATE_SHARE / 100));
@@ -336,6 +305,55 @@ impl Downlink {
             decision,
             bwe_target,
         }
+    }
+
+    /// The estimate of this round, on the wire: str0m's (TWCC), or what the receiver's own
+    /// reports allow (none reported: enough for everything, the caps still apply).
+    fn round_estimate(
+        &mut self,
+        now: Instant,
+        seen: &Observed,
+        full: u64,
+        initial_bps: u64,
+    ) -> u64 {
+        match self.feedback {
+            Feedback::Twcc => seen
+                .ratio
+                .to_wire(self.estimate.round(self.average_bps).unwrap_or(initial_bps)),
+            Feedback::Reports => {
+                self.reported = self.reports.budget(now, full * 2);
+                self.reported.unwrap_or(full * 2)
+            }
+        }
+    }
+
+    /// Whether the link shows strain: loss, or str0m's estimate below what is sent. The latter
+    /// is its delay-based (or loss-based) detector speaking once it has seen the video for a
+    /// while; before that it is still its first guess, and only loss counts.
+    fn is_strained(&self, now: Instant, seen: &Observed, loss: f32) -> bool {
+        let proven = self
+            .video_since
+            .is_some_and(|t| now.saturating_duration_since(t) >= PROVEN_AFTER);
+        loss > LOSSY
+            || (self.feedback == Feedback::Twcc
+                && proven
+                && self
+                    .estimate
+                    .get()
+                    .is_some_and(|e| seen.ratio.to_wire(e) < seen.sent * 9 / 10))
+    }
+
+    /// What flows now, and evidently arrives, is not taken away on the estimate's word alone:
+    /// str0m's estimate can sink below what the link delivers (probing on a lossy link), and
+    /// following it would step down a picture that plays fine. A real overload shows as
+    /// congestion or loss, and then this floor does not apply. (A receiver's own reports are
+    /// evidence already: they are followed.)
+    fn keep_what_flows(&self, budget: u64, seen: &Observed, round: &Round) -> u64 {
+        if !round.link.carried || self.feedback != Feedback::Twcc {
+            return budget;
+        }
+        let cap = self.caps.down_bps;
+        budget.max(cap.map_or(seen.flowing, |c| seen.flowing.min(c * ESTIMATE_SHARE / 100)))
     }
 
     /// The round's budget before congestion: the estimate within the caps, less the share kept

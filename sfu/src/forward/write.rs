@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use str0m::media::MediaKind;
+use str0m::media::{MediaKind, Pt};
 use str0m::rtp::{ExtensionValues, RtpWrite, Vp8Patch, Vp8PatchError};
 
 use crate::bandwidth::downlink::{CONGESTED, DRAINED};
@@ -63,18 +63,8 @@ impl Peer {
         let Some(ssrc) = out.ssrc else {
             return ForwardResult::Dropped;
         };
-        // The link to this subscriber is congested when video waits in str0m's pacer: more
-        // video would only queue behind it (and the pacer force-drains after 2 s, flooding the
-        // link further). Stop the video until the queue has drained, then restart at a
-        // keyframe. Audio is never held back.
-        // Only on evidence: a long queue on a link that is not strained is a burst (a big
-        // keyframe at the pacing rate), which the pacer sends on in a moment. Without TWCC
-        // there is no pacer and nothing waits.
-        let queued = if kind == TrackKind::Video && self.downlink.feedback == Feedback::Twcc {
-            queue_delay(&mut self.rtc, ssrc, f.packet.timestamp)
-        } else {
-            Duration::ZERO
-        };
+        // Video held in the pacer on a strained link: stop it until the queue drains.
+        let queued = paced_delay(&mut self.rtc, self.downlink.feedback, kind, ssrc, f);
         if queued > CONGESTED && self.downlink.strained() {
             sub.selector.interrupt();
             // The allocation reacts at once (congestion.rs), not at its next round.
@@ -108,25 +98,7 @@ impl Peer {
         if new_segment {
             fx.stats.on_new_segment(kind, rw.seq);
         }
-        let exts = ExtensionValues {
-            audio_level: header.ext_vals.audio_level,
-            voice_activity: header.ext_vals.voice_activity,
-            video_orientation: header.ext_vals.video_orientation,
-            ..Default::default()
-        };
-        let mut write = RtpWrite::new(
-            pt,
-            rw.seq.into(),
-            rw.ts,
-            f.packet.timestamp,
-            f.packet.payload.clone(),
-        )
-        .marker(header.marker)
-        .ext_vals(exts)
-        .nackable(kind == TrackKind::Video);
-        if let Some(patch) = info.vp8.and_then(|d| vp8_patch(&d, &rw)) {
-            write = write.vp8_patch(patch);
-        }
+        let write = rtp_write(pt, f, info, &rw, kind);
         let written = match self.rtc.direct_api().stream_tx(&ssrc) {
             Some(tx) => {
                 tx.write_rtp(write);
@@ -143,6 +115,52 @@ impl Peer {
         // deadline.
         self.next_timeout = self.next_timeout.min(f.packet.timestamp);
         ForwardResult::Sent
+    }
+}
+
+/// The packet as the subscriber gets it: the rewritten sequence number and timestamp, the
+/// publisher's header extensions that still hold, the shared payload and its VP8 patch.
+fn rtp_write(pt: Pt, f: &Forward, info: &PayloadInfo, rw: &Rewritten, kind: TrackKind) -> RtpWrite {
+    let header = &f.packet.header;
+    let exts = ExtensionValues {
+        audio_level: header.ext_vals.audio_level,
+        voice_activity: header.ext_vals.voice_activity,
+        video_orientation: header.ext_vals.video_orientation,
+        ..Default::default()
+    };
+    let mut write = RtpWrite::new(
+        pt,
+        rw.seq.into(),
+        rw.ts,
+        f.packet.timestamp,
+        f.packet.payload.clone(),
+    )
+    .marker(header.marker)
+    .ext_vals(exts)
+    .nackable(kind == TrackKind::Video);
+    if let Some(patch) = info.vp8.and_then(|d| vp8_patch(&d, rw)) {
+        write = write.vp8_patch(patch);
+    }
+    write
+}
+
+/// How long video waits in str0m's pacer for this subscriber. The link is congested when video
+/// waits: more video would only queue behind it (and the pacer force-drains after 2 s,
+/// flooding the link further), so the caller stops the video until the queue has drained and
+/// restarts it at a keyframe. Only on evidence: a long queue on a link that is not strained is
+/// a burst (a big keyframe at the pacing rate) that the pacer sends on in a moment. Audio is
+/// never held back, and without TWCC there is no pacer and nothing waits.
+fn paced_delay(
+    rtc: &mut str0m::Rtc,
+    feedback: Feedback,
+    kind: TrackKind,
+    ssrc: str0m::rtp::Ssrc,
+    f: &Forward,
+) -> Duration {
+    if kind == TrackKind::Video && feedback == Feedback::Twcc {
+        queue_delay(rtc, ssrc, f.packet.timestamp)
+    } else {
+        Duration::ZERO
     }
 }
 

@@ -2,7 +2,7 @@
 //! back, leaving. What each peer receives follows in `subscribe.rs`.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use str0m::change::SdpOffer;
 use str0m::media::Mid;
@@ -221,40 +221,7 @@ impl Sfu {
         let Some(p) = self.peers.get_mut(&peer) else {
             return Err(SfuError::UnknownPeer(peer));
         };
-        let info = p.info.clone();
-        // The new connection continues the old one's presence: it is silent since the old
-        // one's last datagram and has what is left of the grace (or of the first connection's
-        // deadline) to carry media, so replacing connections cannot keep a peer without media.
-        let carried = p.connected || p.carried;
-        let deadline = if carried {
-            (now + self.config.connect_timeout).min(p.last_rx + p.grace)
-        } else {
-            p.connect_deadline
-        };
-        let mut fresh = Peer::new(
-            peer,
-            room_id.clone(),
-            info,
-            mode,
-            rtc,
-            screened.feedback,
-            deadline,
-            now,
-        );
-        fresh.carried = carried;
-        if carried {
-            fresh.last_rx = p.last_rx;
-            fresh.reconnecting = p.reconnecting;
-        }
-        // The link's configured limits are the same for the new connection.
-        fresh.downlink.caps = p.downlink.caps;
-        // Keep the subscriptions (their tracks still exist) but offer them anew.
-        for (id, mut sub) in std::mem::take(&mut p.subs) {
-            sub.state = SubState::Wanted;
-            sub.selector.set_target(None);
-            fresh.subs.insert(id, sub);
-        }
-        fresh.negotiation_needed = !fresh.subs.is_empty();
+        let mut fresh = successor(p, rtc, &screened, now, self.config.connect_timeout);
         apply_screened(&mut fresh, &screened);
         *p = fresh;
         self.demux.remove_peer(peer);
@@ -479,4 +446,47 @@ fn apply_screened(peer: &mut Peer, screened: &Screened) {
         }
     }
     peer.slots.sort_by_key(|s| s.0);
+}
+
+/// The peer of a new connection that replaces `old`'s (see [`Sfu::rejoin`]). It continues the
+/// old one's presence: it is silent since the old one's last datagram and has what is left of
+/// the grace (or of the first connection's deadline) to carry media, so replacing connections
+/// cannot keep a peer without media. Its link keeps its configured limits, and its
+/// subscriptions (their tracks still exist) are offered anew.
+fn successor(
+    old: &mut Peer,
+    rtc: Rtc,
+    screened: &Screened,
+    now: Instant,
+    connect_timeout: Duration,
+) -> Peer {
+    let carried = old.connected || old.carried;
+    let deadline = if carried {
+        (now + connect_timeout).min(old.last_rx + old.grace)
+    } else {
+        old.connect_deadline
+    };
+    let mut fresh = Peer::new(
+        old.id,
+        old.room.clone(),
+        old.info.clone(),
+        old.mode,
+        rtc,
+        screened.feedback,
+        deadline,
+        now,
+    );
+    fresh.carried = carried;
+    if carried {
+        fresh.last_rx = old.last_rx;
+        fresh.reconnecting = old.reconnecting;
+    }
+    fresh.downlink.caps = old.downlink.caps;
+    for (id, mut sub) in std::mem::take(&mut old.subs) {
+        sub.state = SubState::Wanted;
+        sub.selector.set_target(None);
+        fresh.subs.insert(id, sub);
+    }
+    fresh.negotiation_needed = !fresh.subs.is_empty();
+    fresh
 }

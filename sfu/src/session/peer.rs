@@ -15,7 +15,7 @@ use str0m::change::SdpPendingOffer;
 use str0m::format::PayloadParams;
 use str0m::media::{KeyframeRequestKind, Mid, Rid};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::Ssrc;
+use str0m::rtp::{RtpPacket, Ssrc};
 use str0m::{Event, IceConnectionState, Input, Output, Rtc};
 
 use crate::effects::{Effects, Forward};
@@ -161,34 +161,62 @@ impl Peer {
         }
     }
 
+    fn on_connected(&mut self, fx: &mut Effects) {
+        self.connected = true;
+        fx.send_to_peer(self.id, PeerEvent::Connected);
+        // Its video can start only at keyframes: ask for them now rather than at the next
+        // packet of each stream (a frame interval sooner).
+        for s in self.subs.values() {
+            if let (TrackKind::Video, Some(mid)) = (s.info.kind, s.mid()) {
+                fx.keyframe_requests
+                    .push((self.id, mid, KeyframeRequestKind::Pli));
+            }
+        }
+        // Presence means media: a participant counts from its first connection, and a silent
+        // one is back once a replacement connection carries media.
+        if !self.carried {
+            let joined = Activity::Joined {
+                role: self.info.role,
+                classroom: self.info.classroom.clone(),
+                name: self.info.name.clone(),
+            };
+            fx.activity(&self.room, self.id, joined);
+        } else if self.reconnecting {
+            self.reconnecting = false;
+            fx.floor_changed.push(self.id);
+            fx.activity(&self.room, self.id, Activity::Resumed);
+        }
+    }
+
+    /// A published packet: found by SSRC and payload type, queued for the fan-out.
+    fn on_rtp(&mut self, packet: RtpPacket, fx: &mut Effects) {
+        fx.stats.on_rtp_in();
+        let key = (packet.header.ssrc, *packet.header.payload_type);
+        let found = match self.incoming.get(&key) {
+            Some(v) => *v,
+            None => {
+                let v = self.resolve_incoming(packet.header.ssrc, key.1);
+                // Bounded: a publisher has a few SSRCs and codecs.
+                if self.incoming.len() < 64 {
+                    self.incoming.insert(key, v);
+                }
+                v
+            }
+        };
+        if let Some(inc) = found {
+            fx.media.push_back(Forward {
+                publisher: self.id,
+                track: inc.track,
+                rid: inc.rid,
+                params: inc.params,
+                packet,
+            });
+        }
+    }
+
     fn on_event(&mut self, e: Event, fx: &mut Effects) {
         match e {
-            Event::Connected => {
-                self.connected = true;
-                fx.send_to_peer(self.id, PeerEvent::Connected);
-                // Its video can start only at keyframes: ask for them now rather than at the
-                // next packet of each stream (a frame interval sooner).
-                for s in self.subs.values() {
-                    if let (TrackKind::Video, Some(mid)) = (s.info.kind, s.mid()) {
-                        fx.keyframe_requests
-                            .push((self.id, mid, KeyframeRequestKind::Pli));
-                    }
-                }
-                // Presence means media: a participant counts from its first connection, and a
-                // silent one is back once a replacement connection carries media.
-                if !self.carried {
-                    let joined = Activity::Joined {
-                        role: self.info.role,
-                        classroom: self.info.classroom.clone(),
-                        name: self.info.name.clone(),
-                    };
-                    fx.activity(&self.room, self.id, joined);
-                } else if self.reconnecting {
-                    self.reconnecting = false;
-                    fx.floor_changed.push(self.id);
-                    fx.activity(&self.room, self.id, Activity::Resumed);
-                }
-            }
+            Event::Connected => self.on_connected(fx),
             // Consent checks stopped. The peer may come back (the network returned, or an ICE
             // restart): the silence and grace timers decide when it is gone.
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
@@ -196,30 +224,7 @@ impl Peer {
             }
             Event::Closed => fx.leaving.push((self.id, LeaveReason::Left)),
             Event::MediaAdded(m) => fx.media_added.push((self.id, m)),
-            Event::RtpPacket(packet) => {
-                fx.stats.on_rtp_in();
-                let key = (packet.header.ssrc, *packet.header.payload_type);
-                let found = match self.incoming.get(&key) {
-                    Some(v) => *v,
-                    None => {
-                        let v = self.resolve_incoming(packet.header.ssrc, key.1);
-                        // Bounded: a publisher has a few SSRCs and codecs.
-                        if self.incoming.len() < 64 {
-                            self.incoming.insert(key, v);
-                        }
-                        v
-                    }
-                };
-                if let Some(inc) = found {
-                    fx.media.push_back(Forward {
-                        publisher: self.id,
-                        track: inc.track,
-                        rid: inc.rid,
-                        params: inc.params,
-                        packet,
-                    });
-                }
-            }
+            Event::RtpPacket(packet) => self.on_rtp(packet, fx),
             Event::KeyframeRequest(r) => fx.keyframe_requests.push((self.id, r.mid, r.kind)),
             Event::StreamPaused(p) => fx.layer_paused.push((self.id, p.mid, p.rid, p.paused)),
             Event::MediaEgressStats(s) => {

@@ -190,7 +190,7 @@ impl Sfu {
             if let Some(i) = Role::ALL.iter().position(|r| *r == p.info.role) {
                 s.peers_by_role[i] += 1;
             }
-            s.peers_connected += u64::from(p.connected);
+            s.peers_connected += u64::from(p.link.connected);
             s.subscriptions += p.subs.len() as u64;
             if let Some(bps) = p.downlink.estimate.round(p.downlink.average_bps) {
                 s.bwe_min_bps = if s.bwe_peers == 0 {

@@ -48,7 +48,7 @@ impl Peer {
         // Nothing before the connection is up (ICE and DTLS): str0m could not send it, yet the
         // selector would count the keyframe as delivered and the picture could only start at
         // the next one. The first packet after connecting asks for a keyframe instead.
-        if !sub.active || !self.connected {
+        if !sub.active || !self.link.connected {
             return ForwardResult::Dropped;
         }
         // A new (or resumed) subscription starts on the lowest layer that flows; the bandwidth

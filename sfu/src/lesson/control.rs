@@ -355,7 +355,7 @@ impl Sfu {
                 r.peers
                     .iter()
                     .filter_map(|p| self.peers.get(p))
-                    .map(|p| (p.info.clone(), p.reconnecting))
+                    .map(|p| (p.info.clone(), p.link.reconnecting))
                     .collect()
             })
             .unwrap_or_default();

@@ -247,10 +247,9 @@ impl Sfu {
     /// The peer's signaling connection is gone; it has the grace period to come back.
     pub fn detach(&mut self, now: Instant, peer: PeerId) {
         if let Some(p) = self.peers.get_mut(&peer) {
-            if p.detached_since.is_none() {
+            if p.link.detach(now) {
                 self.fx.activity(&p.room, peer, Activity::Detached);
             }
-            p.detached_since = Some(now);
             self.schedule(peer);
         }
         self.process(now);
@@ -264,7 +263,7 @@ impl Sfu {
             .get_mut(&peer)
             .ok_or(SfuError::UnknownPeer(peer))?;
         // Only a return after a loss is an activity; a second tab taking over is not.
-        if p.detached_since.take().is_some() {
+        if p.link.attach() {
             self.fx.activity(&p.room, peer, Activity::Attached);
         }
         if p.pending_offer.take().is_some() {
@@ -460,12 +459,7 @@ fn successor(
     now: Instant,
     connect_timeout: Duration,
 ) -> Peer {
-    let carried = old.connected || old.carried;
-    let deadline = if carried {
-        (now + connect_timeout).min(old.last_rx + old.grace)
-    } else {
-        old.connect_deadline
-    };
+    let link = old.link.successor(now, connect_timeout);
     let mut fresh = Peer::new(
         old.id,
         old.room.clone(),
@@ -473,14 +467,10 @@ fn successor(
         old.mode,
         rtc,
         screened.feedback,
-        deadline,
+        link.connect_deadline,
         now,
     );
-    fresh.carried = carried;
-    if carried {
-        fresh.last_rx = old.last_rx;
-        fresh.reconnecting = old.reconnecting;
-    }
+    fresh.link = link;
     fresh.downlink.caps = old.downlink.caps;
     for (id, mut sub) in std::mem::take(&mut old.subs) {
         sub.state = SubState::Wanted;

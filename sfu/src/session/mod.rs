@@ -11,6 +11,7 @@
 //! its link (`Feedback`); `subscription` is one track a peer receives, with its output stream.
 
 pub(crate) mod demux;
+pub(crate) mod liveness;
 pub(crate) mod membership;
 pub(crate) mod negotiate;
 pub(crate) mod peer;

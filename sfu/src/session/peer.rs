@@ -19,15 +19,8 @@ use str0m::rtp::{RtpPacket, Ssrc};
 use str0m::{Event, IceConnectionState, Input, Output, Rtc};
 
 use crate::effects::{Effects, Forward};
+use crate::session::liveness::{Check, Liveness, Presence};
 
-/// No datagram for this long marks a connected peer as reconnecting. Browsers send RTCP and
-/// consent checks several times a second, so a quiet peer has lost its network.
-const SILENCE: std::time::Duration = std::time::Duration::from_secs(4);
-
-/// How long a peer whose media stopped (or whose signaling dropped) keeps its place: it leaves
-/// as `disconnected` when nothing has arrived from it for this long. The one grace of
-/// docs/protocol.md §4.3a; a fresh connection that replaces a silent one does not restart it.
-pub const GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 use crate::event::{Activity, LeaveReason, ParticipantInfo, PeerEvent, SfuOutput, Transmit};
 use crate::ids::{PeerId, RoomId, TrackId};
 use crate::lesson::role::{TrackKind, TrackSource};
@@ -49,24 +42,12 @@ pub(crate) struct Peer {
     pub mode: PeerMode,
     pub rtc: Rtc,
     pub local_ufrag: String,
-    pub connected: bool,
-    /// Removed if not connected by then.
-    pub connect_deadline: Instant,
+    /// Whether its connection carries media, and how long it is kept when not.
+    pub link: Liveness,
     /// When the peer next needs `handle_timeout`.
     pub next_timeout: Instant,
-    /// The last datagram from the peer: silence means its network is gone.
-    pub last_rx: Instant,
-    /// Its media stopped arriving; it has until `last_rx + grace` to come back.
-    pub reconnecting: bool,
-    /// Its signaling connection is gone since then; it has the same grace to come back.
-    pub detached_since: Option<Instant>,
-    /// How long a silent or detached peer is kept for its return.
-    pub grace: std::time::Duration,
     /// The time of the latest input (for events str0m does not stamp).
     pub now: Instant,
-    /// This connection replaces one that had media (`Sfu::rejoin`): the peer is present
-    /// since then, and its presence goes on only if media arrives on this one too.
-    pub carried: bool,
 
     /// Everything bandwidth allocation knows about the link to this peer.
     pub downlink: crate::bandwidth::downlink::Downlink,
@@ -111,15 +92,9 @@ impl Peer {
             mode,
             rtc,
             local_ufrag,
-            connected: false,
-            connect_deadline,
+            link: Liveness::new(connect_deadline, now),
             next_timeout: now,
-            last_rx: now,
-            reconnecting: false,
-            detached_since: None,
-            grace: GRACE,
             now,
-            carried: false,
             downlink: crate::bandwidth::downlink::Downlink::new(id, feedback, now),
             publish_sources: HashMap::new(),
             tracks_in: HashMap::new(),
@@ -142,7 +117,7 @@ impl Peer {
                 Err(e) => {
                     tracing::debug!(peer = %self.id, "rtc poll failed: {e}");
                     fx.leaving.push((self.id, LeaveReason::Disconnected));
-                    self.next_timeout = self.connect_deadline;
+                    self.next_timeout = self.link.connect_deadline;
                     return;
                 }
             };
@@ -162,7 +137,7 @@ impl Peer {
     }
 
     fn on_connected(&mut self, fx: &mut Effects) {
-        self.connected = true;
+        let presence = self.link.on_connected();
         fx.send_to_peer(self.id, PeerEvent::Connected);
         // Its video can start only at keyframes: ask for them now rather than at the next
         // packet of each stream (a frame interval sooner).
@@ -172,19 +147,20 @@ impl Peer {
                     .push((self.id, mid, KeyframeRequestKind::Pli));
             }
         }
-        // Presence means media: a participant counts from its first connection, and a silent
-        // one is back once a replacement connection carries media.
-        if !self.carried {
-            let joined = Activity::Joined {
-                role: self.info.role,
-                classroom: self.info.classroom.clone(),
-                name: self.info.name.clone(),
-            };
-            fx.activity(&self.room, self.id, joined);
-        } else if self.reconnecting {
-            self.reconnecting = false;
-            fx.floor_changed.push(self.id);
-            fx.activity(&self.room, self.id, Activity::Resumed);
+        match presence {
+            Presence::Joined => {
+                let joined = Activity::Joined {
+                    role: self.info.role,
+                    classroom: self.info.classroom.clone(),
+                    name: self.info.name.clone(),
+                };
+                fx.activity(&self.room, self.id, joined);
+            }
+            Presence::Resumed => {
+                fx.floor_changed.push(self.id);
+                fx.activity(&self.room, self.id, Activity::Resumed);
+            }
+            Presence::Unchanged => {}
         }
     }
 
@@ -263,48 +239,12 @@ impl Peer {
 
     /// The SFU's own deadline for this peer: connect timeout, silence, grace, allocation.
     fn own_deadline(&self) -> Instant {
-        if !self.connected {
-            // A replacement connection shows its peer reconnecting once silence says so.
-            if self.carried && !self.reconnecting {
-                return self.connect_deadline.min(self.last_rx + SILENCE);
-            }
-            return self.connect_deadline;
-        }
-        let alloc = if self.subs.is_empty() {
-            self.last_rx + self.grace
+        let live = self.link.deadline();
+        if self.link.connected && !self.subs.is_empty() {
+            live.min(self.downlink.next_alloc)
         } else {
-            self.downlink.next_alloc
-        };
-        let mut t = if self.reconnecting {
-            self.last_rx + self.grace
-        } else {
-            self.last_rx + SILENCE
-        };
-        if let Some(d) = self.detached_since {
-            t = t.min(d + self.grace);
+            live
         }
-        t.min(alloc)
-    }
-
-    /// Checks silence and grace; `Some(true/false)` when `reconnecting` changed. A connection
-    /// not yet up is bounded by its connect deadline (`handle_timeout`) instead of the grace.
-    fn check_liveness(&mut self, now: Instant, fx: &mut Effects) -> Option<bool> {
-        if !self.connected && !self.carried {
-            return None;
-        }
-        if self.detached_since.is_some_and(|d| now >= d + self.grace)
-            || (self.connected && self.reconnecting && now >= self.last_rx + self.grace)
-        {
-            fx.leaving.push((self.id, LeaveReason::Disconnected));
-            return None;
-        }
-        if !self.reconnecting && now >= self.last_rx + SILENCE {
-            self.reconnecting = true;
-            let silent_ms = u64::try_from((now - self.last_rx).as_millis()).unwrap_or(u64::MAX);
-            fx.activity(&self.room, self.id, Activity::Reconnecting { silent_ms });
-            return Some(true);
-        }
-        None
     }
 
     fn resolve_incoming(&mut self, ssrc: Ssrc, pt: u8) -> Option<Incoming> {
@@ -343,11 +283,7 @@ impl Peer {
         if let Err(e) = self.rtc.handle_input(input) {
             tracing::debug!(peer = %self.id, "dropped datagram: {e}");
         }
-        self.last_rx = now;
-        // Connectivity checks of a replacement connection are not media yet: it is back when
-        // it connects (`Event::Connected`).
-        if self.reconnecting && self.connected {
-            self.reconnecting = false;
+        if self.link.on_datagram(now) {
             fx.floor_changed.push(self.id);
             fx.activity(&self.room, self.id, Activity::Resumed);
         }
@@ -355,12 +291,16 @@ impl Peer {
     }
 
     pub fn handle_timeout(&mut self, now: Instant, fx: &mut Effects) {
-        if !self.connected && now >= self.connect_deadline {
-            fx.leaving.push((self.id, LeaveReason::Disconnected));
-            return;
-        }
-        if self.check_liveness(now, fx).is_some() {
-            fx.floor_changed.push(self.id);
+        match self.link.check(now) {
+            Check::Gone => {
+                fx.leaving.push((self.id, LeaveReason::Disconnected));
+                return;
+            }
+            Check::Silent { silent_ms } => {
+                fx.activity(&self.room, self.id, Activity::Reconnecting { silent_ms });
+                fx.floor_changed.push(self.id);
+            }
+            Check::Alive => {}
         }
         // Also without subscriptions: the round ends with dynacast for the peer's room, which
         // is how a publisher nobody watches (yet, or any more) learns to stop its upper layers.

@@ -214,7 +214,7 @@ impl Sfu {
         let (rtc, answer) = self.accept_fresh(now, &screened)?;
 
         // Out with the old connection: its tracks end, its m-lines are gone.
-        let old_tracks: Vec<TrackId> = p.tracks_in.values().copied().collect();
+        let old_tracks: Vec<TrackId> = p.publishing.tracks.values().copied().collect();
         for t in old_tracks {
             self.remove_track(&room_id, t);
         }
@@ -266,14 +266,14 @@ impl Sfu {
         if p.link.attach() {
             self.fx.activity(&p.room, peer, Activity::Attached);
         }
-        if p.pending_offer.take().is_some() {
-            p.offered_mids.clear();
+        if p.negotiation.pending_offer.take().is_some() {
+            p.negotiation.offered_mids.clear();
             for sub in p.subs.values_mut() {
                 if matches!(sub.state, SubState::Offered(_)) {
                     sub.state = SubState::Wanted;
                 }
             }
-            p.negotiation_needed = true;
+            p.negotiation.needed = true;
         }
         self.to_negotiate.push(peer);
         self.schedule(peer);
@@ -309,9 +309,9 @@ impl Sfu {
         for (mid, acc) in &screened.accepted {
             let mid = Mid::from(mid.as_str());
             if let Accepted::Publish(source) = acc
-                && !p.tracks_in.contains_key(&mid)
+                && !p.publishing.tracks.contains_key(&mid)
             {
-                p.publish_sources.insert(mid, *source);
+                p.publishing.sources.insert(mid, *source);
             }
         }
         let old_ufrag = p.local_ufrag.clone();
@@ -375,7 +375,7 @@ impl Sfu {
         };
         self.demux.remove_peer(id);
         let room_id = peer.room.clone();
-        let published: Vec<TrackId> = peer.tracks_in.values().copied().collect();
+        let published: Vec<TrackId> = peer.publishing.tracks.values().copied().collect();
         for t in published {
             self.remove_track(&room_id, t);
         }
@@ -431,7 +431,7 @@ fn apply_screened(peer: &mut Peer, screened: &Screened) {
         let mid = Mid::from(mid.as_str());
         match acc {
             Accepted::Publish(source) => {
-                peer.publish_sources.insert(mid, *source);
+                peer.publishing.sources.insert(mid, *source);
             }
             Accepted::Slot(kind) => {
                 let ssrc = peer
@@ -477,6 +477,6 @@ fn successor(
         sub.selector.set_target(None);
         fresh.subs.insert(id, sub);
     }
-    fresh.negotiation_needed = !fresh.subs.is_empty();
+    fresh.negotiation.needed = !fresh.subs.is_empty();
     fresh
 }

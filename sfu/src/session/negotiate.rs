@@ -19,13 +19,13 @@ use crate::session::subscription::{OutStream, SubState};
 impl Peer {
     /// Sends a server offer if changes are waiting and no offer is in flight.
     pub fn negotiate(&mut self, fx: &mut Effects) {
-        if self.mode != PeerMode::Signaling || self.pending_offer.is_some() {
+        if self.mode != PeerMode::Signaling || self.negotiation.pending_offer.is_some() {
             return;
         }
-        if !self.negotiation_needed {
+        if !self.negotiation.needed {
             return;
         }
-        self.negotiation_needed = false;
+        self.negotiation.needed = false;
         let mut api = self.rtc.sdp_api();
         for sub in self.subs.values_mut() {
             if sub.state != SubState::Wanted {
@@ -40,13 +40,13 @@ impl Peer {
                 None,
             );
             sub.state = SubState::Offered(mid);
-            self.offered_mids.push(mid);
+            self.negotiation.offered_mids.push(mid);
         }
-        for mid in self.to_stop.drain(..) {
+        for mid in self.negotiation.to_stop.drain(..) {
             api.stop_media(mid);
         }
         if let Some((offer, pending)) = api.apply() {
-            self.pending_offer = Some(pending);
+            self.negotiation.pending_offer = Some(pending);
             let tracks = self.offer_tracks();
             fx.send_to_peer(
                 self.id,
@@ -61,7 +61,7 @@ impl Peer {
 
     /// Applies the client's answer to the pending server offer.
     pub fn accept_answer(&mut self, sdp: &str, fx: &mut Effects) -> Result<(), SfuError> {
-        let Some(pending) = self.pending_offer.take() else {
+        let Some(pending) = self.negotiation.pending_offer.take() else {
             return Err(SfuError::NoPendingOffer);
         };
         let parsed =
@@ -73,14 +73,14 @@ impl Peer {
                 .map_err(|e| SfuError::InvalidSdp(e.to_string()))
         });
         if let Err(e) = result {
-            self.offered_mids.clear();
+            self.negotiation.offered_mids.clear();
             // The offer is void: offer the same subscriptions again with the next change.
             for sub in self.subs.values_mut() {
                 if matches!(sub.state, SubState::Offered(_)) {
                     sub.state = SubState::Wanted;
                 }
             }
-            self.negotiation_needed = true;
+            self.negotiation.needed = true;
             self.drain(fx);
             return Err(e);
         }
@@ -103,13 +103,15 @@ impl Peer {
             fx.allocate.push(self.id);
         }
         // Subscriptions dropped while their offer was in flight: stop their m-lines now.
-        for mid in std::mem::take(&mut self.offered_mids) {
+        for mid in std::mem::take(&mut self.negotiation.offered_mids) {
             if self.track_on_mid(mid).is_none() {
-                self.to_stop.push(mid);
+                self.negotiation.to_stop.push(mid);
             }
         }
-        if !self.to_stop.is_empty() || self.subs.values().any(|s| s.state == SubState::Wanted) {
-            self.negotiation_needed = true;
+        if !self.negotiation.to_stop.is_empty()
+            || self.subs.values().any(|s| s.state == SubState::Wanted)
+        {
+            self.negotiation.needed = true;
         }
         self.drain(fx);
         Ok(())
@@ -121,7 +123,7 @@ impl Peer {
         screened_sdp: &str,
         fx: &mut Effects,
     ) -> Result<String, SfuError> {
-        if self.pending_offer.is_some() {
+        if self.negotiation.pending_offer.is_some() {
             return Err(SfuError::Glare);
         }
         let offer = SdpOffer::from_sdp_string(screened_sdp)

@@ -52,24 +52,38 @@ pub(crate) struct Peer {
     /// Everything bandwidth allocation knows about the link to this peer.
     pub downlink: crate::bandwidth::downlink::Downlink,
 
-    // ---- publishing ----
-    /// Accepted publishing m-lines and their sources, until str0m reports them added.
-    pub publish_sources: HashMap<Mid, TrackSource>,
-    /// The peer's published tracks by its m-line.
-    pub tracks_in: HashMap<Mid, TrackId>,
-    incoming: HashMap<(Ssrc, u8), Option<Incoming>>,
+    /// What it publishes.
+    pub publishing: Publishing,
 
     // ---- receiving ----
     pub subs: HashMap<TrackId, Subscription>,
     pub outs: HashMap<Mid, OutStream>,
     /// WHEP: the fixed m-lines to send on, with the track bound to each.
     pub slots: Vec<(Mid, TrackKind, Option<TrackId>)>,
+    /// The server's side of SDP negotiation (signaling peers).
+    pub negotiation: Negotiation,
+}
+
+/// What a peer publishes: its tracks by m-line, and where each incoming stream belongs.
+#[derive(Debug, Default)]
+pub(crate) struct Publishing {
+    /// Accepted publishing m-lines and their sources, until str0m reports them added.
+    pub sources: HashMap<Mid, TrackSource>,
+    /// The peer's published tracks by its m-line.
+    pub tracks: HashMap<Mid, TrackId>,
+    incoming: HashMap<(Ssrc, u8), Option<Incoming>>,
+}
+
+/// The server's offers to a signaling peer: one in flight at a time (`negotiate.rs`).
+#[derive(Default)]
+pub(crate) struct Negotiation {
     pub pending_offer: Option<SdpPendingOffer>,
     /// M-lines added by the pending offer.
     pub offered_mids: Vec<Mid>,
     /// M-lines to stop in the next server offer.
     pub to_stop: Vec<Mid>,
-    pub negotiation_needed: bool,
+    /// Changes wait for the next offer.
+    pub needed: bool,
 }
 
 impl Peer {
@@ -96,16 +110,11 @@ impl Peer {
             next_timeout: now,
             now,
             downlink: crate::bandwidth::downlink::Downlink::new(id, feedback, now),
-            publish_sources: HashMap::new(),
-            tracks_in: HashMap::new(),
-            incoming: HashMap::new(),
+            publishing: Publishing::default(),
             subs: HashMap::new(),
             outs: HashMap::new(),
             slots: Vec::new(),
-            pending_offer: None,
-            offered_mids: Vec::new(),
-            to_stop: Vec::new(),
-            negotiation_needed: false,
+            negotiation: Negotiation::default(),
         }
     }
 
@@ -168,13 +177,13 @@ impl Peer {
     fn on_rtp(&mut self, packet: RtpPacket, fx: &mut Effects) {
         fx.stats.on_rtp_in();
         let key = (packet.header.ssrc, *packet.header.payload_type);
-        let found = match self.incoming.get(&key) {
+        let found = match self.publishing.incoming.get(&key) {
             Some(v) => *v,
             None => {
                 let v = self.resolve_incoming(packet.header.ssrc, key.1);
                 // Bounded: a publisher has a few SSRCs and codecs.
-                if self.incoming.len() < 64 {
-                    self.incoming.insert(key, v);
+                if self.publishing.incoming.len() < 64 {
+                    self.publishing.incoming.insert(key, v);
                 }
                 v
             }
@@ -253,7 +262,7 @@ impl Peer {
             let s = api.stream_rx(&ssrc)?;
             (s.mid(), s.rid())
         };
-        let track = *self.tracks_in.get(&mid)?;
+        let track = *self.publishing.tracks.get(&mid)?;
         let params = *self.rtc.codec_config().find(|p| *p.pt() == pt)?;
         Some(Incoming { track, rid, params })
     }
@@ -344,8 +353,9 @@ impl Peer {
 
     /// Forgets everything about a track this peer published.
     pub fn forget_published(&mut self, track: TrackId) {
-        self.tracks_in.retain(|_, t| *t != track);
-        self.incoming
+        self.publishing.tracks.retain(|_, t| *t != track);
+        self.publishing
+            .incoming
             .retain(|_, v| v.is_none_or(|i| i.track != track));
     }
 }

@@ -73,7 +73,8 @@ impl Sfu {
             return;
         };
         let ended: Vec<TrackId> = p
-            .tracks_in
+            .publishing
+            .tracks
             .iter()
             .filter(|(mid, _)| {
                 p.rtc
@@ -111,7 +112,7 @@ impl Sfu {
         let mut s = Subscription::new(track.clone(), active);
         match p.mode {
             PeerMode::Signaling => {
-                p.negotiation_needed = true;
+                p.negotiation.needed = true;
                 self.to_negotiate.push(sub);
             }
             PeerMode::Whep => {
@@ -163,8 +164,8 @@ impl Sfu {
                 }
                 _ => {
                     p.outs.remove(&mid);
-                    p.to_stop.push(mid);
-                    p.negotiation_needed = true;
+                    p.negotiation.to_stop.push(mid);
+                    p.negotiation.needed = true;
                     self.to_negotiate.push(sub);
                 }
             }
@@ -209,10 +210,10 @@ impl Sfu {
         if !m.direction.is_receiving() {
             return;
         }
-        let Some(source) = p.publish_sources.remove(&m.mid) else {
+        let Some(source) = p.publishing.sources.remove(&m.mid) else {
             return;
         };
-        if p.tracks_in.contains_key(&m.mid) {
+        if p.publishing.tracks.contains_key(&m.mid) {
             return;
         }
         let track_id = TrackId(self.next_track);
@@ -231,7 +232,7 @@ impl Sfu {
                 layers.iter().map(|l| l.rid).collect()
             })
             .unwrap_or_default();
-        p.tracks_in.insert(m.mid, track_id);
+        p.publishing.tracks.insert(m.mid, track_id);
         let role = p.info.role;
         let room_id = p.room.clone();
         let Some(room) = self.rooms.get_mut(&room_id) else {
@@ -302,7 +303,7 @@ impl Sfu {
         let Some(p) = self.peers.get(&peer) else {
             return;
         };
-        let Some(track_id) = p.tracks_in.get(&mid).copied() else {
+        let Some(track_id) = p.publishing.tracks.get(&mid).copied() else {
             return;
         };
         let room_id = p.room.clone();

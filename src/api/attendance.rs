@@ -163,10 +163,10 @@ pub async fn lesson_attendance(
     let plan = planned(&mut conn, &lesson).await?;
     drop(conn);
 
-    // Stamps are the server's wall clock (`attendance::AttendanceSink`), and so is now.
+    // Stays are stamped by the server's one clock (`attendance::AttendanceSink`), as is now.
     let now = state.clock.now_ms();
     let lead = i64::try_from(state.config.schedule.link_lead.as_millis()).unwrap_or(0);
-    let opened = state.clock.now_ms().saturating_add(lead);
+    let opened = now.saturating_add(lead);
     let tz = zone(&lesson.timezone).unwrap_or(TimeZone::UTC);
     let shown = |o: &OccurrenceRow| match &only {
         Some(id) => &o.id == id,
@@ -179,37 +179,52 @@ pub async fn lesson_attendance(
         occurrences: occurrences
             .iter()
             .filter(|o| shown(o))
-            .map(|o| {
-                let rows: Vec<_> = intervals
-                    .iter()
-                    .filter(|r| r.occurrence == o.id)
-                    .cloned()
-                    .collect();
-                let turns: Vec<_> = calls
-                    .iter()
-                    .filter(|c| c.occurrence == o.id)
-                    .cloned()
-                    .collect();
-                let people = summary::summarize(now, &plan, &rows, &turns);
-                OccurrenceAttendance {
-                    occurrence_id: o.id.clone(),
-                    series_date: o.series_date.clone(),
-                    start: format_in(o.starts_at, &tz),
-                    end: format_in(o.ends_at, &tz),
-                    status: o.status(),
-                    participants: people
-                        .iter()
-                        .map(|a| report::participant(now, a, &tz))
-                        .collect(),
-                }
-            })
+            .map(|o| occurrence_attendance(o, &intervals, &calls, &plan, now, &tz))
             .collect(),
     };
     if !wants_csv(&headers) {
         return Ok(Json(report).into_response());
     }
     let filename = format!("attendance-{}.csv", only.as_deref().unwrap_or(&lesson.id));
-    let mut resp = csv::render(&report).into_response();
+    Ok(csv_attachment(&report, &filename))
+}
+
+/// Who was in one occurrence, from its stays and turns.
+fn occurrence_attendance(
+    o: &OccurrenceRow,
+    intervals: &[summary::IntervalRow],
+    calls: &[summary::CallRow],
+    plan: &[Expected],
+    now: i64,
+    tz: &TimeZone,
+) -> OccurrenceAttendance {
+    let rows: Vec<_> = intervals
+        .iter()
+        .filter(|r| r.occurrence == o.id)
+        .cloned()
+        .collect();
+    let turns: Vec<_> = calls
+        .iter()
+        .filter(|c| c.occurrence == o.id)
+        .cloned()
+        .collect();
+    let people = summary::summarize(now, plan, &rows, &turns);
+    OccurrenceAttendance {
+        occurrence_id: o.id.clone(),
+        series_date: o.series_date.clone(),
+        start: format_in(o.starts_at, tz),
+        end: format_in(o.ends_at, tz),
+        status: o.status(),
+        participants: people
+            .iter()
+            .map(|a| report::participant(now, a, tz))
+            .collect(),
+    }
+}
+
+/// The report as a CSV download.
+fn csv_attachment(report: &AttendanceReport, filename: &str) -> Response {
+    let mut resp = csv::render(report).into_response();
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -219,7 +234,7 @@ pub async fn lesson_attendance(
         h.insert(header::CONTENT_DISPOSITION, v);
     }
     h.insert(header::VARY, HeaderValue::from_static("Accept"));
-    Ok(resp)
+    resp
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use axum::http::StatusCode;
+use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
 use super::extract::Errors;
@@ -84,70 +85,14 @@ pub fn check(input: LessonInput, default_tz: &str) -> ApiResult<Plan> {
     if teacher.is_none() {
         e.add("teacherId", "must be a teacher id (tch_...)");
     }
-    let master = ClassroomId::parse(&input.master_classroom_id);
-    if master.is_none() {
-        e.add("masterClassroomId", "must be a classroom id (cls_...)");
-    }
-    let mut remote = Vec::new();
-    for (i, id) in input.remote_classroom_ids.iter().enumerate() {
-        let field = format!("remoteClassroomIds[{i}]");
-        match ClassroomId::parse(id) {
-            None => e.add(field, "must be a classroom id (cls_...)"),
-            Some(c) if remote.contains(&c) => e.add(field, "is listed twice"),
-            Some(c) if Some(&c) == master.as_ref() => {
-                e.add(field, "is the master classroom already")
-            }
-            Some(c) => remote.push(c),
-        }
-    }
-    let n = input.remote_classroom_ids.len();
-    match input.mode {
-        LessonMode::Dedicated if n == 0 => e.add(
-            "remoteClassroomIds",
-            "a dedicated (专递课堂) lesson needs at least one remote classroom",
-        ),
-        LessonMode::Broadcast if n > 0 => e.add(
-            "remoteClassroomIds",
-            "a broadcast (名校网络课堂) lesson has no remote classrooms: viewers watch it",
-        ),
-        _ if n > MAX_REMOTE => e.add(
-            "remoteClassroomIds",
-            format!("at most {MAX_REMOTE} remote classrooms"),
-        ),
-        _ => {}
-    }
-    let tz_name = input.timezone.unwrap_or_else(|| default_tz.to_owned());
+    let (master, remote) = check_classrooms(&input, &mut e);
+    let tz_name = input
+        .timezone
+        .clone()
+        .unwrap_or_else(|| default_tz.to_owned());
     let tz = e.check("timezone", zone(&tz_name));
-    let (start, end) = match &tz {
-        Some(tz) => (
-            e.check("start", parse_instant(&input.start, tz)),
-            e.check("end", parse_instant(&input.end, tz)),
-        ),
-        None => (None, None),
-    };
-    if let (Some(s), Some(t)) = (start, end) {
-        if t <= s {
-            e.add("end", "must be after start");
-        } else if t - s < MIN_DURATION_MS {
-            e.add("end", "a lesson lasts at least a minute");
-        } else if t - s > MAX_DURATION_MS {
-            e.add("end", "a lesson lasts at most 12 hours");
-        }
-    }
-    let weekly = match &input.recurrence {
-        None => None,
-        Some(r) => {
-            let days: BTreeSet<Weekday> = r.weekdays.iter().copied().collect();
-            if days.is_empty() {
-                e.add("recurrence.weekdays", "must list at least one weekday");
-            }
-            if days.len() != r.weekdays.len() {
-                e.add("recurrence.weekdays", "lists a weekday twice");
-            }
-            e.check("recurrence.until", parse_date(&r.until))
-                .map(|until| (days, until))
-        }
-    };
+    let (start, end) = check_times(&input, tz.as_ref(), &mut e);
+    let weekly = check_recurrence(&input, &mut e);
     if !e.is_empty() {
         return Err(Problem::invalid(e.0));
     }
@@ -191,6 +136,85 @@ pub fn check(input: LessonInput, default_tz: &str) -> ApiResult<Plan> {
         weekly: weekly.map(|(days, until)| (days, until.to_string())),
         occurrences,
     })
+}
+
+/// The master classroom and the remote ones: ids, no repeats, as many as the mode wants.
+fn check_classrooms(
+    input: &LessonInput,
+    e: &mut Errors,
+) -> (Option<ClassroomId>, Vec<ClassroomId>) {
+    let master = ClassroomId::parse(&input.master_classroom_id);
+    if master.is_none() {
+        e.add("masterClassroomId", "must be a classroom id (cls_...)");
+    }
+    let mut remote = Vec::new();
+    for (i, id) in input.remote_classroom_ids.iter().enumerate() {
+        let field = format!("remoteClassroomIds[{i}]");
+        match ClassroomId::parse(id) {
+            None => e.add(field, "must be a classroom id (cls_...)"),
+            Some(c) if remote.contains(&c) => e.add(field, "is listed twice"),
+            Some(c) if Some(&c) == master.as_ref() => {
+                e.add(field, "is the master classroom already")
+            }
+            Some(c) => remote.push(c),
+        }
+    }
+    let n = input.remote_classroom_ids.len();
+    match input.mode {
+        LessonMode::Dedicated if n == 0 => e.add(
+            "remoteClassroomIds",
+            "a dedicated (专递课堂) lesson needs at least one remote classroom",
+        ),
+        LessonMode::Broadcast if n > 0 => e.add(
+            "remoteClassroomIds",
+            "a broadcast (名校网络课堂) lesson has no remote classrooms: viewers watch it",
+        ),
+        _ if n > MAX_REMOTE => e.add(
+            "remoteClassroomIds",
+            format!("at most {MAX_REMOTE} remote classrooms"),
+        ),
+        _ => {}
+    }
+    (master, remote)
+}
+
+/// Start and end in the lesson's zone, in order, a minute to 12 hours apart.
+fn check_times(
+    input: &LessonInput,
+    tz: Option<&TimeZone>,
+    e: &mut Errors,
+) -> (Option<i64>, Option<i64>) {
+    let (start, end) = match tz {
+        Some(tz) => (
+            e.check("start", parse_instant(&input.start, tz)),
+            e.check("end", parse_instant(&input.end, tz)),
+        ),
+        None => (None, None),
+    };
+    if let (Some(s), Some(t)) = (start, end) {
+        if t <= s {
+            e.add("end", "must be after start");
+        } else if t - s < MIN_DURATION_MS {
+            e.add("end", "a lesson lasts at least a minute");
+        } else if t - s > MAX_DURATION_MS {
+            e.add("end", "a lesson lasts at most 12 hours");
+        }
+    }
+    (start, end)
+}
+
+/// A weekly recurrence: some weekdays, each once, until a date.
+fn check_recurrence(input: &LessonInput, e: &mut Errors) -> Option<(BTreeSet<Weekday>, Date)> {
+    let r = input.recurrence.as_ref()?;
+    let days: BTreeSet<Weekday> = r.weekdays.iter().copied().collect();
+    if days.is_empty() {
+        e.add("recurrence.weekdays", "must list at least one weekday");
+    }
+    if days.len() != r.weekdays.len() {
+        e.add("recurrence.weekdays", "lists a weekday twice");
+    }
+    e.check("recurrence.until", parse_date(&r.until))
+        .map(|until| (days, until))
 }
 
 /// 422 unless the teacher and every classroom exist.

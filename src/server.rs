@@ -75,6 +75,9 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         shards: config.media_shard_count(),
         advertise: config.advertised_ips(),
         connect_timeout: config.media.connect_timeout,
+        bwe_policy: ketang_sfu::BwePolicy {
+            audience_bwe_below: config.media.audience_bwe_below,
+        },
         record: library.sink.clone(),
         attendance: Some(attendance_sink),
     };

@@ -24,6 +24,9 @@ pub struct SfuConfig {
     /// has learned its link (its initial probes take about a second). The city plan gives
     /// every class at least 5 Mbit/s; 2.5 carries a 720p teacher and two classrooms.
     pub initial_bitrate_bps: u64,
+    /// Which subscribers get str0m's send-side estimation (the others adapt to their receiver
+    /// reports, without a pacer).
+    pub bwe_policy: crate::bandwidth::policy::BwePolicy,
 }
 
 impl SfuConfig {
@@ -37,6 +40,7 @@ impl SfuConfig {
             enable_h264: true,
             enable_vp9: true,
             initial_bitrate_bps: 2_500_000,
+            bwe_policy: Default::default(),
         }
     }
 }

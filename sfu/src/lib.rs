@@ -100,6 +100,7 @@ pub use bandwidth::allocator::{
 };
 pub use bandwidth::carried::CarriedRate;
 pub use bandwidth::last_resort::{LastResort, Verdict};
+pub use bandwidth::policy::BwePolicy;
 pub use bandwidth::rate::RateMeter;
 pub use bandwidth::receiver_estimate::ReceiverEstimate;
 pub use bandwidth::upgrade_backoff::{Upgrade, UpgradeBackoff};

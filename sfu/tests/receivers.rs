@@ -170,3 +170,74 @@ fn loss_pauses_a_single_layer_the_link_cannot_carry_and_its_return_resumes_it() 
         "gap {gap:?} after resuming"
     );
 }
+
+/// The layer of the three-layer camera `name` receives now (`None`: paused).
+fn camera_layer(net: &Net, name: &str) -> Option<usize> {
+    let bw = net.sfu.peer_bandwidth(net.client(name).peer)?;
+    bw.tracks.iter().find(|t| t.layers == 3)?.current
+}
+
+#[test]
+fn an_audience_viewer_without_the_estimator_steps_down_on_loss_and_back_up() {
+    // Every viewer adapts to its own reports (a large audience, as BwePolicy decides), though
+    // this one negotiates TWCC like a browser.
+    let mut net = Net::with_config(|c| c.bwe_policy.audience_bwe_below = 0);
+    // About 0.15, 0.5 and 1.2 Mbit/s.
+    net.simulcast = Some(vec![("q", 600), ("h", 2000), ("f", 5000)]);
+    net.join("teacher", Role::Teacher, MIC_CAM);
+    net.run_for(Duration::from_secs(1));
+    net.simulcast = None;
+    net.join("viewer", Role::Viewer, &[]);
+    net.shape_down("viewer", link(5000));
+    net.run_for(Duration::from_secs(8));
+    let viewer = net.client("viewer").peer;
+    let bw = net.sfu.peer_bandwidth(viewer).unwrap();
+    assert_eq!(bw.feedback, Feedback::Reports, "{bw:?}");
+    assert_eq!(camera_layer(&net, "viewer"), Some(2), "{bw:?}");
+
+    // A 5x drop: 1 Mbit/s holds the middle layer, not the top one.
+    net.shape_down("viewer", link(1000));
+    let cut = net.now;
+    let tick = Duration::from_millis(100);
+    let mut down_at = None;
+    for k in 1..=100u32 {
+        net.run_for(tick);
+        if down_at.is_none() && camera_layer(&net, "viewer").is_some_and(|l| l < 2) {
+            down_at = Some(tick * k);
+        }
+    }
+    let down_at = down_at.expect("the viewer never stepped down on a 1 Mbit/s link");
+    let audio = net.frames_of_kind("viewer", MediaKind::Audio);
+    let audio_gap = max_gap(&audio, cut, net.now);
+    let during = camera_layer(&net, "viewer");
+    eprintln!("down {down_at:?} after the drop to {during:?}; longest audio gap {audio_gap:?}");
+    assert!(down_at <= Duration::from_secs(3), "down after {down_at:?}");
+    assert!(during.is_some(), "the video was paused, not stepped down");
+    assert!(
+        audio_gap < Duration::from_secs(1),
+        "audio stopped for {audio_gap:?}"
+    );
+
+    // The link returns: back at the top layer within 15 s.
+    net.shape_down("viewer", link(5000));
+    let mut up_at = None;
+    for k in 1..=150u32 {
+        net.run_for(tick);
+        if up_at.is_none() && camera_layer(&net, "viewer") == Some(2) {
+            up_at = Some(tick * k);
+        }
+    }
+    let up_at = up_at.expect("the viewer never came back to the top layer");
+    eprintln!("back at the top layer {up_at:?} after the link returned");
+    assert!(up_at <= Duration::from_secs(15), "up after {up_at:?}");
+}
+
+#[test]
+fn a_small_audience_keeps_the_estimator() {
+    let mut net = Net::new();
+    net.join("teacher", Role::Teacher, MIC_CAM);
+    net.join("viewer", Role::Viewer, &[]);
+    net.run_for(Duration::from_secs(2));
+    let bw = net.sfu.peer_bandwidth(net.client("viewer").peer).unwrap();
+    assert_eq!(bw.feedback, Feedback::Twcc);
+}

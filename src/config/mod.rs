@@ -156,6 +156,10 @@ pub struct MediaConfig {
     /// How long a new peer has to complete ICE and DTLS before it is dropped.
     #[serde(with = "duration_str")]
     pub connect_timeout: Duration,
+    /// Viewers and observers joining a room that already holds this many of them adapt to
+    /// their own receiver reports instead of the send-side estimator (no pacer: cheaper per
+    /// packet). 0: every viewer and observer does.
+    pub audience_bwe_below: usize,
 }
 
 impl Default for MediaConfig {
@@ -165,6 +169,7 @@ impl Default for MediaConfig {
             shards: 0,
             advertise: Vec::new(),
             connect_timeout: Duration::from_secs(30),
+            audience_bwe_below: ketang_sfu::BwePolicy::default().audience_bwe_below,
         }
     }
 }

@@ -168,6 +168,8 @@ pub struct MediaSettings {
     /// IPs announced as host candidates.
     pub advertise: Vec<std::net::IpAddr>,
     pub connect_timeout: std::time::Duration,
+    /// Who gets send-side bandwidth estimation.
+    pub bwe_policy: ketang_sfu::BwePolicy,
     /// The recording writer's queue, if recording is enabled.
     pub record: Option<RecordSink>,
     /// The attendance task's queue (`None`: attendance is not recorded).
@@ -201,6 +203,7 @@ impl MediaPlane {
             // Disjoint track id ranges per shard keep ids unique in the process.
             sfu_config.track_id_base = (index as u64) << 40 | 1;
             sfu_config.connect_timeout = settings.connect_timeout;
+            sfu_config.bwe_policy = settings.bwe_policy;
             let (tx, rx) = mpsc::unbounded_channel();
             let load = Arc::new(AtomicUsize::new(0));
             let stats = Arc::new(ShardStats::default());

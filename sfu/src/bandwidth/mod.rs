@@ -17,6 +17,7 @@ pub(crate) mod congestion;
 pub(crate) mod downlink;
 pub(crate) mod estimate;
 pub(crate) mod last_resort;
+pub(crate) mod policy;
 pub(crate) mod rate;
 pub(crate) mod receiver_estimate;
 pub(crate) mod upgrade_backoff;

@@ -17,7 +17,7 @@ use crate::ids::{PeerId, RoomId, TrackId};
 use crate::lesson::role::{Role, TrackSource};
 use crate::lesson::room::{Room, is_audience};
 use crate::session::peer::Peer;
-use crate::session::sdp::{Accepted, PeerMode, Screened, screen_offer};
+use crate::session::sdp::{Accepted, Feedback, PeerMode, Screened, screen_offer};
 use crate::session::subscription::{OutStream, SubState};
 use crate::sfu::{Sfu, guard};
 
@@ -42,7 +42,8 @@ impl Sfu {
                 .unwrap_or(&floor)
                 .may_publish(role, peer_id, s)
         };
-        let screened = screen_offer(&req.offer, req.role, req.mode, &named, &[], &may);
+        let mut screened = screen_offer(&req.offer, req.role, req.mode, &named, &[], &may);
+        screened.feedback = self.adapted(&req.room, req.role, screened.feedback);
         let (rtc, answer) = self.accept_fresh(now, &screened)?;
 
         let info = ParticipantInfo {
@@ -97,6 +98,17 @@ impl Sfu {
             sdp: answer.to_sdp_string(),
             rejected: screened.rejected,
         })
+    }
+
+    /// How a new connection of a `role` peer in `room` is adapted to (`BwePolicy`).
+    fn adapted(&self, room: &RoomId, role: Role, offered: Feedback) -> Feedback {
+        let audience = self.rooms.get(room).map_or(0, |r| {
+            r.peers
+                .iter()
+                .filter(|p| self.peers.get(p).is_some_and(|p| is_audience(p.info.role)))
+                .count()
+        });
+        self.config.bwe_policy.feedback(role, offered, audience)
     }
 
     /// A str0m instance for a new connection, with the shard's candidates, that accepted the
@@ -210,7 +222,8 @@ impl Sfu {
                 .get(&room_id)
                 .is_some_and(|r| r.floor.may_publish(role, peer, s))
         };
-        let screened = screen_offer(offer, role, mode, &named, &[], &may);
+        let mut screened = screen_offer(offer, role, mode, &named, &[], &may);
+        screened.feedback = self.adapted(&room_id, role, screened.feedback);
         let (rtc, answer) = self.accept_fresh(now, &screened)?;
 
         // Out with the old connection: its tracks end, its m-lines are gone.

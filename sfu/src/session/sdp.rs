@@ -62,11 +62,24 @@ pub(crate) struct Screened {
 /// The RTP header extension transport-wide congestion control needs (draft-holmer-rmcat).
 const TWCC_EXTENSION: &str = "transport-wide-cc-extensions";
 
-/// Whether an offer negotiates transport-wide congestion control: without its header
-/// extension no feedback can come, whatever the `rtcp-fb` lines say.
-pub(crate) fn offers_twcc(sdp: &str) -> bool {
-    sdp.lines()
-        .any(|l| l.starts_with("a=extmap:") && l.contains(TWCC_EXTENSION))
+/// How a client will report on its link, judged from its offer: transport-wide congestion
+/// control needs its header extension (without it no feedback can come, whatever the `rtcp-fb`
+/// lines say). An offer without audio or video (a signaling client that publishes nothing
+/// offers only its data channel) says nothing about it yet; the m-lines the server offers such
+/// a client later carry the extension, and the clients that join this way (browsers) answer it,
+/// so it counts as TWCC.
+pub(crate) fn offered_feedback(sdp: &str) -> Feedback {
+    let media = sdp
+        .lines()
+        .any(|l| l.starts_with("m=audio") || l.starts_with("m=video"));
+    let twcc = sdp
+        .lines()
+        .any(|l| l.starts_with("a=extmap:") && l.contains(TWCC_EXTENSION));
+    if twcc || !media {
+        Feedback::Twcc
+    } else {
+        Feedback::Reports
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -219,11 +232,7 @@ pub(crate) fn screen_offer(
         sdp: out,
         rejected,
         accepted,
-        feedback: if offers_twcc(sdp) {
-            Feedback::Twcc
-        } else {
-            Feedback::Reports
-        },
+        feedback: offered_feedback(sdp),
     }
 }
 
@@ -311,6 +320,16 @@ fn set_dir(sec: &mut Section, dir: Dir) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn feedback_is_judged_from_the_offer_s_media() {
+        let twcc = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=extmap:3 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01\r\n";
+        let reports = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=extmap:2 http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time\r\n";
+        let data_only = "v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n";
+        assert_eq!(offered_feedback(twcc), Feedback::Twcc);
+        assert_eq!(offered_feedback(reports), Feedback::Reports);
+        assert_eq!(offered_feedback(data_only), Feedback::Twcc);
+    }
 
     fn offer(sections: &[(&str, &str, Option<&str>)]) -> String {
         let mut s = String::from(

@@ -122,10 +122,17 @@ pub fn init_log() {
 
 impl Net {
     pub fn new() -> Net {
+        Net::with_config(|_| {})
+    }
+
+    /// A net whose shard runs with the defaults changed by `tweak`.
+    pub fn with_config(tweak: impl FnOnce(&mut SfuConfig)) -> Net {
         init_log();
         let now = Instant::now();
         let sfu_addr: SocketAddr = SFU_ADDR.parse().unwrap();
-        let sfu = Sfu::new(SfuConfig::new(vec![sfu_addr]), now).unwrap();
+        let mut config = SfuConfig::new(vec![sfu_addr]);
+        tweak(&mut config);
+        let sfu = Sfu::new(config, now).unwrap();
         Net {
             start: now,
             now,

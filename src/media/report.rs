@@ -16,9 +16,9 @@ pub struct ParticipantBandwidth {
     /// for a receiver without TWCC the limit its own reports set (REMB, loss, round trip);
     /// null before the first one, or while such a receiver reports no trouble.
     pub estimate_bps: Option<u64>,
-    /// How the participant reports on its link: `twcc` (transport-wide congestion control,
-    /// as browsers do) or `reports` (receiver reports and perhaps REMB only: many players and
-    /// hardware decoders).
+    /// What the participant is adapted by: `twcc` (the send-side estimator on its
+    /// transport-wide feedback, as browsers give) or `reports` (its receiver reports and perhaps
+    /// REMB: players and hardware decoders without TWCC, and viewers of a large audience).
     pub feedback: String,
     /// Most the server sends it, bit/s (classroom downlink, school budget share); null: no limit.
     pub down_cap_bps: Option<u64>,

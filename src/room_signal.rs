@@ -39,6 +39,8 @@ pub enum ByeReason {
     Shutdown,
     Replaced,
     MediaFailed,
+    /// The media shard the room needs is full (`media.max_peers_per_shard`): try again later.
+    ServerFull,
 }
 
 impl ByeReason {
@@ -61,6 +63,8 @@ impl ByeReason {
             ByeReason::RoomClosed => LeaveReason::RoomClosed,
             ByeReason::Shutdown => LeaveReason::Shutdown,
             ByeReason::MediaFailed => LeaveReason::Disconnected,
+            // Never admitted: nothing to leave.
+            ByeReason::ServerFull => LeaveReason::Internal,
             ByeReason::Removed | ByeReason::TokenExpired | ByeReason::Replaced => {
                 LeaveReason::Removed
             }
@@ -76,6 +80,7 @@ impl ByeReason {
             ByeReason::Shutdown => "the server is shutting down",
             ByeReason::Replaced => "the same room link joined from another page",
             ByeReason::MediaFailed => "the media connection failed",
+            ByeReason::ServerFull => "the server is full; the page tries again shortly",
         }
     }
 }

@@ -78,6 +78,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         bwe_policy: ketang_sfu::BwePolicy {
             audience_bwe_below: config.media.audience_bwe_below,
         },
+        max_peers_per_shard: config.media.max_peers_per_shard,
         record: library.sink.clone(),
         attendance: Some(attendance_sink),
     };

@@ -160,6 +160,9 @@ pub struct MediaConfig {
     /// their own receiver reports instead of the send-side estimator (no pacer: cheaper per
     /// packet). 0: every viewer and observer does.
     pub audience_bwe_below: usize,
+    /// Joins beyond this many peers on one media shard are refused (`503`, `serverFull`), and
+    /// `/readyz` says `full` while every shard is there. 0: no limit.
+    pub max_peers_per_shard: usize,
 }
 
 impl Default for MediaConfig {
@@ -170,6 +173,7 @@ impl Default for MediaConfig {
             advertise: Vec::new(),
             connect_timeout: Duration::from_secs(30),
             audience_bwe_below: ketang_sfu::BwePolicy::default().audience_bwe_below,
+            max_peers_per_shard: 1000,
         }
     }
 }

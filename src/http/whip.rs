@@ -169,6 +169,12 @@ async fn post(
                 MediaError::Sfu(SfuError::InvalidSdp(m)) => {
                     error(StatusCode::BAD_REQUEST, "invalidSdp", m)
                 }
+                MediaError::Full => {
+                    let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "serverFull", e);
+                    r.headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                    r
+                }
                 e => error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e),
             };
         }

@@ -134,6 +134,9 @@ pub enum MediaError {
     /// The room was placed on another shard meanwhile; look it up again.
     #[error("room moved to another shard")]
     RoomMoved,
+    /// The room's shard holds as many peers as it is allowed (`media.max_peers_per_shard`).
+    #[error("the server is full; try again shortly")]
+    Full,
 }
 
 /// One running shard as the rest of the server sees it.
@@ -158,6 +161,8 @@ pub struct MediaPlane {
     pub people: Arc<People>,
     /// Classroom links and school budgets → peer caps.
     pub budgets: Arc<Budgets>,
+    /// Most peers a shard takes (`None`: no limit).
+    max_peers_per_shard: Option<usize>,
 }
 
 /// Settings for starting the media plane.
@@ -170,6 +175,8 @@ pub struct MediaSettings {
     pub connect_timeout: std::time::Duration,
     /// Who gets send-side bandwidth estimation.
     pub bwe_policy: ketang_sfu::BwePolicy,
+    /// Joins beyond this many peers on a shard are refused (0: no limit).
+    pub max_peers_per_shard: usize,
     /// The recording writer's queue, if recording is enabled.
     pub record: Option<RecordSink>,
     /// The attendance task's queue (`None`: attendance is not recorded).
@@ -238,6 +245,8 @@ impl MediaPlane {
             registry,
             people,
             budgets,
+            max_peers_per_shard: (settings.max_peers_per_shard > 0)
+                .then_some(settings.max_peers_per_shard),
         })
     }
 
@@ -262,6 +271,9 @@ impl MediaPlane {
     /// A room closing on one shard while a peer joins it can race with its placement; the
     /// shard refuses a join for a room it does not own, and the join is placed again.
     pub async fn join(&self, req: JoinRequest) -> Result<(usize, Answer), MediaError> {
+        if self.refuses(&req.room) {
+            return Err(MediaError::Full);
+        }
         for _ in 0..3 {
             let shard = self.shard_for(&req.room);
             match shard.join_once(req.clone()).await {
@@ -270,6 +282,27 @@ impl MediaPlane {
             }
         }
         Err(MediaError::RoomMoved)
+    }
+
+    /// Whether a join to `room` would overload its shard (the room's, or for a new room the
+    /// least-loaded one): admitted rooms keep their quality, the newcomer is told to come back.
+    fn refuses(&self, room: &RoomId) -> bool {
+        let Some(limit) = self.max_peers_per_shard else {
+            return false;
+        };
+        let load = match self.rooms.get(room) {
+            Some(index) => self.shards.get(*index).map(|s| s.load()),
+            None => self.shards.iter().map(|s| s.load()).min(),
+        };
+        load.is_some_and(|l| l >= limit)
+    }
+
+    /// Whether no shard takes another room: a load balancer should send joins elsewhere.
+    pub fn is_full(&self) -> bool {
+        let Some(limit) = self.max_peers_per_shard else {
+            return false;
+        };
+        self.shards.iter().all(|s| s.load() >= limit)
     }
 
     /// The shard of a room if it is live.

@@ -59,6 +59,12 @@ pub async fn check(state: &AppState) -> Vec<NotReady> {
             });
         }
     }
+    if state.media.is_full() {
+        reasons.push(NotReady {
+            code: "full",
+            message: "every media shard holds media.max_peers_per_shard peers".into(),
+        });
+    }
     let ping = sqlx::query("SELECT 1").execute(&state.db.pool);
     match tokio::time::timeout(DB_TIMEOUT, ping).await {
         Ok(Ok(_)) => {}

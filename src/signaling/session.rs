@@ -296,7 +296,9 @@ impl Session {
         match msg {
             ClientMsg::Offer { sdp, tracks, fresh } => {
                 let sources = tracks.into_iter().map(|t| (t.mid, t.source)).collect();
-                self.on_offer(sdp, sources, fresh).await;
+                if let Some(end) = self.on_offer(sdp, sources, fresh).await {
+                    return Some(end);
+                }
             }
             ClientMsg::Answer { sdp } => self.on_answer(sdp).await,
             ClientMsg::Leave {} => {
@@ -325,9 +327,15 @@ impl Session {
         None
     }
 
-    async fn on_offer(&mut self, sdp: String, sources: Vec<(String, TrackSource)>, fresh: bool) {
+    /// Joins or renegotiates; `Some` when the session must end (the server is full).
+    async fn on_offer(
+        &mut self,
+        sdp: String,
+        sources: Vec<(String, TrackSource)>,
+        fresh: bool,
+    ) -> Option<End> {
         if !self.sdp_fits(&sdp, "offer").await {
-            return;
+            return None;
         }
         let result = match self.shard.and_then(|i| self.state.media.shards().get(i)) {
             Some(shard) if fresh => shard.rejoin(self.peer, sdp, sources).await,
@@ -355,8 +363,13 @@ impl Session {
                 };
                 self.send(msg).await;
             }
+            Err(MediaError::Full) => {
+                self.send(ServerMsg::bye(ByeReason::ServerFull)).await;
+                return Some(End::Nothing);
+            }
             Err(e) => self.send_media_error(e, "offer").await,
         }
+        None
     }
 
     async fn on_answer(&mut self, sdp: String) {

@@ -17,12 +17,18 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start() -> TestServer {
+        TestServer::start_with(|_| {}).await
+    }
+
+    /// A server whose test configuration `tweak` changes.
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config::default();
         config.http.listen = "127.0.0.1:0".parse().unwrap();
         config.media.listen = "127.0.0.1:0".parse().unwrap();
         config.media.shards = 2;
         config.storage.data_dir = dir.path().to_path_buf();
+        tweak(&mut config);
         let server = start(config).await.expect("server starts");
         let base = format!("http://{}", server.http_addr);
         TestServer {

@@ -10,6 +10,7 @@ const en = {
   reconnecting: 'The connection was interrupted. Reconnecting…',
   reconnectingFor: 'The connection was interrupted. Reconnecting… (offline {min} min {sec} s)',
   mediaRetrying: 'The audio/video connection failed. Trying again…',
+  serverFull: 'The server is full right now. Trying again…',
   reconnected: 'Reconnected.',
   // lesson modes and audience (top bar)
   mode_open: 'Open room', mode_dedicated: 'Dedicated lesson', mode_master: 'Master lesson', mode_broadcast: 'Broadcast lesson',
@@ -67,6 +68,7 @@ const zh = {
   reconnecting: '连接中断，正在重新连接…',
   reconnectingFor: '连接中断，正在重新连接…（已断开 {min} 分 {sec} 秒）',
   mediaRetrying: '音视频连接失败，正在重试…',
+  serverFull: '服务器当前已满，正在重试…',
   reconnected: '已重新连接。',
   mode_open: '开放课堂', mode_dedicated: '专递课堂', mode_master: '名师课堂', mode_broadcast: '名校网络课堂',
   audienceCount: '观众：{count}',

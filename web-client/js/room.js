@@ -17,7 +17,8 @@ import { ServerStats } from './server-stats.js';
 import { $, showPanel, bindText, Banners, renderStatus, Tabs, StatsOverlay } from './ui.js';
 
 const PUBLISHERS = new Set(['teacher', 'classroom']);
-const BYE_REASONS = new Set(['left', 'roomClosed', 'removed', 'tokenExpired', 'shutdown', 'replaced', 'mediaFailed']);
+const BYE_REASONS = new Set(['left', 'roomClosed', 'removed', 'tokenExpired', 'shutdown', 'replaced', 'mediaFailed',
+  'serverFull']);
 const ERROR_CODES = new Set(['badMessage', 'messageTooLarge', 'rateLimited', 'invalidSdp', 'glare',
   'noPendingOffer', 'forbidden', 'notJoined', 'internal']);
 const TOKEN_ERRORS = new Set(['tokenExpired', 'tokenNotYetValid', 'tokenInvalid', 'tokenWrongRoom',
@@ -383,6 +384,14 @@ function onBye(msg) {
     setState('left');
     endSession('youLeftTitle', 'youLeft');
     return;
+  }
+  if (reason === 'serverFull' && ketang.peerId !== null) {
+    // The node refused the join to keep its lessons' quality: try again on the reconnection
+    // schedule (a load balancer may send the next try to another node).
+    setLastError(msg.reason, msg.message);
+    session.discard();
+    banners.show('serverFull', { kind: 'warn', id: 'server-full', timeoutMs: 8000 });
+    return; // the server closes the socket next; onSocketClose reconnects
   }
   if (reason === 'mediaFailed' && ketang.peerId !== null) {
     // The server gave up on our media (nothing arrived for its grace period): the network may

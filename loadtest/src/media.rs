@@ -1,4 +1,5 @@
-//! Synthetic Opus and VP8 media that needs no codec library.
+//! Synthetic Opus and VP8 media that needs no codec library (and, re-exported from the
+//! `clip` module, real H.264 clips for publishers that must send it).
 //!
 //! A load test only needs media that survives an SFU: correctly framed codec bitstreams that
 //! the server can packetize, depacketize and classify (keyframe or not), at a realistic rate.
@@ -28,6 +29,8 @@
 //! a frame (Opus: every packet; VP8: the packet with S=1, PID=0, see [`parse_vp8_descriptor`])
 //! to count frames and estimate loss from counter gaps and one-way latency (meaningful only
 //! when sender and receiver share a clock, e.g. run on one machine).
+
+pub use crate::clip::{Clip, ClipCodec, ClipError, ClipSource, H264ClipSpec, h264_keyframe_start};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;

@@ -127,6 +127,7 @@ impl LoadConfig {
                 packet_bytes: self.audio_packet_bytes,
             }),
             video,
+            clip: None,
         }
     }
 

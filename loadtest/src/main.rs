@@ -346,6 +346,7 @@ async fn run_whip(args: WhipArgs) -> Result<(Value, ExitCode), ClientError> {
         }),
         simulcast: None,
         clip: None,
+        audio_packets: None,
     };
     let mut opts = opts;
     if let Some(path) = &args.h264 {

@@ -134,11 +134,12 @@ impl Default for OpusConfig {
     }
 }
 
-/// Endless source of synthetic 20 ms Opus packets.
+/// Endless source of synthetic 20 ms Opus packets (or of given real ones, in a loop).
 #[derive(Debug, Clone)]
 pub struct OpusSource {
     packet_bytes: usize,
     seq: u64,
+    packets: Option<std::sync::Arc<[Bytes]>>,
 }
 
 impl OpusSource {
@@ -147,7 +148,15 @@ impl OpusSource {
         OpusSource {
             packet_bytes: config.packet_bytes.clamp(OPUS_HEADER_LEN + STAMP_LEN, 1275),
             seq: 0,
+            packets: None,
         }
+    }
+
+    /// Send these real 20 ms Opus packets in a loop instead (e.g. a tone a recording test
+    /// listens for); they carry no [`Stamp`]. An empty list keeps the synthetic packets.
+    pub fn with_packets(mut self, packets: std::sync::Arc<[Bytes]>) -> Self {
+        self.packets = (!packets.is_empty()).then_some(packets);
+        self
     }
 
     /// Packet interval (20 ms).
@@ -162,6 +171,15 @@ impl OpusSource {
             sent_at_us: now_unix_micros(),
         };
         self.seq += 1;
+        if let Some(packets) = &self.packets {
+            return MediaFrame {
+                kind: MediaKind::Audio,
+                data: packets[(stamp.seq % packets.len() as u64) as usize].clone(),
+                duration: OPUS_FRAME_DURATION,
+                seq: stamp.seq,
+                keyframe: false,
+            };
+        }
         let mut out = BytesMut::with_capacity(self.packet_bytes);
         out.put_u8(OPUS_TOC);
         stamp.write(&mut out);

@@ -107,6 +107,8 @@ pub struct MediaConfig {
     /// Send this clip (one layer, its own codec and rate) instead of synthetic VP8; `video`
     /// then only says whether there is video (non-empty) and its rid.
     pub clip: Option<Clip>,
+    /// Real 20 ms Opus packets to send in a loop instead of synthetic ones (with `audio`).
+    pub audio_packets: Option<Arc<[bytes::Bytes]>>,
 }
 
 impl Default for MediaConfig {
@@ -115,6 +117,7 @@ impl Default for MediaConfig {
             audio: Some(OpusConfig::default()),
             video: VideoLayer::single(Vp8Config::default()),
             clip: None,
+            audio_packets: None,
         }
     }
 }
@@ -419,7 +422,10 @@ impl MediaSender {
         let stream_id = format!("ketang-loadtest-{:08x}", rand::random::<u32>());
         let audio = match &cfg.audio {
             Some(a) => Some((
-                OpusSource::new(a),
+                match &cfg.audio_packets {
+                    Some(p) => OpusSource::new(a).with_packets(Arc::clone(p)),
+                    None => OpusSource::new(a),
+                },
                 Outgoing::add(pc, RtpCodecKind::Audio, opus_codec(), &stream_id, &[None]).await?,
             )),
             None => None,

@@ -52,6 +52,9 @@ pub struct WhipOptions {
     /// Publish this clip (e.g. H.264 from [`crate::media::Clip::generate_h264`]) as the
     /// video instead of synthetic VP8; one layer, `video` and `simulcast` are then ignored.
     pub clip: Option<Clip>,
+    /// Real 20 ms Opus packets sent in a loop instead of synthetic audio (see
+    /// [`crate::media::OpusSource::with_packets`]).
+    pub audio_packets: Option<std::sync::Arc<[bytes::Bytes]>>,
 }
 
 impl Default for WhipOptions {
@@ -62,6 +65,7 @@ impl Default for WhipOptions {
             video: Some(Vp8Config::default()),
             simulcast: None,
             clip: None,
+            audio_packets: None,
         }
     }
 }
@@ -79,6 +83,7 @@ impl WhipOptions {
             audio: self.audio.clone(),
             video,
             clip: self.clip.clone(),
+            audio_packets: self.audio_packets.clone(),
         }
     }
 }

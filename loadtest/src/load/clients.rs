@@ -181,6 +181,7 @@ async fn whip_member(
         video: media.video.first().map(|l| l.vp8.clone()),
         simulcast: plan.simulcast,
         clip: media.clip.clone(),
+        audio_packets: media.audio_packets.clone(),
     };
     let url = format!("{}/whip/{}", ctx.base_url, plan.room);
     let mut publisher = match WhipPublisher::connect(&url, &plan.token, opts).await {

@@ -128,6 +128,7 @@ impl LoadConfig {
             }),
             video,
             clip: None,
+            audio_packets: None,
         }
     }
 

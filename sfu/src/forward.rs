@@ -13,6 +13,7 @@ use str0m::rtp::{ExtensionValues, RtpWrite, Vp8Patch, Vp8PatchError};
 
 use crate::downlink::Feedback;
 use crate::effects::{Effects, Forward};
+use crate::event::PeerEvent;
 use crate::keyframe::PayloadInfo;
 use crate::layer::Selection;
 use crate::peer::Peer;
@@ -62,6 +63,32 @@ impl Peer {
         let Some(ssrc) = out.ssrc else {
             return ForwardResult::Dropped;
         };
+        // Before the layer selector: a codec the subscriber cannot decode would otherwise ask
+        // the publisher for keyframes nobody can use, and leave a black tile unexplained.
+        let Some(pt) = out.map_pt(&self.rtc, mid, &f.params) else {
+            if !out.mismatch_told {
+                out.mismatch_told = true;
+                let codec = f.params.spec().codec.to_string();
+                let (track, publisher) = (sub.info.track_id, sub.info.peer_id);
+                fx.send_to_peer(
+                    self.id,
+                    PeerEvent::CodecMismatch {
+                        track,
+                        peer: publisher,
+                        codec: codec.clone(),
+                    },
+                );
+                fx.send_to_peer(
+                    publisher,
+                    PeerEvent::ViewerCodecMismatch {
+                        track,
+                        viewer: self.id,
+                        codec,
+                    },
+                );
+            }
+            return ForwardResult::Dropped;
+        };
         // The link to this subscriber is congested when video waits in str0m's pacer: more
         // video would only queue behind it (and the pacer force-drains after 2 s, flooding the
         // link further). Stop the video until the queue has drained, then restart at a
@@ -89,9 +116,6 @@ impl Peer {
             Selection::DropNeedKeyframe => {
                 return ForwardResult::NeedKeyframe(sub.selector.target().unwrap_or(layer));
             }
-        };
-        let Some(pt) = out.map_pt(&self.rtc, mid, &f.params) else {
-            return ForwardResult::Dropped;
         };
         let header = &f.packet.header;
         let src = SourceFields {

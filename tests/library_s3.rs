@@ -95,7 +95,7 @@ async fn the_store_puts_reads_and_deletes_multipart_files() {
     let data: Vec<u8> = (0..(16 << 20) + 1234).map(|i| (i % 251) as u8).collect();
     std::fs::write(&src, &data).expect("write");
     let id = RecordingId::generate(3);
-    let key = lesson_key(&id);
+    let key = lesson_key(&id, "webm");
     let s = store.put_file(&src, &key).await.expect("upload");
     assert_eq!(s.bytes, data.len() as u64);
     assert_eq!(s.sha256, hex_sha256(&data));

@@ -8,8 +8,10 @@ mod common;
 use std::time::Duration;
 
 use common::TestServer;
-use ketang_loadtest::media::Vp8Config;
-use ketang_loadtest::{ClientOptions, WhepOptions, WhepViewer, WhipOptions, WhipPublisher};
+use ketang_loadtest::media::{Clip, H264ClipSpec, Vp8Config};
+use ketang_loadtest::{
+    ClientOptions, VideoCodecs, WhepOptions, WhepViewer, WhipOptions, WhipPublisher,
+};
 use ketang_sfu::Role;
 
 /// A player that sends only receiver reports and NACKs.
@@ -121,4 +123,92 @@ async fn a_player_without_twcc_gets_the_top_simulcast_layer() {
     assert!(bps > 1_100_000, "{bps} bit/s: not the top layer");
     p.close().await.unwrap();
     v.close().await.unwrap();
+}
+
+/// Issue 11 with an encoder's stream: single-layer H.264 (constrained baseline, as OBS or a
+/// hardware encoder sends it over WHIP) at 2.5 Mbit/s, to players without TWCC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_player_without_twcc_gets_every_h264_packet_and_its_first_frame_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clip = Clip::generate_h264(
+        dir.path(),
+        &H264ClipSpec {
+            width: 1280,
+            height: 720,
+            bitrate_bps: 2_500_000,
+            ..Default::default()
+        },
+    )
+    .expect("H.264 clip (needs ffmpeg with libx264)");
+    let clip_bps = clip.bitrate_bps();
+    let s = TestServer::start().await;
+    let teacher = s.token("h264", Role::Teacher, "Ms Li");
+    let viewer = s.token("h264", Role::Viewer, "player");
+    let h264_player = || {
+        let mut o = plain_player();
+        o.client.video_codecs = VideoCodecs::Vp8AndH264;
+        o
+    };
+    let early = WhepViewer::connect(&s.url("/whep/h264"), &viewer, h264_player())
+        .await
+        .expect("WHEP session");
+    let options = WhipOptions {
+        clip: Some(clip),
+        ..Default::default()
+    };
+    let mut p = WhipPublisher::connect(&s.url("/whip/h264"), &teacher, options)
+        .await
+        .expect("WHIP session");
+    let sending = tokio::spawn(async move {
+        let sent = p.run_for(Duration::from_secs(30)).await;
+        (p, sent)
+    });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let late = WhepViewer::connect(&s.url("/whep/h264"), &viewer, h264_player())
+        .await
+        .expect("second WHEP session");
+    let (late_first, _) = late
+        .wait_for(Duration::from_secs(5), |st| st.video.keyframes > 0)
+        .await;
+    let (p, sent) = sending.await.expect("publisher task");
+    let (got, _) = early
+        .wait_for(Duration::from_secs(3), |st| {
+            st.video.unique_packets >= sent.video.packets
+        })
+        .await;
+    let first_ms = late_first
+        .video
+        .first_keyframe_us
+        .map(|t| t.saturating_sub(late.answered_at_us()) / 1000);
+    eprintln!(
+        "H.264 clip at {clip_bps} bit/s: sent {} video packets ({} keyframes, {} requests), \
+         the early player received {} ({} never, {} keyframes); the late player's first \
+         keyframe {first_ms:?} ms after its answer",
+        sent.video.packets,
+        sent.video.keyframes,
+        sent.keyframe_requests,
+        got.video.unique_packets,
+        got.video.lost_packets,
+        got.video.keyframes
+    );
+    assert!(
+        (2_200_000..2_800_000).contains(&clip_bps),
+        "clip {clip_bps} bit/s"
+    );
+    assert!(sent.video.packets > 6000, "sent {}", sent.video.packets);
+    assert!(got.video.keyframes > 0, "the early player got no keyframe");
+    assert!(
+        got.video.unique_packets * 1000 >= sent.video.packets * 999,
+        "{} of {} video packets",
+        got.video.unique_packets,
+        sent.video.packets
+    );
+    let first_ms = first_ms.expect("the late player got no keyframe");
+    assert!(
+        first_ms <= 150,
+        "first keyframe {first_ms} ms after the answer"
+    );
+    p.close().await.unwrap();
+    early.close().await.unwrap();
+    late.close().await.unwrap();
 }

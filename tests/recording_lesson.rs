@@ -247,7 +247,7 @@ fn vp9_payloads(frame: &[u8], picture_id: u16, key: bool) -> Vec<Vec<u8>> {
 }
 
 #[test]
-fn vp9_is_recorded_as_vp9_and_h264_video_is_skipped_and_counted() {
+fn vp9_is_recorded_as_vp9_and_undecodable_h264_is_not_written() {
     use ketang_sfu::{PeerId, RecordEvent, RoomId, VideoCodec};
     use std::sync::Arc;
 
@@ -288,7 +288,8 @@ fn vp9_is_recorded_as_vp9_and_h264_video_is_skipped_and_counted() {
         if k % 2 == 1 {
             continue;
         }
-        // A video frame every 40 ms: VP9 in one room, H.264 (never decodable here) in the other.
+        // A video frame every 40 ms: VP9 in one room, and the same bytes labelled H.264 (never
+        // an IDR, so nothing to start a picture from; real H.264: tests/recording_h264.rs).
         let f = k / 2;
         let frame = &vp9[f % vp9.len()];
         // VP9 profile 0: frame_type is bit 2 of the first byte (0: keyframe).
@@ -351,9 +352,13 @@ fn vp9_is_recorded_as_vp9_and_h264_video_is_skipped_and_counted() {
             assert!(frames.iter().all(|f| (f.1, f.2) == (320, 180)));
             assert_eq!(f.drops.unsupported_video, 0);
         } else {
-            // The lesson's sound is kept; the H.264 video is counted, not written.
+            // The lesson's sound is kept; the undecodable video is counted, not written.
             assert!(frames.is_empty());
-            assert!(f.drops.unsupported_video >= 75, "{:?}", f.drops);
+            assert!(
+                f.drops.skipped_frames + f.drops.incomplete_frames >= 50,
+                "{:?}",
+                f.drops
+            );
             assert!(rc::tone_db(&rc::decode_audio(&f.path)[24_000..48_000], 440.0) > -6.0);
         }
     }

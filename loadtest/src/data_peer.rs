@@ -24,6 +24,7 @@ impl DataPeer {
             on_track: None,
             forward_keyframe_requests: false,
             simulcast_extensions: false,
+            video_codecs: None,
         };
         let mut parts = signaling::build_peer_connection(opts, setup).await?;
         parts.pc.create_data_channel("ketang", None).await?;

@@ -54,6 +54,7 @@
 //! # }
 //! ```
 
+mod clip;
 pub mod data_peer;
 pub mod error;
 pub mod live;
@@ -69,7 +70,7 @@ pub mod ws;
 
 pub use error::ClientError;
 pub use media::MediaKind;
-pub use signaling::ClientOptions;
+pub use signaling::{ClientOptions, VideoCodecs};
 pub use stats::{LatencySummary, ReceiveStats};
 pub use whep::{WhepOptions, WhepStats, WhepViewer};
 pub use whip::{KindSendStats, SendReport, WhipOptions, WhipPublisher};

@@ -17,7 +17,7 @@
 use clap::{Args, Parser, Subcommand};
 use ketang_loadtest::load::tokens::TokenSource;
 use ketang_loadtest::load::{LoadConfig, Scenario};
-use ketang_loadtest::media::{OpusConfig, Vp8Config};
+use ketang_loadtest::media::{Clip, ClipCodec, OpusConfig, Vp8Config};
 use ketang_loadtest::{
     ClientError, ClientOptions, ReceiveStats, WhepOptions, WhepViewer, WhipOptions, WhipPublisher,
 };
@@ -202,6 +202,11 @@ struct WhipArgs {
     /// Publish no video m-line.
     #[arg(long)]
     no_video: bool,
+    /// Publish this H.264 Annex-B file (constrained baseline, no B-frames, e.g. from
+    /// `ffmpeg ... -c:v libx264 -profile:v baseline -bf 0 -f h264 FILE`) in a loop at `--fps`
+    /// instead of synthetic VP8.
+    #[arg(long, value_name = "FILE")]
+    h264: Option<std::path::PathBuf>,
 }
 
 #[derive(Args)]
@@ -340,7 +345,19 @@ async fn run_whip(args: WhipArgs) -> Result<(Value, ExitCode), ClientError> {
             ..Vp8Config::default()
         }),
         simulcast: None,
+        clip: None,
+        audio_packets: None,
     };
+    let mut opts = opts;
+    if let Some(path) = &args.h264 {
+        let clip = std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| {
+                Clip::from_annexb(ClipCodec::H264, &b, args.fps).map_err(|e| e.to_string())
+            })
+            .map_err(|e| ClientError::Protocol(format!("{}: {e}", path.display())))?;
+        opts.clip = Some(clip);
+    }
     let started = Instant::now();
     let mut publisher = WhipPublisher::connect(&args.common.url, &args.common.token, opts).await?;
     let connect_ms = started.elapsed().as_millis() as u64;

@@ -1,4 +1,5 @@
-//! Synthetic Opus and VP8 media that needs no codec library.
+//! Synthetic Opus and VP8 media that needs no codec library (and, re-exported from the
+//! `clip` module, real H.264 clips for publishers that must send it).
 //!
 //! A load test only needs media that survives an SFU: correctly framed codec bitstreams that
 //! the server can packetize, depacketize and classify (keyframe or not), at a realistic rate.
@@ -28,6 +29,8 @@
 //! a frame (Opus: every packet; VP8: the packet with S=1, PID=0, see [`parse_vp8_descriptor`])
 //! to count frames and estimate loss from counter gaps and one-way latency (meaningful only
 //! when sender and receiver share a clock, e.g. run on one machine).
+
+pub use crate::clip::{Clip, ClipCodec, ClipError, ClipSource, H264ClipSpec, h264_keyframe_start};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::Serialize;
@@ -131,11 +134,12 @@ impl Default for OpusConfig {
     }
 }
 
-/// Endless source of synthetic 20 ms Opus packets.
+/// Endless source of synthetic 20 ms Opus packets (or of given real ones, in a loop).
 #[derive(Debug, Clone)]
 pub struct OpusSource {
     packet_bytes: usize,
     seq: u64,
+    packets: Option<std::sync::Arc<[Bytes]>>,
 }
 
 impl OpusSource {
@@ -144,7 +148,15 @@ impl OpusSource {
         OpusSource {
             packet_bytes: config.packet_bytes.clamp(OPUS_HEADER_LEN + STAMP_LEN, 1275),
             seq: 0,
+            packets: None,
         }
+    }
+
+    /// Send these real 20 ms Opus packets in a loop instead (e.g. a tone a recording test
+    /// listens for); they carry no [`Stamp`]. An empty list keeps the synthetic packets.
+    pub fn with_packets(mut self, packets: std::sync::Arc<[Bytes]>) -> Self {
+        self.packets = (!packets.is_empty()).then_some(packets);
+        self
     }
 
     /// Packet interval (20 ms).
@@ -159,6 +171,15 @@ impl OpusSource {
             sent_at_us: now_unix_micros(),
         };
         self.seq += 1;
+        if let Some(packets) = &self.packets {
+            return MediaFrame {
+                kind: MediaKind::Audio,
+                data: packets[(stamp.seq % packets.len() as u64) as usize].clone(),
+                duration: OPUS_FRAME_DURATION,
+                seq: stamp.seq,
+                keyframe: false,
+            };
+        }
         let mut out = BytesMut::with_capacity(self.packet_bytes);
         out.put_u8(OPUS_TOC);
         stamp.write(&mut out);

@@ -26,10 +26,11 @@
 //! `signaling`) lets them through to the video track, a watcher task flags the requested
 //! layer (by media SSRC; all layers if unknown) and the pump makes its next frame a keyframe.
 
+use crate::clip::{Clip, ClipCodec, ClipSource};
 use crate::error::ClientError;
 use crate::live::LiveCounters;
 use crate::media::{MediaFrame, OpusConfig, OpusSource, Vp8Config, Vp8Source};
-use crate::signaling::{opus_codec, vp8_codec};
+use crate::signaling::{VideoCodecs, h264_codec, opus_codec, vp8_codec};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
@@ -103,6 +104,11 @@ pub struct MediaConfig {
     pub audio: Option<OpusConfig>,
     /// Video layers; empty publishes no video m-line.
     pub video: Vec<VideoLayer>,
+    /// Send this clip (one layer, its own codec and rate) instead of synthetic VP8; `video`
+    /// then only says whether there is video (non-empty) and its rid.
+    pub clip: Option<Clip>,
+    /// Real 20 ms Opus packets to send in a loop instead of synthetic ones (with `audio`).
+    pub audio_packets: Option<Arc<[bytes::Bytes]>>,
 }
 
 impl Default for MediaConfig {
@@ -110,6 +116,47 @@ impl Default for MediaConfig {
         MediaConfig {
             audio: Some(OpusConfig::default()),
             video: VideoLayer::single(Vp8Config::default()),
+            clip: None,
+            audio_packets: None,
+        }
+    }
+}
+
+impl MediaConfig {
+    /// The video codecs the peer connection must offer for this media, if not the
+    /// client's default.
+    pub(crate) fn video_codecs(&self) -> Option<VideoCodecs> {
+        self.clip.as_ref().map(|c| match c.codec() {
+            ClipCodec::H264 => VideoCodecs::H264,
+        })
+    }
+}
+
+/// One video encoding's frames: synthetic VP8 or a looping clip.
+enum VideoSource {
+    Vp8(Vp8Source),
+    Clip(ClipSource),
+}
+
+impl VideoSource {
+    fn force_keyframe(&mut self) {
+        match self {
+            VideoSource::Vp8(s) => s.force_keyframe(),
+            VideoSource::Clip(s) => s.force_keyframe(),
+        }
+    }
+
+    fn frame_duration(&self) -> Duration {
+        match self {
+            VideoSource::Vp8(s) => s.frame_duration(),
+            VideoSource::Clip(s) => s.frame_duration(),
+        }
+    }
+
+    fn next_frame(&mut self) -> MediaFrame {
+        match self {
+            VideoSource::Vp8(s) => s.next_frame(),
+            VideoSource::Clip(s) => s.next_frame(),
         }
     }
 }
@@ -360,7 +407,7 @@ struct KeyframeFlags {
 /// Synthetic audio and video on one peer connection.
 pub struct MediaSender {
     audio: Option<(OpusSource, Outgoing)>,
-    video: Option<(Vec<Vp8Source>, Outgoing)>,
+    video: Option<(Vec<VideoSource>, Outgoing)>,
     flags: Arc<KeyframeFlags>,
     watcher: Option<JoinHandle<()>>,
 }
@@ -375,7 +422,10 @@ impl MediaSender {
         let stream_id = format!("ketang-loadtest-{:08x}", rand::random::<u32>());
         let audio = match &cfg.audio {
             Some(a) => Some((
-                OpusSource::new(a),
+                match &cfg.audio_packets {
+                    Some(p) => OpusSource::new(a).with_packets(Arc::clone(p)),
+                    None => OpusSource::new(a),
+                },
                 Outgoing::add(pc, RtpCodecKind::Audio, opus_codec(), &stream_id, &[None]).await?,
             )),
             None => None,
@@ -383,10 +433,25 @@ impl MediaSender {
         let video = if cfg.video.is_empty() {
             None
         } else {
-            let rids: Vec<Option<String>> = cfg.video.iter().map(|l| l.rid.clone()).collect();
-            let sources = cfg.video.iter().map(|l| Vp8Source::new(&l.vp8)).collect();
-            let out =
-                Outgoing::add(pc, RtpCodecKind::Video, vp8_codec(), &stream_id, &rids).await?;
+            let (sources, codec, rids) = match &cfg.clip {
+                Some(clip) => {
+                    let codec = match clip.codec() {
+                        ClipCodec::H264 => h264_codec(),
+                    };
+                    let rid = cfg.video.first().and_then(|l| l.rid.clone());
+                    let source = VideoSource::Clip(ClipSource::new(clip.clone()));
+                    (vec![source], codec, vec![rid])
+                }
+                None => (
+                    cfg.video
+                        .iter()
+                        .map(|l| VideoSource::Vp8(Vp8Source::new(&l.vp8)))
+                        .collect(),
+                    vp8_codec(),
+                    cfg.video.iter().map(|l| l.rid.clone()).collect(),
+                ),
+            };
+            let out = Outgoing::add(pc, RtpCodecKind::Video, codec, &stream_id, &rids).await?;
             Some((sources, out))
         };
         let layers = cfg.video.len().max(1);

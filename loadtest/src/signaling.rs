@@ -25,7 +25,7 @@ use rtc::peer_connection::configuration::interceptor_registry::{
     register_default_interceptors,
 };
 use rtc::peer_connection::configuration::media_engine::{
-    MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8, MediaEngine,
+    MIME_TYPE_H264, MIME_TYPE_OPUS, MIME_TYPE_RTX, MIME_TYPE_VP8, MediaEngine,
 };
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
@@ -68,6 +68,22 @@ pub struct ClientOptions {
     /// `true`). `false` gives a player that sends only RTCP receiver reports and NACKs, like
     /// aiortc, GStreamer or a hardware decoder.
     pub transport_cc: bool,
+    /// Video codecs the peer connection offers (default VP8 only, as the synthetic media
+    /// is VP8). A publisher of an H.264 [`crate::media::Clip`] offers H.264 only, whatever
+    /// this says.
+    pub video_codecs: VideoCodecs,
+}
+
+/// Which video codecs a client registers, in order of preference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VideoCodecs {
+    /// VP8 only, like a client without an H.264 decoder.
+    #[default]
+    Vp8,
+    /// H.264 only (constrained baseline, packetization-mode 1).
+    H264,
+    /// VP8 first, then H.264, like a browser.
+    Vp8AndH264,
 }
 
 impl Default for ClientOptions {
@@ -80,6 +96,7 @@ impl Default for ClientOptions {
             http_client: None,
             inject_loss_every: None,
             transport_cc: true,
+            video_codecs: VideoCodecs::Vp8,
         }
     }
 }
@@ -157,6 +174,25 @@ pub(crate) fn vp8_codec() -> RTCRtpCodecParameters {
     }
 }
 
+/// H.264 constrained baseline, level 3.1, packetization-mode 1, as browsers offer it, with
+/// the same feedback as [`vp8_codec`].
+pub(crate) fn h264_codec() -> RTCRtpCodecParameters {
+    let mut c = vp8_codec();
+    c.rtp_codec.mime_type = MIME_TYPE_H264.to_owned();
+    c.rtp_codec.sdp_fmtp_line =
+        "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f".to_owned();
+    c.payload_type = 102;
+    c
+}
+
+/// RTX for [`h264_codec`].
+fn h264_rtx_codec() -> RTCRtpCodecParameters {
+    let mut c = rtx_codec();
+    c.rtp_codec.sdp_fmtp_line = "apt=102".to_owned();
+    c.payload_type = 103;
+    c
+}
+
 /// RTX (RFC 4588) for [`vp8_codec`]: str0m retransmits only on a negotiated RTX stream, so
 /// without it a NACKed packet would never be repaired and "loss after retransmission" would
 /// equal the loss before.
@@ -183,17 +219,26 @@ pub(crate) struct PcSetup {
     /// Register the `sdes:mid` and `sdes:rtp-stream-id` header extensions for video, which
     /// simulcast publishing needs.
     pub simulcast_extensions: bool,
+    /// Overrides [`ClientOptions::video_codecs`] (a clip publisher sends one codec).
+    pub video_codecs: Option<VideoCodecs>,
 }
 
-/// Build a peer connection that speaks only Opus and VP8 (see module docs).
+/// Build a peer connection that speaks only Opus and VP8 and/or H.264 (see module docs).
 pub(crate) async fn build_peer_connection(
     opts: &ClientOptions,
     setup: PcSetup,
 ) -> Result<PeerParts, ClientError> {
     let mut media_engine = MediaEngine::default();
     media_engine.register_codec(opus_codec(), RtpCodecKind::Audio)?;
-    media_engine.register_codec(vp8_codec(), RtpCodecKind::Video)?;
-    media_engine.register_codec(rtx_codec(), RtpCodecKind::Video)?;
+    let codecs = setup.video_codecs.unwrap_or(opts.video_codecs);
+    if codecs != VideoCodecs::H264 {
+        media_engine.register_codec(vp8_codec(), RtpCodecKind::Video)?;
+        media_engine.register_codec(rtx_codec(), RtpCodecKind::Video)?;
+    }
+    if codecs != VideoCodecs::Vp8 {
+        media_engine.register_codec(h264_codec(), RtpCodecKind::Video)?;
+        media_engine.register_codec(h264_rtx_codec(), RtpCodecKind::Video)?;
+    }
     if setup.simulcast_extensions {
         for uri in [
             crate::send::MID_EXTENSION_URI,

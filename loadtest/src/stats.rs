@@ -13,7 +13,10 @@
 //! Frame counters are not keyed by SSRC: a publisher that reconnects restarts at 0, so the
 //! frame view is only exact for one publisher session per viewer.
 
-use crate::media::{MediaKind, Stamp, parse_opus_payload, parse_vp8_descriptor, parse_vp8_frame};
+use crate::media::{
+    MediaKind, Stamp, h264_keyframe_start, parse_opus_payload, parse_vp8_descriptor,
+    parse_vp8_frame,
+};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 
@@ -80,8 +83,11 @@ pub struct ReceiveStats {
     pub first_arrival_us: Option<u64>,
     /// Arrival of the latest packet, microseconds since the UNIX epoch.
     pub last_arrival_us: Option<u64>,
-    /// Distinct keyframes seen (VP8 P bit = 0 in the first packet of a frame).
+    /// Distinct keyframes seen (VP8 P bit = 0 in the first packet of a frame; H.264 SPS).
     pub keyframes: u64,
+    /// Arrival of the first packet of the first keyframe, microseconds since the UNIX epoch:
+    /// from there on the video can be decoded.
+    pub first_keyframe_us: Option<u64>,
     /// Distinct synthetic frames seen (by stamp counter).
     pub frames: u64,
     /// `highest - lowest + 1` stamp counters seen.
@@ -151,10 +157,13 @@ pub struct ReceiveAccumulator {
     first_arrival_us: Option<u64>,
     last_arrival_us: Option<u64>,
     keyframes: u64,
+    first_keyframe_us: Option<u64>,
     frames: HashSet<u64>,
     frame_range: Option<(u64, u64)>,
     latency_us: Vec<i64>,
     max_latency_samples: usize,
+    /// The video is H.264 (RFC 6184 payloads), not VP8.
+    h264: bool,
 }
 
 impl ReceiveAccumulator {
@@ -170,11 +179,19 @@ impl ReceiveAccumulator {
             first_arrival_us: None,
             last_arrival_us: None,
             keyframes: 0,
+            first_keyframe_us: None,
             frames: HashSet::new(),
             frame_range: None,
             latency_us: Vec::new(),
             max_latency_samples,
+            h264: false,
         }
+    }
+
+    /// Read video payloads as H.264 (RFC 6184) rather than VP8: keyframes are counted at
+    /// their parameter sets, and clip frames carry no stamps.
+    pub fn set_h264(&mut self, h264: bool) {
+        self.h264 = h264;
     }
 
     /// Account one RTP packet (`payload` is the RTP payload, after any padding removal).
@@ -194,15 +211,19 @@ impl ReceiveAccumulator {
         }
         let (stamp, keyframe) = match self.kind {
             MediaKind::Audio => (parse_opus_payload(payload), false),
+            MediaKind::Video if self.h264 => (None, h264_keyframe_start(payload).is_some()),
             MediaKind::Video => match video_frame_start(payload) {
                 Some((stamp, keyframe)) => (stamp, keyframe),
                 None => (None, false),
             },
         };
+        if keyframe {
+            self.first_keyframe_us.get_or_insert(arrival_us);
+        }
         if let Some(stamp) = stamp {
             self.on_frame(stamp, keyframe, arrival_us);
         } else if keyframe {
-            // A real (non-synthetic) VP8 keyframe still counts as a keyframe.
+            // A real (non-synthetic) VP8 or an H.264 keyframe still counts as a keyframe.
             self.keyframes += 1;
         }
     }
@@ -249,6 +270,7 @@ impl ReceiveAccumulator {
             first_arrival_us: self.first_arrival_us,
             last_arrival_us: self.last_arrival_us,
             keyframes: self.keyframes,
+            first_keyframe_us: self.first_keyframe_us,
             frames,
             frames_expected,
             frames_lost: frames_expected.saturating_sub(frames),

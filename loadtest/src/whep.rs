@@ -25,6 +25,7 @@ use crate::signaling::{
 };
 use crate::stats::{DEFAULT_MAX_LATENCY_SAMPLES, ReceiveAccumulator, ReceiveStats};
 use reqwest::Url;
+use rtc::peer_connection::configuration::media_engine::MIME_TYPE_H264;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp_transceiver::rtp_sender::RtpCodecKind;
 use rtc::rtp_transceiver::{RTCRtpTransceiverDirection, RTCRtpTransceiverInit};
@@ -150,6 +151,7 @@ impl WhepViewer {
             on_track: Some(on_track),
             forward_keyframe_requests: false,
             simulcast_extensions: false,
+            video_codecs: None,
         };
         let mut parts = build_peer_connection(&opts.client, setup).await?;
         for kind in [RtpCodecKind::Audio, RtpCodecKind::Video] {
@@ -300,10 +302,19 @@ async fn read_track(
         ));
         shared.push_task(task);
     }
+    let mut codec_known = kind == MediaKind::Audio;
     while let Some(event) = track.poll().await {
         match event {
             TrackRemoteEvent::OnRtpPacket(pkt) => {
                 let arrival = now_unix_micros();
+                if !codec_known {
+                    codec_known = true;
+                    let h264 = track
+                        .codec(pkt.header.ssrc)
+                        .await
+                        .is_some_and(|c| c.mime_type.eq_ignore_ascii_case(MIME_TYPE_H264));
+                    shared.acc(kind).set_h264(h264);
+                }
                 shared.acc(kind).on_packet(
                     pkt.header.ssrc,
                     pkt.header.sequence_number,

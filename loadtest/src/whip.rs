@@ -1,4 +1,5 @@
-//! WHIP publisher: pushes synthetic Opus + VP8 into a room like a teacher's browser.
+//! WHIP publisher: pushes synthetic Opus + VP8 (or an H.264 clip) into a room like a
+//! teacher's browser or encoder.
 //!
 //! Data flow:
 //!
@@ -25,7 +26,7 @@
 
 use crate::error::ClientError;
 use crate::live::LiveCounters;
-use crate::media::{OpusConfig, Vp8Config};
+use crate::media::{Clip, OpusConfig, Vp8Config};
 use crate::send::{MediaConfig, MediaSender, StopWhen, VideoLayer};
 use crate::signaling::{self, ClientOptions, PcSetup, build_peer_connection, parse_url};
 use reqwest::Url;
@@ -48,6 +49,12 @@ pub struct WhipOptions {
     /// Simulcast layer bitrates (bit/s) for `q`, `h`, `f`; `None` publishes one layer with
     /// `video`'s bitrate. The layers take `video`'s frame rate and keyframe interval.
     pub simulcast: Option<[u32; 3]>,
+    /// Publish this clip (e.g. H.264 from [`crate::media::Clip::generate_h264`]) as the
+    /// video instead of synthetic VP8; one layer, `video` and `simulcast` are then ignored.
+    pub clip: Option<Clip>,
+    /// Real 20 ms Opus packets sent in a loop instead of synthetic audio (see
+    /// [`crate::media::OpusSource::with_packets`]).
+    pub audio_packets: Option<std::sync::Arc<[bytes::Bytes]>>,
 }
 
 impl Default for WhipOptions {
@@ -57,6 +64,8 @@ impl Default for WhipOptions {
             audio: Some(OpusConfig::default()),
             video: Some(Vp8Config::default()),
             simulcast: None,
+            clip: None,
+            audio_packets: None,
         }
     }
 }
@@ -65,6 +74,7 @@ impl WhipOptions {
     /// The media this publisher sends.
     pub fn media(&self) -> MediaConfig {
         let video = match (&self.video, self.simulcast) {
+            _ if self.clip.is_some() => VideoLayer::single(Vp8Config::default()),
             (None, _) => Vec::new(),
             (Some(v), None) => VideoLayer::single(v.clone()),
             (Some(v), Some(rates)) => VideoLayer::simulcast(v, rates),
@@ -72,6 +82,8 @@ impl WhipOptions {
         MediaConfig {
             audio: self.audio.clone(),
             video,
+            clip: self.clip.clone(),
+            audio_packets: self.audio_packets.clone(),
         }
     }
 }
@@ -103,7 +115,8 @@ impl WhipPublisher {
         let setup = PcSetup {
             on_track: None,
             forward_keyframe_requests: true,
-            simulcast_extensions: opts.simulcast.is_some(),
+            simulcast_extensions: opts.simulcast.is_some() && opts.clip.is_none(),
+            video_codecs: opts.media().video_codecs(),
         };
         let mut parts = build_peer_connection(&opts.client, setup).await?;
         let sender = match MediaSender::add(&parts.pc, &opts.media()).await {

@@ -161,6 +161,27 @@ pub enum PeerEvent {
         /// The classroom picked (now on stage).
         peer: PeerId,
     },
+    /// This peer cannot decode a track it is subscribed to: the publisher sends a codec the
+    /// peer's offer did not include (an H.264 camera, a VP8-only client). Nothing of the
+    /// track is sent; the client shows why instead of an empty tile. Told once per track.
+    CodecMismatch {
+        /// The track.
+        track: TrackId,
+        /// Its publisher.
+        peer: PeerId,
+        /// The publisher's codec, e.g. `H264`.
+        codec: String,
+    },
+    /// A subscriber of this peer's track cannot decode it (the publisher's side of
+    /// [`PeerEvent::CodecMismatch`]): who cannot see the camera.
+    ViewerCodecMismatch {
+        /// The track.
+        track: TrackId,
+        /// The subscriber that cannot decode it.
+        viewer: PeerId,
+        /// The codec it lacks.
+        codec: String,
+    },
 }
 
 /// One simulcast layer in a `PublishLayers` event.

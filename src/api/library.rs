@@ -28,6 +28,7 @@ use super::validate::text;
 use crate::library::catalog::{self, Entry, Filter};
 use crate::library::ids::RecordingId;
 use crate::library::link::{LinkClaims, LinkError};
+use crate::library::store::container_of;
 use crate::schedule::time::{format_in, local_date, parse_date, parse_instant, zone};
 use crate::state::AppState;
 
@@ -146,8 +147,11 @@ pub enum EntryErrors {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TrackEntry {
-    /// The source track and kind, e.g. `t3-video`.
+    /// The source track and kind, e.g. `t3-video`; or a codec segment of the lesson, `seg2`,
+    /// `seg3`, … (played after the lesson file, in order).
     pub source: String,
+    /// `webm` or `mp4`.
+    pub container: String,
     pub duration_ms: i64,
     pub bytes: i64,
     pub sha256: String,
@@ -190,6 +194,11 @@ pub struct LibraryEntry {
     pub bytes: Option<i64>,
     /// Hex SHA-256 of the file.
     pub sha256: Option<String>,
+    /// The file's container once ready: `webm` (VP8 or VP9 video, Opus audio) or `mp4`
+    /// (fragmented MP4: H.264 video, Opus audio; a lesson whose video was H.264).
+    pub container: Option<String>,
+    /// The codecs in the lesson file, e.g. `["h264", "opus"]`, once ready.
+    pub codecs: Option<Vec<String>>,
     /// Streams the file with `Range` support (add `?t=` with a library link); null until ready.
     pub media_url: Option<String>,
     /// Downloads it as an attachment.
@@ -208,12 +217,23 @@ impl LibraryEntry {
         LibraryEntry {
             started_at: format_in(e.started_at, &tz),
             date: local_date(e.started_at, &tz).to_string(),
+            container: e
+                .object_key
+                .as_deref()
+                .filter(|_| ready)
+                .map(|k| container_of(k).to_owned()),
+            codecs: e
+                .codecs
+                .as_deref()
+                .filter(|_| ready)
+                .map(|c| c.split(',').map(str::to_owned).collect()),
             media_url: ready.then(|| format!("{base}/media")),
             download_url: ready.then(|| format!("{base}/download")),
             tracks: tracks.map(|ts| {
                 ts.into_iter()
                     .map(|t| TrackEntry {
                         url: format!("{base}/tracks/{}", t.source),
+                        container: container_of(&t.object_key).to_owned(),
                         source: t.source,
                         duration_ms: t.duration_ms,
                         bytes: t.bytes,

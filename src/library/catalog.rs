@@ -109,11 +109,14 @@ pub struct Entry {
     pub node: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Codecs of the lesson file, comma-separated (`h264,opus`); `None` before it is ready
+    /// (and for entries older than migration 0006).
+    pub codecs: Option<String>,
 }
 
 const COLUMNS: &str = "id, room, occurrence_id, lesson_id, title, subject, grade, mode, teacher_id, \
     teacher_name, school_id, school_name, timezone, started_at, state, error, recovered, \
-    duration_ms, bytes, sha256, object_key, local_path, node, created_at, updated_at";
+    duration_ms, bytes, sha256, object_key, local_path, node, created_at, updated_at, codecs";
 
 impl Entry {
     /// A new entry for a recording of `room` that started at `started_at` (Unix ms).
@@ -150,6 +153,7 @@ impl Entry {
             node: None,
             created_at: now,
             updated_at: now,
+            codecs: None,
         }
     }
 }
@@ -157,7 +161,7 @@ impl Entry {
 pub async fn insert(pool: &AnyPool, e: &Entry) -> Result<(), sqlx::Error> {
     sqlx::query(assembled(format!(
         "INSERT INTO recordings ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
-         $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)"
+         $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26)"
     )))
     .bind(&e.id)
     .bind(&e.room)
@@ -184,6 +188,7 @@ pub async fn insert(pool: &AnyPool, e: &Entry) -> Result<(), sqlx::Error> {
     .bind(&e.node)
     .bind(e.created_at)
     .bind(e.updated_at)
+    .bind(&e.codecs)
     .execute(pool)
     .await?;
     Ok(())
@@ -249,6 +254,16 @@ pub async fn set_ready(
     .bind(now)
     .execute(pool)
     .await?;
+    Ok(())
+}
+
+/// The codecs of the entry's lesson file (`h264,opus`).
+pub async fn set_codecs(pool: &AnyPool, id: &str, codecs: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE recordings SET codecs = $2 WHERE id = $1")
+        .bind(id)
+        .bind(codecs)
+        .execute(pool)
+        .await?;
     Ok(())
 }
 

@@ -118,7 +118,12 @@ async fn cleanup(path: &Path) {
 
 async fn import_lesson(state: &AppState, f: &OnDisk) -> Result<RecordingId, ImportError> {
     let pool = &state.db.pool;
-    let part = part_of(&f.path).to_string_lossy().into_owned();
+    // The entry was made for the lesson's first file, `name.webm.part`, also when an H.264
+    // lesson's file became `name.mp4`.
+    let part = lesson_part_of_track(&f.path)
+        .unwrap_or_else(|| part_of(&f.path))
+        .to_string_lossy()
+        .into_owned();
     let now = state.clock.now_ms();
     let existing = catalog::by_local_path(pool, &part).await?;
     if let Some(e) = existing.as_ref().filter(|e| e.state == catalog::READY) {
@@ -149,7 +154,7 @@ async fn import_lesson(state: &AppState, f: &OnDisk) -> Result<RecordingId, Impo
             id
         }
     };
-    let key = lesson_key(&id);
+    let key = lesson_key(&id, &ext_of(&f.path));
     let stored = state.library.store.put_file(&f.path, &key).await?;
     if f.sha256.as_ref().is_some_and(|s| *s != stored.sha256) {
         tracing::warn!(path = %f.path.display(), "recording changed after it was hashed; stored as read");
@@ -162,6 +167,9 @@ async fn import_lesson(state: &AppState, f: &OnDisk) -> Result<RecordingId, Impo
         sha256: stored.sha256,
     };
     catalog::set_ready(pool, id.as_str(), &file, f.recovered, state.clock.now_ms()).await?;
+    if !f.codecs.is_empty() {
+        catalog::set_codecs(pool, id.as_str(), &f.codecs.join(",")).await?;
+    }
     cleanup(&f.path).await;
     Ok(id)
 }
@@ -177,7 +185,16 @@ async fn facts_of(state: &AppState, room: &str) -> LessonFacts {
     }
 }
 
-/// `dir/room-stamp.t3-video.webm` belongs to `dir/room-stamp.webm` (room ids have no dots).
+/// A recording file's extension (its container).
+fn ext_of(path: &Path) -> String {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("webm")
+        .to_owned()
+}
+
+/// `dir/room-stamp.t3-video.webm` (a track) and `dir/room-stamp.seg2.mp4` (a codec segment)
+/// belong to `dir/room-stamp.webm` (room ids have no dots).
 fn lesson_part_of_track(track: &Path) -> Option<PathBuf> {
     let name = track.file_name()?.to_str()?;
     let stem = name.split('.').next()?;
@@ -196,7 +213,8 @@ async fn import_track(
         .await?
         .ok_or_else(|| ImportError::NoLesson(f.path.display().to_string()))?;
     let id = RecordingId::from_db(entry.id);
-    let key = track_key(&id, source).ok_or_else(|| ImportError::BadSource(source.to_owned()))?;
+    let key = track_key(&id, source, &ext_of(&f.path))
+        .ok_or_else(|| ImportError::BadSource(source.to_owned()))?;
     let stored = state.library.store.put_file(&f.path, &key).await?;
     let file = TrackFile {
         source: source.to_owned(),

@@ -71,19 +71,39 @@ pub struct Stored {
     pub sha256: String,
 }
 
-/// The key of an entry's lesson file.
-pub fn lesson_key(id: &RecordingId) -> String {
-    format!("{id}/lesson.webm")
+/// The key of an entry's lesson file; `ext` is its container (`webm`, `mp4`).
+pub fn lesson_key(id: &RecordingId, ext: &str) -> String {
+    format!("{id}/lesson.{}", container_ext(ext))
 }
 
-/// The key of a per-track file; `None` for a source name the recorder would not make.
-pub fn track_key(id: &RecordingId, source: &str) -> Option<String> {
+/// The key of a per-track file (or a codec segment, `seg2`, …); `None` for a source name the
+/// recorder would not make.
+pub fn track_key(id: &RecordingId, source: &str, ext: &str) -> Option<String> {
     let ok = !source.is_empty()
         && source.len() <= 64
         && source
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    ok.then(|| format!("{id}/tracks/{source}.webm"))
+    ok.then(|| format!("{id}/tracks/{source}.{}", container_ext(ext)))
+}
+
+/// `mp4` or `webm` (anything else is taken for WebM, the recorder's first format).
+fn container_ext(ext: &str) -> &'static str {
+    if ext == "mp4" { "mp4" } else { "webm" }
+}
+
+/// The container of a stored file, from its key: `mp4` or `webm`.
+pub fn container_of(key: &str) -> &'static str {
+    if key.ends_with(".mp4") { "mp4" } else { "webm" }
+}
+
+/// The media type of a stored file, from its key.
+pub fn content_type_of(key: &str) -> &'static str {
+    if key.ends_with(".mp4") {
+        "video/mp4"
+    } else {
+        "video/webm"
+    }
 }
 
 impl Store {
@@ -238,11 +258,17 @@ mod tests {
     fn track_keys_only_take_recorder_sources() {
         let id = RecordingId::generate(1);
         assert_eq!(
-            track_key(&id, "t3-video"),
+            track_key(&id, "t3-video", "webm"),
             Some(format!("{id}/tracks/t3-video.webm"))
         );
+        assert_eq!(
+            track_key(&id, "seg2", "mp4"),
+            Some(format!("{id}/tracks/seg2.mp4"))
+        );
+        assert_eq!(lesson_key(&id, "../x"), format!("{id}/lesson.webm"));
+        assert_eq!(content_type_of(&lesson_key(&id, "mp4")), "video/mp4");
         for bad in ["", "../x", "a/b", "t3 video", "x.webm"] {
-            assert_eq!(track_key(&id, bad), None, "{bad}");
+            assert_eq!(track_key(&id, bad, "webm"), None, "{bad}");
         }
     }
 
@@ -278,7 +304,10 @@ mod tests {
         let data: Vec<u8> = (0..(CHUNK * 2 + 1234)).map(|i| (i % 251) as u8).collect();
         std::fs::write(&src, &data).unwrap();
         let id = RecordingId::generate(7);
-        let s = store.put_file(&src, &lesson_key(&id)).await.unwrap();
+        let s = store
+            .put_file(&src, &lesson_key(&id, "webm"))
+            .await
+            .unwrap();
         assert_eq!(s.bytes, data.len() as u64);
         let want: String = Sha256::digest(&data)
             .iter()

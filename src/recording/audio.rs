@@ -94,6 +94,11 @@ impl Mixer {
     }
 
     /// The encoder's delay, for CodecDelay.
+    /// Encoder lookahead in 48 kHz samples (Opus pre-skip).
+    pub fn pre_skip(&self) -> u16 {
+        self.pre_skip
+    }
+
     pub fn codec_delay_ns(&self) -> u64 {
         u64::from(self.pre_skip) * 1_000_000_000 / RATE as u64
     }

@@ -15,6 +15,8 @@ use sha2::{Digest, Sha256};
 use tracing::{info, warn};
 
 use super::Recovered;
+use super::lesson_file::{LessonFile, Writer};
+use super::mp4::LiveMp4;
 use super::webm::LiveWebm;
 
 /// What is known about one recording file.
@@ -34,6 +36,12 @@ pub(crate) struct Manifest {
     pub sha256: Option<String>,
     #[serde(default)]
     pub recovered: bool,
+    /// What the file holds: `["h264", "opus"]`, `["vp8", "opus"]`, `["opus"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub codecs: Vec<String>,
+    /// Where a codec segment (`source` = `seg2`, …) starts in the lesson, ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset_ms: Option<u64>,
     #[serde(skip)]
     dir: PathBuf,
 }
@@ -60,6 +68,8 @@ impl Manifest {
             bytes: None,
             sha256: None,
             recovered: false,
+            codecs: Vec::new(),
+            offset_ms: None,
             dir: target.parent().unwrap_or(Path::new(".")).to_owned(),
         }
     }
@@ -121,6 +131,8 @@ pub struct OnDisk {
     /// Absent when the file was finalized after a failure (not hashed by the recorder).
     pub sha256: Option<String>,
     pub recovered: bool,
+    /// See [`Manifest::codecs`].
+    pub codecs: Vec<String>,
 }
 
 /// The finished file `path` (`….webm`) and its sidecar; `None` if either is missing or the
@@ -139,6 +151,7 @@ pub fn finished_file(path: &Path) -> Option<OnDisk> {
         bytes: m.bytes.unwrap_or(0),
         sha256: m.sha256.clone(),
         recovered: m.recovered,
+        codecs: m.codecs.clone(),
     })
 }
 
@@ -152,7 +165,7 @@ pub fn finished_files(dir: &Path) -> io::Result<Vec<OnDisk>> {
         }
         for entry in std::fs::read_dir(room.path())? {
             let path = entry?.path();
-            if path.extension().is_some_and(|e| e == "webm")
+            if path.extension().is_some_and(|e| e == "webm" || e == "mp4")
                 && let Some(f) = finished_file(&path)
             {
                 out.push(f);
@@ -200,8 +213,8 @@ pub(crate) fn sha256_file(path: &Path) -> io::Result<String> {
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Finds recordings a crash left unfinished (`*.webm.part` in `dir` and its room folders),
-/// cuts a torn last cluster off, finalizes them into seekable files and lists them. Run it
+/// Finds recordings a crash left unfinished (`*.webm.part` and `*.mp4.part` in `dir` and its
+/// room folders), cuts a torn last cluster or fragment off, finalizes them into seekable files and lists them. Run it
 /// before [`Recorder::start`](super::Recorder::start) on the same directory. Files with not even
 /// a header are renamed `*.webm.broken` and skipped.
 pub fn recover(dir: &Path) -> io::Result<Vec<Recovered>> {
@@ -216,7 +229,10 @@ pub fn recover(dir: &Path) -> io::Result<Vec<Recovered>> {
     for d in dirs {
         for entry in std::fs::read_dir(&d)? {
             let path = entry?.path();
-            if path.to_str().is_some_and(|p| p.ends_with(".webm.part")) {
+            if path
+                .to_str()
+                .is_some_and(|p| p.ends_with(".webm.part") || p.ends_with(".mp4.part"))
+            {
                 found.push(path);
             }
         }
@@ -243,8 +259,18 @@ pub fn recover(dir: &Path) -> io::Result<Vec<Recovered>> {
 
 fn recover_one(part: &Path) -> io::Result<Option<Recovered>> {
     let target = PathBuf::from(part.to_str().unwrap_or_default().trim_end_matches(".part"));
-    let Some((webm, cut)) = LiveWebm::reopen(part)? else {
+    let reopened = if target.extension().is_some_and(|e| e == "mp4") {
+        LiveMp4::reopen(part)?.map(|(m, cut)| (Writer::Mp4(m), cut))
+    } else {
+        LiveWebm::reopen(part)?.map(|(w, cut)| (Writer::Webm(w), cut))
+    };
+    let Some((writer, cut)) = reopened else {
         return Ok(None);
+    };
+    let file = LessonFile {
+        writer,
+        origin_us: 0,
+        video: None,
     };
     let mut m = Manifest::load(&target).unwrap_or_else(|| {
         // No sidecar: the room is the folder's name, the start time unknown.
@@ -256,7 +282,10 @@ fn recover_one(part: &Path) -> io::Result<Option<Recovered>> {
             .unwrap_or("unknown");
         Manifest::new(room, SystemTime::UNIX_EPOCH, &target, None)
     });
-    let f = webm.finalize(&m.target())?;
+    let f = file.finalize(&m.target())?;
+    if m.codecs.is_empty() {
+        m.codecs = vec!["opus".into()];
+    }
     let sha = sha256_file(&f.path)?;
     m.recovered = true;
     m.finished(f.duration_ms, f.bytes, Some(sha.clone()));

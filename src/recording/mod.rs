@@ -1,4 +1,5 @@
-//! Recording lessons: the consumer of the SFU's recorder tap, one playable WebM per lesson.
+//! Recording lessons: the consumer of the SFU's recorder tap, one playable file per lesson (and
+//! codec segment): WebM for VP8/VP9, fragmented MP4 for H.264 (see `lesson_file`).
 //!
 //! ## Data flow
 //!
@@ -25,14 +26,18 @@
 //! gets keyframes on switches (`Sources` events are informational here: a microphone joins the
 //! mix with its first packet and leaves it when its packets stop). VP8 and VP9 are written as
 //! they come (no video transcoding; a resolution change is a keyframe with a new size, which
-//! VP8/VP9 decoders and players follow). H.264 video cannot go into WebM; it is counted and
-//! skipped, and the lesson's file keeps its sound.
+//! VP8/VP9 decoders and players follow). H.264 cannot go into WebM: it goes into a fragmented
+//! MP4 (`mp4`, depacketized by `h264`), and a switch between the two families starts the
+//! next codec segment, a file of its own (`lesson_file`).
 //!
 //! The files use a TimestampScale of 100 µs instead of the usual 1 ms (see `webm::TICK_US`).
 
 mod audio;
 mod ebml;
+mod h264;
+mod lesson_file;
 mod manifest;
+mod mp4;
 mod repair;
 mod room;
 mod video;

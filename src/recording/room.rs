@@ -23,14 +23,12 @@ use ketang_sfu::{RecordEvent, RoomId, TrackId, VideoCodec};
 use tracing::{info, warn};
 
 use super::audio::{FRAME, Mixer, RawAudio, opus_head};
+use super::lesson_file::{Container, LessonFile, Writer};
 use super::manifest::Manifest;
+use super::mp4::{LiveMp4, Mp4Audio};
 use super::video::{Depacketizer, Frame, Ordered, Packet, Reorder};
 use super::webm::{Finalized, LiveWebm, TrackSpec};
 use super::{DropCounts, RecorderSettings};
-
-/// Track numbers of the mixed file.
-const VIDEO: u64 = 1;
-const AUDIO: u64 = 2;
 
 /// A recording failed; `partial` is what stays on disk.
 #[derive(Debug)]
@@ -52,9 +50,13 @@ struct TrackFile {
 pub(crate) struct RoomRecording {
     room: RoomId,
     settings: Arc<RecorderSettings>,
-    /// `None` once failed.
-    main: Option<LiveWebm>,
+    /// The current codec segment's file; `None` once failed.
+    main: Option<LessonFile>,
     pub manifest: Manifest,
+    /// Segments already finished (a codec switch), in order.
+    segments: Vec<(Finalized, Manifest)>,
+    /// `dir/<room>-<UTC>[-n]`: the lesson's file name without extension.
+    base: PathBuf,
     t0: Option<Instant>,
     latest: Option<Instant>,
     reorder: Reorder,
@@ -62,7 +64,6 @@ pub(crate) struct RoomRecording {
     /// (extended ts, µs) of the video anchor, and the last extended ts.
     video_anchor: Option<(i64, u64)>,
     video_last_ts: i64,
-    video_codec: Option<VideoCodec>,
     video_queue: VecDeque<VideoOut>,
     mixer: Mixer,
     tracks: HashMap<TrackId, TrackFile>,
@@ -77,6 +78,22 @@ fn codec_id(c: VideoCodec) -> &'static str {
     }
 }
 
+fn webm_tracks(mixer: &Mixer) -> Vec<TrackSpec> {
+    vec![
+        TrackSpec::Video {
+            codec: "V_VP8",
+            width: 1280,
+            height: 720,
+        },
+        TrackSpec::Audio {
+            channels: 1,
+            private: mixer.opus_head(),
+            codec_delay_ns: mixer.codec_delay_ns(),
+            seek_preroll_ns: 80_000_000,
+        },
+    ]
+}
+
 impl RoomRecording {
     /// Creates `dir/<room>/<room>-<UTC time>.webm.part` and its manifest.
     pub fn start(room: RoomId, settings: Arc<RecorderSettings>) -> io::Result<Self> {
@@ -87,37 +104,30 @@ impl RoomRecording {
         let stamp = jiff::Timestamp::try_from(started)
             .map(|t| t.strftime("%Y%m%dT%H%M%SZ").to_string())
             .unwrap_or_else(|_| "unknown".into());
-        let tracks = vec![
-            TrackSpec::Video {
-                codec: "V_VP8",
-                width: 1280,
-                height: 720,
-            },
-            TrackSpec::Audio {
-                channels: 1,
-                private: mixer.opus_head(),
-                codec_delay_ns: mixer.codec_delay_ns(),
-                seek_preroll_ns: 80_000_000,
-            },
-        ];
+        let tracks = webm_tracks(&mixer);
         let cluster_ms = settings.cluster_max.as_millis() as u64;
-        let (webm, base) = create_unique(&dir, &format!("{room}-{stamp}"), |p| {
+        let (webm, target) = create_unique(&dir, &format!("{room}-{stamp}"), |p| {
             LiveWebm::create(p, tracks.clone(), room.as_str(), cluster_ms)
         })?;
-        let manifest = Manifest::new(room.as_str(), started, &base, None);
+        let manifest = Manifest::new(room.as_str(), started, &target, None);
         manifest.store()?;
         info!(room = %room, path = %webm.path().display(), "recording started");
         Ok(RoomRecording {
             room,
-            main: Some(webm),
+            main: Some(LessonFile {
+                writer: Writer::Webm(webm),
+                origin_us: 0,
+                video: None,
+            }),
             manifest,
+            segments: Vec::new(),
+            base: target.with_extension(""),
             t0: None,
             latest: None,
             reorder: Reorder::new(settings.video_reorder),
             depack: Depacketizer::default(),
             video_anchor: None,
             video_last_ts: 0,
-            video_codec: None,
             video_queue: VecDeque::new(),
             mixer,
             tracks: HashMap::new(),
@@ -128,7 +138,7 @@ impl RoomRecording {
     }
 
     pub fn part_path(&self) -> Option<&Path> {
-        self.main.as_ref().map(LiveWebm::path)
+        self.main.as_ref().map(LessonFile::path)
     }
 
     fn us(&self, at: Instant) -> u64 {
@@ -166,13 +176,6 @@ impl RoomRecording {
                 ..
             } => {
                 self.arrived(at);
-                if codec == VideoCodec::H264 {
-                    if self.drops.unsupported_video == 0 {
-                        warn!(room = %self.room, "H.264 video cannot go into WebM; not recorded");
-                    }
-                    self.drops.unsupported_video += 1;
-                    return self.advance();
-                }
                 let p = Packet {
                     track,
                     codec,
@@ -239,26 +242,6 @@ impl RoomRecording {
             self.video_anchor = Some((ext, at_us));
             us = at_us as i64;
         }
-        if f.keyframe
-            && self.video_codec.is_none()
-            && let Some(main) = self.main.as_mut()
-        {
-            // The header is not on disk before the first cluster: take this keyframe's codec
-            // and size. Later keyframes may change the size; VP8/VP9 decoders follow the
-            // bitstream, the header only gives the first one.
-            let (width, height) = f.size.unwrap_or((1280, 720));
-            let spec = TrackSpec::Video {
-                codec: codec_id(f.codec),
-                width,
-                height,
-            };
-            let free = main.set_track(0, spec);
-            self.video_codec = Some(if free { f.codec } else { VideoCodec::Vp8 });
-        }
-        if self.video_codec.is_some_and(|c| c != f.codec) {
-            self.drops.unsupported_video += 1;
-            return;
-        }
         self.video_queue.push_back(VideoOut {
             us: us as u64,
             frame: f,
@@ -297,7 +280,7 @@ impl RoomRecording {
                 self.write_video()?;
             }
             if let Some(main) = self.main.as_mut() {
-                main.push(AUDIO, a_us, samples_us(FRAME), true, &packet)?;
+                main.push_audio(a_us, samples_us(FRAME), &packet)?;
             }
         }
         let audio_us = samples_us(self.mixer.mixed);
@@ -316,9 +299,28 @@ impl RoomRecording {
             return Ok(());
         };
         if let Some(main) = self.main.as_mut() {
-            main.push(VIDEO, v.us, 0, v.frame.keyframe, &v.frame.data)?;
+            let f = &v.frame;
+            // A keyframe declares the file's video track (its codec and first size; VP8/VP9
+            // and H.264 decoders follow later size changes in the bitstream), or, of a codec
+            // the file cannot hold, starts the next segment.
+            let fits = match main.video {
+                Some(declared) => declared == f.codec,
+                None => !f.keyframe || main.accept_keyframe(f.codec, f.size),
+            };
+            if fits {
+                main.push_video(v.us, f.keyframe, &f.data)?;
+                if self.manifest.codecs.is_empty() {
+                    // On disk at once, so a file recovered after a crash says it too.
+                    self.manifest.codecs = vec![codec_name(f.codec).into(), "opus".into()];
+                    self.manifest.store()?;
+                }
+            } else if f.keyframe {
+                self.next_segment(&v)?;
+            } else {
+                self.drops.unsupported_video += 1;
+            }
         }
-        if self.settings.per_track {
+        if self.settings.per_track && v.frame.codec != VideoCodec::H264 {
             let f = &v.frame;
             let spec = TrackSpec::Video {
                 codec: codec_id(f.codec),
@@ -363,12 +365,12 @@ impl RoomRecording {
         let tf = match self.tracks.entry(track) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => {
-                let Some(main) = self.main.as_ref() else {
+                if self.main.is_none() {
                     return;
-                };
-                let base = main_base(main.path());
+                }
+                let base = main_base(&self.base);
                 let stem = format!("{base}.{track}-{kind}");
-                let dir = main.path().parent().unwrap_or(Path::new("."));
+                let dir = self.base.parent().unwrap_or(Path::new("."));
                 let cluster_ms = self.settings.cluster_max.as_millis() as u64;
                 let created = create_unique(dir, &stem, |p| {
                     LiveWebm::create(p, vec![spec.clone()], self.room.as_str(), cluster_ms)
@@ -424,6 +426,68 @@ impl RoomRecording {
         main.sync(now, age).map_err(|e| self.fail(e))
     }
 
+    /// A keyframe of a codec the current file cannot hold: replace a blank file, or finish
+    /// it and start the next segment at this keyframe.
+    fn next_segment(&mut self, v: &VideoOut) -> io::Result<()> {
+        let Some(old) = self.main.take() else {
+            return Ok(());
+        };
+        let container = Container::for_codec(v.frame.codec);
+        let origin_us = if old.is_blank() {
+            let _ = std::fs::remove_file(old.path());
+            old.origin_us
+        } else {
+            let done = finish_lesson(old, self.manifest.clone())?;
+            self.segments.push(done);
+            v.us
+        };
+        let n = self.segments.len() + 1;
+        let stem = main_base(&self.base);
+        let name = if n == 1 {
+            format!("{stem}.{}", container.ext())
+        } else {
+            format!("{stem}.seg{n}.{}", container.ext())
+        };
+        let target = self.base.with_file_name(name);
+        let part = PathBuf::from(format!("{}.part", target.display()));
+        let writer = match container {
+            Container::Mp4 => {
+                let audio = Mp4Audio {
+                    channels: 1,
+                    pre_skip: self.mixer.pre_skip(),
+                };
+                Writer::Mp4(LiveMp4::create(&part, audio, self.settings.cluster_max)?)
+            }
+            Container::Webm => {
+                let cluster_ms = self.settings.cluster_max.as_millis() as u64;
+                let tracks = webm_tracks(&self.mixer);
+                Writer::Webm(LiveWebm::create(
+                    &part,
+                    tracks,
+                    self.room.as_str(),
+                    cluster_ms,
+                )?)
+            }
+        };
+        let source = (n > 1).then(|| format!("seg{n}"));
+        let started = self.manifest.started();
+        let mut manifest = Manifest::new(self.room.as_str(), started, &target, source);
+        manifest.offset_ms = Some(origin_us / 1000);
+        manifest.codecs = vec![codec_name(v.frame.codec).into(), "opus".into()];
+        manifest.store()?;
+        self.manifest = manifest;
+        info!(room = %self.room, path = %part.display(), codec = ?v.frame.codec, "recording: next codec segment");
+        let mut file = LessonFile {
+            writer,
+            origin_us,
+            video: None,
+        };
+        file.accept_keyframe(v.frame.codec, v.frame.size);
+        file.push_video(v.us, true, &v.frame.data)?;
+        self.main = Some(file);
+        Ok(())
+    }
+
     /// Writes everything still buffered and finalizes the files (the lesson's first).
     pub fn finish(mut self) -> Result<(Vec<(Finalized, Manifest)>, DropCounts), Failure> {
         if self.failed {
@@ -452,10 +516,13 @@ impl RoomRecording {
             });
         };
         let part = main.path().to_owned();
-        match finish_file(main, self.manifest.clone()) {
+        match finish_lesson(main, self.manifest.clone()) {
             Ok(x) => {
-                done.insert(0, x);
-                Ok((done, self.drops))
+                // The lesson's segments first, in order, then the per-track files.
+                let mut files = std::mem::take(&mut self.segments);
+                files.push(x);
+                files.extend(done);
+                Ok((files, self.drops))
             }
             Err(e) => Err(Failure {
                 error: e.to_string(),
@@ -473,10 +540,10 @@ impl RoomRecording {
             let _ = finish_file(tf.webm, tf.manifest);
         }
         let partial = self.main.take().map(|mut w| {
-            w.abandon_cluster();
+            w.abandon_pending();
             let part = w.path().to_owned();
             // On a full disk the Cues may not fit; then the .part stays for `recover`.
-            match finish_file(w, self.manifest.clone()) {
+            match finish_lesson(w, self.manifest.clone()) {
                 Ok((f, _)) => f.path,
                 Err(_) => part,
             }
@@ -493,9 +560,9 @@ fn samples_us(pos: i64) -> u64 {
     (pos.max(0) as u64) * 125 / 6
 }
 
-/// `…/name.webm.part` → `name`.
-fn main_base(part: &Path) -> String {
-    let name = part.file_name().and_then(|n| n.to_str()).unwrap_or("rec");
+/// `…/name` (or `…/name.webm.part`) → `name`.
+fn main_base(path: &Path) -> String {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("rec");
     name.trim_end_matches(".part")
         .trim_end_matches(".webm")
         .to_owned()
@@ -528,6 +595,25 @@ fn create_unique(
         io::ErrorKind::AlreadyExists,
         "no free recording file name",
     ))
+}
+
+fn codec_name(c: VideoCodec) -> &'static str {
+    match c {
+        VideoCodec::H264 => "h264",
+        VideoCodec::Vp9 => "vp9",
+        _ => "vp8",
+    }
+}
+
+/// Finalizes a lesson segment's file, as [`finish_file`].
+pub(crate) fn finish_lesson(f: LessonFile, mut m: Manifest) -> io::Result<(Finalized, Manifest)> {
+    let done = f.finalize(&m.target())?;
+    if m.codecs.is_empty() {
+        m.codecs = vec!["opus".into()];
+    }
+    m.finished(done.duration_ms, done.bytes, None);
+    m.store()?;
+    Ok((done, m))
 }
 
 /// Finalizes one file into its manifest's target and marks the manifest finished (the

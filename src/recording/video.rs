@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use ketang_sfu::{TrackId, VideoCodec};
 
+use super::h264;
+
 /// One video packet as the reorder buffer keeps it.
 #[derive(Debug, Clone)]
 pub(crate) struct Packet {
@@ -116,6 +118,8 @@ pub(crate) struct Depacketizer {
     /// VP9 layer frames of the current picture (for a superframe).
     vp9_parts: Vec<usize>,
     synced: bool,
+    /// The open H.264 FU-A's length field in the current frame.
+    h264_fu: Option<usize>,
     pub incomplete: u64,
     pub skipped: u64,
 }
@@ -126,7 +130,55 @@ impl Depacketizer {
         if self.current.take().is_some() {
             self.incomplete += 1;
         }
+        self.h264_fu = None;
         self.synced = false;
+    }
+
+    /// H.264: a frame is the packets of one RTP timestamp, up to the marker; its data is
+    /// length-prefixed NAL units (what MP4 stores).
+    fn push_h264(&mut self, p: Packet) -> Option<Frame> {
+        let same_frame = self
+            .current
+            .as_ref()
+            .is_some_and(|f| f.ts == p.ts && f.track == p.track && f.codec == p.codec);
+        if self.current.is_some() && !same_frame {
+            self.lost(); // the previous frame's marker never came
+        }
+        let f = self.current.get_or_insert_with(|| Frame {
+            track: p.track,
+            codec: p.codec,
+            ts: p.ts,
+            at: p.at,
+            keyframe: false,
+            size: None,
+            data: Vec::new(),
+        });
+        let from = f.data.len();
+        let Some(added) = h264::append_payload(&mut f.data, &p.payload, &mut self.h264_fu) else {
+            self.lost();
+            return None;
+        };
+        f.keyframe |= added.idr;
+        if f.size.is_none()
+            && let Some(sps) = h264::nal_units(&f.data[from..])
+                .find(|n| n.first().is_some_and(|h| h & 0x1f == h264::NAL_SPS))
+        {
+            f.size = h264::sps_size(sps);
+        }
+        if !p.marker {
+            return None;
+        }
+        if self.h264_fu.is_some() {
+            self.lost();
+            return None;
+        }
+        let frame = self.current.take()?;
+        if !self.synced && !frame.keyframe {
+            self.skipped += 1;
+            return None;
+        }
+        self.synced = true;
+        Some(frame)
     }
 
     pub fn push(&mut self, p: Packet) -> Option<Frame> {
@@ -136,7 +188,7 @@ impl Depacketizer {
         let parsed = match p.codec {
             VideoCodec::Vp8 => vp8_descriptor(&p.payload),
             VideoCodec::Vp9 => vp9_descriptor(&p.payload),
-            VideoCodec::H264 => None,
+            VideoCodec::H264 => return self.push_h264(p),
         };
         let Some((start, begin_layer, offset)) = parsed else {
             self.lost();

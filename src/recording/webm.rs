@@ -149,6 +149,11 @@ impl LiveWebm {
     }
 
     /// Replaces a track's description while the header is not written yet; true if it was.
+    /// Whether the header (hence anything) is on disk.
+    pub fn header_written(&self) -> bool {
+        self.layout.is_some()
+    }
+
     pub fn set_track(&mut self, index: usize, spec: TrackSpec) -> bool {
         if self.layout.is_some() {
             return false;

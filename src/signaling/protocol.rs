@@ -165,6 +165,19 @@ pub enum ServerMsg {
         track_id: TrackId,
         peer_id: PeerId,
     },
+    /// This client cannot decode a track it receives (the publisher's codec was not in its
+    /// offer); nothing of it is sent.
+    CodecMismatch {
+        track_id: TrackId,
+        peer_id: PeerId,
+        codec: String,
+    },
+    /// For a track's publisher: a participant cannot decode it.
+    ViewerCodecMismatch {
+        track_id: TrackId,
+        viewer_id: PeerId,
+        codec: String,
+    },
     Error {
         code: ErrorCode,
         message: String,
@@ -299,6 +312,20 @@ impl ServerMsg {
             PeerEvent::ActiveSpeaker { peer } => ServerMsg::ActiveSpeaker { peer_id: peer },
             PeerEvent::RollCall { peer } => ServerMsg::RollCall { peer_id: peer },
             PeerEvent::PublishLayers { mid, layers } => ServerMsg::PublishLayers { mid, layers },
+            PeerEvent::CodecMismatch { track, peer, codec } => ServerMsg::CodecMismatch {
+                track_id: track,
+                peer_id: peer,
+                codec,
+            },
+            PeerEvent::ViewerCodecMismatch {
+                track,
+                viewer,
+                codec,
+            } => ServerMsg::ViewerCodecMismatch {
+                track_id: track,
+                viewer_id: viewer,
+                codec,
+            },
             _ => return None,
         })
     }
@@ -332,6 +359,28 @@ mod tests {
         ] {
             assert_eq!(ByeReason::from_leave(r).leave_reason(), r);
         }
+    }
+
+    #[test]
+    fn codec_mismatches_serialize_as_documented() {
+        let told = ServerMsg::from_event(PeerEvent::CodecMismatch {
+            track: TrackId(3),
+            peer: PeerId(1),
+            codec: "H264".into(),
+        });
+        assert_eq!(
+            serde_json::to_value(told).unwrap(),
+            serde_json::json!({"type": "codecMismatch", "trackId": 3, "peerId": 1, "codec": "H264"})
+        );
+        let publisher = ServerMsg::from_event(PeerEvent::ViewerCodecMismatch {
+            track: TrackId(3),
+            viewer: PeerId(9),
+            codec: "H264".into(),
+        });
+        assert_eq!(
+            serde_json::to_value(publisher).unwrap(),
+            serde_json::json!({"type": "viewerCodecMismatch", "trackId": 3, "viewerId": 9, "codec": "H264"})
+        );
     }
 
     #[test]

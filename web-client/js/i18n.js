@@ -98,6 +98,8 @@ export const strings = {
     err_unknown: 'Server error: {message}',
     participantJoined: '{name} joined.',
     participantLeft: '{name} left.',
+    codecMismatch: 'This video is {codec}, which this browser cannot decode. Ask the sender to use VP8, or open the lesson in a browser that plays {codec}.',
+    viewerCodecMismatch: '{name} cannot see your camera: its browser cannot decode {codec}.',
     // stats overlay (school IT staff)
     statsToggle: 'Stats', statsToggleTitle: 'Show connection statistics',
     statsTitle: 'Connection statistics', statsClose: 'Close',
@@ -195,6 +197,8 @@ export const strings = {
     err_unknown: '服务器错误：{message}',
     participantJoined: '{name} 已加入。',
     participantLeft: '{name} 已离开。',
+    codecMismatch: '该视频为 {codec} 编码，本浏览器无法解码。请发送方改用 VP8，或换用能播放 {codec} 的浏览器。',
+    viewerCodecMismatch: '{name} 看不到你的摄像头：其浏览器无法解码 {codec}。',
     statsToggle: '统计', statsToggleTitle: '显示连接统计',
     statsTitle: '连接统计', statsClose: '关闭',
     statsServer: '服务器：估计带宽 {estimate}，已分配 {allocated}，探测 {probe}，下行上限 {down}，上行上限 {up}',

@@ -66,6 +66,8 @@ const ketang = {
   name: null,
   claims: null,
   participants: new Map(), // peerId → {peerId, name, role, classroom, joinedAt, tracks: Map trackId → Track}
+  codecMismatches: new Map(), // publisher peerId → its codec this browser cannot decode (`codecMismatch`)
+  viewerCodecMismatches: [], // who cannot decode my video (`viewerCodecMismatch`)
   lastError: null,
   errors: [], // the latest `error` messages from the server (at most 50)
   mediaFailures: [],
@@ -320,6 +322,18 @@ async function onMessage(msg, sig) {
       const track = p?.tracks.get(msg.trackId);
       p?.tracks.delete(msg.trackId);
       if (track) stage.removeMedia(msg.peerId, track.source);
+      return;
+    }
+    case 'codecMismatch': {
+      // Kept for tiles made later (the track's tile may not exist yet) and for the tests.
+      ketang.codecMismatches.set(msg.peerId, msg.codec);
+      stage.setCodecMismatch(msg.peerId, msg.codec);
+      return;
+    }
+    case 'viewerCodecMismatch': {
+      const name = ketang.participants.get(msg.viewerId)?.name ?? `#${msg.viewerId}`;
+      ketang.viewerCodecMismatches.push({ viewerId: msg.viewerId, name, codec: msg.codec });
+      banners.show('viewerCodecMismatch', { params: { name, codec: msg.codec }, kind: 'warn', id: `codec-${msg.viewerId}` });
       return;
     }
     case 'roomState':

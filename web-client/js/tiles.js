@@ -39,6 +39,7 @@ export class Stage {
     this.onAutoplayBlocked = onAutoplayBlocked;
     this.onAction = onAction;
     this.tiles = new Map(); // peerId → {el, participant, media: Map source → element}
+    this.codecNotes = new Map(); // peerId → a codec of theirs this browser cannot decode
     this.self = null;
     this.selfPeerId = null;
     this.tracks = new WeakMap(); // media element → MediaStreamTrack it plays
@@ -108,6 +109,8 @@ export class Stage {
     }
     if (!this.wantsTile(p)) return;
     this.tiles.set(p.peerId, this._makeTile(p));
+    const codec = this.codecNotes.get(p.peerId);
+    if (codec) this.setCodecMismatch(p.peerId, codec);
     this.layout();
   }
 
@@ -249,6 +252,18 @@ export class Stage {
     entry.el.classList.toggle('has-video', entry.media.has('camera') || entry.media.has('screen'));
     entry.el.classList.toggle('has-screen', entry.media.has('screen'));
     entry.el.classList.toggle('has-camera', entry.media.has('camera'));
+  }
+
+  /** The participant's video cannot be decoded here (protocol.md `codecMismatch`): say so in
+   *  its tile instead of leaving it black. */
+  setCodecMismatch(peerId, codec) {
+    this.codecNotes.set(peerId, codec);
+    const entry = this.tiles.get(peerId);
+    if (!entry) return false;
+    let note = entry.el.querySelector('.tile-codec');
+    if (!note) entry.el.append((note = el('div', { class: 'tile-codec', role: 'status' })));
+    note.textContent = t('codecMismatch', { codec });
+    return true;
   }
 
   /** Show a local state on my own tile (e.g. camera/mic off). */

@@ -180,6 +180,8 @@ async fn whip_member(
         audio: media.audio.clone(),
         video: media.video.first().map(|l| l.vp8.clone()),
         simulcast: plan.simulcast,
+        clip: media.clip.clone(),
+        audio_packets: media.audio_packets.clone(),
     };
     let url = format!("{}/whip/{}", ctx.base_url, plan.room);
     let mut publisher = match WhipPublisher::connect(&url, &plan.token, opts).await {
@@ -227,6 +229,7 @@ async fn whep_member(
         on_track: Some(on_track),
         forward_keyframe_requests: false,
         simulcast_extensions: false,
+        video_codecs: None,
     };
     let url = format!("{}/whep/{}", ctx.base_url, plan.room);
     let connected = async {

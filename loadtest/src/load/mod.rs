@@ -127,6 +127,8 @@ impl LoadConfig {
                 packet_bytes: self.audio_packet_bytes,
             }),
             video,
+            clip: None,
+            audio_packets: None,
         }
     }
 

@@ -217,6 +217,7 @@ impl WsClient {
                 .publish
                 .as_ref()
                 .is_some_and(|m| m.video.iter().any(|l| l.rid.is_some())),
+            video_codecs: opts.publish.as_ref().and_then(|m| m.video_codecs()),
         };
         let mut parts = build_peer_connection(&opts.client, setup).await?;
         let prepared = async {

@@ -13,6 +13,8 @@ use str0m::rtp::{ExtensionValues, RtpWrite, Vp8Patch, Vp8PatchError};
 
 use crate::bandwidth::downlink::{CONGESTED, DRAINED};
 use crate::effects::{Effects, Forward};
+use crate::event::{PeerEvent, TrackInfo};
+use crate::ids::PeerId;
 use crate::forward::keyframe::PayloadInfo;
 use crate::forward::layer::Selection;
 use crate::forward::rewrite::{Rewritten, SourceFields};
@@ -63,6 +65,15 @@ impl Peer {
         let Some(ssrc) = out.ssrc else {
             return ForwardResult::Dropped;
         };
+        // Before the layer selector: a codec the subscriber cannot decode would otherwise ask
+        // the publisher for keyframes nobody can use, and leave a black tile unexplained.
+        let Some(pt) = out.map_pt(&self.rtc, mid, &f.params) else {
+            if !out.mismatch_told {
+                out.mismatch_told = true;
+                tell_codec_mismatch(self.id, &sub.info, f, fx);
+            }
+            return ForwardResult::Dropped;
+        };
         // Video held in the pacer on a strained link: stop it until the queue drains.
         let queued = paced_delay(&mut self.rtc, self.downlink.feedback, kind, ssrc, f);
         if queued > CONGESTED && self.downlink.strained() {
@@ -80,9 +91,6 @@ impl Peer {
             Selection::DropNeedKeyframe => {
                 return ForwardResult::NeedKeyframe(sub.selector.target().unwrap_or(layer));
             }
-        };
-        let Some(pt) = out.map_pt(&self.rtc, mid, &f.params) else {
-            return ForwardResult::Dropped;
         };
         let header = &f.packet.header;
         let src = SourceFields {
@@ -116,6 +124,29 @@ impl Peer {
         self.next_timeout = self.next_timeout.min(f.packet.timestamp);
         ForwardResult::Sent
     }
+}
+
+/// Tells a subscriber that it cannot decode a publisher's codec (its tile says so), and the
+/// publisher who cannot see it.
+fn tell_codec_mismatch(subscriber: PeerId, info: &TrackInfo, f: &Forward, fx: &mut Effects) {
+    let codec = f.params.spec().codec.to_string();
+    let (track, publisher) = (info.track_id, info.peer_id);
+    fx.send_to_peer(
+        subscriber,
+        PeerEvent::CodecMismatch {
+            track,
+            peer: publisher,
+            codec: codec.clone(),
+        },
+    );
+    fx.send_to_peer(
+        publisher,
+        PeerEvent::ViewerCodecMismatch {
+            track,
+            viewer: subscriber,
+            codec,
+        },
+    );
 }
 
 /// The packet as the subscriber gets it: the rewritten sequence number and timestamp, the

@@ -71,6 +71,8 @@ pub(crate) struct OutStream {
     pub rewriter: Rewriter,
     /// Publisher PT → this m-line's PT (`None`: the subscriber did not negotiate the codec).
     pt_map: Vec<(Pt, Option<Pt>)>,
+    /// The subscriber (and publisher) were told it cannot decode the bound track.
+    pub mismatch_told: bool,
 }
 
 impl OutStream {
@@ -83,6 +85,7 @@ impl OutStream {
             ssrc,
             rewriter: Rewriter::new(clock),
             pt_map: Vec::new(),
+            mismatch_told: false,
         }
     }
 
@@ -115,5 +118,6 @@ impl OutStream {
     /// Forget codec and sequence state: the slot is bound to a different track now.
     pub fn rebind(&mut self) {
         self.pt_map.clear();
+        self.mismatch_told = false;
     }
 }

@@ -77,6 +77,8 @@ pub struct Client {
     /// The RFC 6464 level (dBov) put on outgoing audio: -127 silent, -20 talking.
     pub audio_level: i8,
     pub gone: bool,
+    /// The codec of its camera: VP8, or H.264 for a client that offers only that.
+    pub video_codec: Codec,
 }
 
 pub struct Net {
@@ -98,6 +100,9 @@ pub struct Net {
     /// Whether the next joining client negotiates transport-wide congestion control (as
     /// browsers do); without it, it sends only receiver reports, as many players do.
     pub twcc: bool,
+    /// The only video codec the next joining client offers (and sends); `None`: all of
+    /// str0m's, sending VP8.
+    pub video_codec: Option<Codec>,
     sfu_deadline: Instant,
     next_peer: u64,
     /// Every event the SFU produced, for assertions.
@@ -145,6 +150,7 @@ impl Net {
             simulcast: None,
             camera_bytes: None,
             twcc: true,
+            video_codec: None,
             sfu_deadline: now,
             next_peer: 1,
             sfu_events: Vec::new(),
@@ -182,6 +188,13 @@ impl Net {
                 .set_extension(10, Extension::RtpStreamId)
                 .set_extension(11, Extension::RepairedRtpStreamId)
                 .set_extension(13, Extension::VideoOrientation);
+        }
+        if let Some(codec) = self.video_codec {
+            builder = builder
+                .clear_codecs()
+                .enable_opus(true, false)
+                .enable_vp8(codec == Codec::Vp8)
+                .enable_h264(codec == Codec::H264);
         }
         let mut rtc = builder.build(self.now);
         rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
@@ -263,6 +276,7 @@ impl Net {
             cut: false,
             down_log: Vec::new(),
             gone: false,
+            video_codec: self.video_codec.unwrap_or(Codec::Vp8),
         });
         self.drain_sfu();
         idx
@@ -695,7 +709,10 @@ fn send_media(c: &mut Client, now: Instant) {
         c.frame_no += 1;
         let key = c.keyframe_wanted || c.frame_no.is_multiple_of(60);
         c.keyframe_wanted = false;
-        let frame = vp8_frame(key, c.frame_no);
+        let frame = match c.video_codec {
+            Codec::H264 => h264_frame(key, c.frame_no),
+            _ => vp8_frame(key, c.frame_no),
+        };
         for (mid, src) in c.send.clone() {
             if src == TrackSource::Camera
                 && let Some(ladder) = c.ladder.clone()
@@ -715,10 +732,11 @@ fn send_media(c: &mut Client, now: Instant) {
                     }
                     _ => frame.clone(),
                 };
+                let codec = c.video_codec;
                 write_frame(
                     c,
                     mid,
-                    Codec::Vp8,
+                    codec,
                     now,
                     MediaTime::new(t, str0m::media::Frequency::NINETY_KHZ),
                     &frame,
@@ -792,6 +810,34 @@ pub fn opus_frame() -> Vec<u8> {
 pub fn vec_frame(key: bool, n: u64, size: usize) -> Vec<u8> {
     let mut v = vp8_frame(key, n);
     v.resize(size.max(16), (n & 0xff) as u8);
+    v
+}
+
+/// An H.264 access unit in Annex-B form, as an encoder hands it to the packetizer: SPS, PPS
+/// and an IDR slice on keyframes, one P slice otherwise (the slice data is filler).
+pub fn h264_frame(key: bool, n: u64) -> Vec<u8> {
+    let mut v = Vec::new();
+    let nals: Vec<Vec<u8>> = if key {
+        vec![
+            vec![
+                0x67, 0x42, 0xc0, 0x1f, 0xd9, 0x00, 0xa0, 0x2f, 0xf9, 0x70, 0x11,
+            ],
+            vec![0x68, 0xce, 0x3c, 0x80],
+            std::iter::once(0x65)
+                .chain((0..4000).map(|i| ((i as u64 ^ n) as u8) | 1))
+                .collect(),
+        ]
+    } else {
+        vec![
+            std::iter::once(0x41)
+                .chain((0..1200).map(|i| ((i as u64 ^ n) as u8) | 1))
+                .collect(),
+        ]
+    };
+    for nal in nals {
+        v.extend_from_slice(&[0, 0, 0, 1]);
+        v.extend_from_slice(&nal);
+    }
     v
 }
 

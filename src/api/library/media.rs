@@ -13,16 +13,17 @@ use crate::api::extract::Params;
 use crate::api::problem::{ApiResult, Problem, ProblemDoc};
 use crate::library::catalog::{self, Entry};
 use crate::library::range::{Served, select};
-use crate::library::store::{StoreError, track_key};
+use crate::library::store::{StoreError, container_of, content_type_of, track_key};
 use crate::state::AppState;
 
-/// A WebM file (VP8 video, Opus audio), whole or the requested range.
+/// A WebM (VP8/VP9 + Opus) or, for H.264 lessons, fragmented MP4 (H.264 + Opus) file,
+/// whole or the requested range; `Content-Type` says which.
 #[derive(ToSchema)]
 #[schema(value_type = String, format = Binary)]
 #[allow(dead_code)]
 pub struct WebmFile(Vec<u8>);
 
-/// 200 whole, 206 one range.
+/// 200 whole, 206 one range; `video/mp4` instead of `video/webm` for an H.264 lesson.
 #[derive(IntoResponses)]
 #[allow(dead_code)]
 pub enum FileResponses {
@@ -93,7 +94,7 @@ pub async fn download(
     let key = key.ok_or_else(|| not_ready(&e))?;
     let tz = jiff::tz::TimeZone::get(&e.timezone).unwrap_or(jiff::tz::TimeZone::UTC);
     let date = crate::schedule::time::local_date(e.started_at, &tz);
-    let name = format!("{date} {}.webm", e.title);
+    let name = format!("{date} {}.{}", e.title, container_of(&key));
     serve(
         &state,
         &key,
@@ -122,13 +123,13 @@ pub async fn track_file(
     load(&state, &id).await?;
     let missing = || Problem::not_found("track file", &format!("{id}/{source}"));
     // Only a source the recorder could have named; the key is then ours, not the path's.
-    track_key(&id, &source).ok_or_else(missing)?;
+    track_key(&id, &source, "webm").ok_or_else(missing)?;
     let tracks = catalog::tracks(&state.db.pool, id.as_str()).await?;
     let t = tracks
         .into_iter()
         .find(|t| t.source == source)
         .ok_or_else(missing)?;
-    let name = format!("{id}-{source}.webm");
+    let name = format!("{id}-{source}.{}", container_of(&t.object_key));
     serve(
         &state,
         &t.object_key,
@@ -217,7 +218,10 @@ async fn serve(
     };
     let mut resp = (status, body).into_response();
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/webm"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type_of(key)),
+    );
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     let length = if len == 0 { 0 } else { end - start + 1 };
     h.insert(header::CONTENT_LENGTH, header_value(&length.to_string()));

@@ -16,7 +16,18 @@ export function playerView({ onBack, onDeleted }) {
   let entry = null;
   let notes = [];
   let token = null;
+  /** The lesson's files in order: the lesson file, then its codec segments (seg2, seg3, …). */
+  let playlist = [];
+  let playing = 0;
   const video = $('video');
+
+  function segmentsOf(e) {
+    const segs = (e.tracks || [])
+      .map((tr) => ({ url: tr.url, n: Number(/^seg(\d+)$/.exec(tr.source)?.[1]) }))
+      .filter((s) => Number.isInteger(s.n))
+      .sort((a, b) => a.n - b.n);
+    return [e.mediaUrl, ...segs.map((s) => s.url)];
+  }
 
   function durationMs() {
     const d = Number.isFinite(video.duration) && video.duration > 0 ? video.duration * 1000 : 0;
@@ -102,7 +113,9 @@ export function playerView({ onBack, onDeleted }) {
     video.hidden = !ready;
     if (ready) {
       // The Range endpoint: the browser asks for the bytes it needs when the user seeks.
-      video.src = withToken(entry.mediaUrl, token || undefined);
+      playlist = segmentsOf(entry);
+      playing = 0;
+      video.src = withToken(playlist[0], token || undefined);
     } else {
       video.removeAttribute('src');
       video.load();
@@ -123,6 +136,13 @@ export function playerView({ onBack, onDeleted }) {
     history.replaceState(null, '', location.pathname + location.search);
   }
 
+  // A lesson whose stage switched between VP8 and H.264 is several files: play them through.
+  video.addEventListener('ended', () => {
+    if (!entry || playing + 1 >= playlist.length) return;
+    playing += 1;
+    video.src = withToken(playlist[playing], token || undefined);
+    video.play().catch(() => {});
+  });
   video.addEventListener('timeupdate', () => { $('note-at').textContent = clock(video.currentTime * 1000); });
   video.addEventListener('loadedmetadata', () => renderNotes());
   video.addEventListener('error', () => {

@@ -38,6 +38,7 @@ pub mod library;
 pub mod media;
 pub mod metrics;
 pub mod recording;
+pub mod removal;
 pub mod schedule;
 pub mod server;
 pub mod shutdown;

@@ -106,6 +106,14 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let cert_watch = certs.as_ref().map(|store| store.watch());
     let state = AppState::with_library(config, tokens, media, db, library.library);
     state.metrics.watch_attendance(attendance_dropped);
+    // Removed links stay out across restarts: barred before the listener serves anyone.
+    let restored = state
+        .restore_removals()
+        .await
+        .map_err(|e| ServerError(format!("cannot read removed links: {e}")))?;
+    if restored > 0 {
+        tracing::info!("{restored} removed room links stay barred");
+    }
     crate::library::live::spawn(state.clone(), library.statuses);
     let scheduler = crate::schedule::runner::spawn(state.clone());
     let app = crate::http::router(state.clone());

@@ -120,6 +120,12 @@ impl AppState {
         PeerId(self.next_peer.fetch_add(1, Ordering::Relaxed))
     }
 
+    /// New peer ids start above `id` (ids of a previous run still in use).
+    pub fn peer_ids_above(&self, id: u64) {
+        self.next_peer
+            .fetch_max(id.saturating_add(1), Ordering::Relaxed);
+    }
+
     /// Checks a room token now.
     pub fn verify(
         &self,

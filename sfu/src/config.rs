@@ -24,6 +24,10 @@ pub struct SfuConfig {
     /// has learned its link (its initial probes take about a second). The city plan gives
     /// every class at least 5 Mbit/s; 2.5 carries a 720p teacher and two classrooms.
     pub initial_bitrate_bps: u64,
+    /// Watchers get a changed room state at most this often (the latest, coalesced), and the
+    /// runners a changed question list: what one viewer can make the server send stays
+    /// bounded however busy the room (issue 13).
+    pub audience_state_every: Duration,
 }
 
 impl SfuConfig {
@@ -37,6 +41,7 @@ impl SfuConfig {
             enable_h264: true,
             enable_vp9: true,
             initial_bitrate_bps: 2_500_000,
+            audience_state_every: Duration::from_millis(1000),
         }
     }
 }

@@ -106,6 +106,7 @@ mod sdp;
 mod sfu;
 mod shutdown;
 mod speaker;
+mod state_push;
 mod stats;
 mod subscribe;
 mod subscription;

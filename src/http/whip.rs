@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use super::error::{error, shutting_down, token_error};
 use crate::auth::TokenError;
-use crate::media::{MediaError, PeerSignal};
+use crate::media::{Identity, MediaError, PeerSignal};
 use crate::state::{AppState, HttpSession, unix_ms};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -129,6 +129,9 @@ async fn post(
             format!("a {} token may not {what}", claims.role),
         );
     }
+    if state.media.people.is_removed(&room, &claims.jti) {
+        return removed();
+    }
     let Ok(offer) = String::from_utf8(body.to_vec()) else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -182,6 +185,22 @@ async fn post(
             };
         }
     };
+    state.media.people.insert_http(
+        peer,
+        Identity {
+            link: claims.jti.clone(),
+            room: room.clone(),
+            name: claims.name.clone(),
+            expires: claims.exp,
+        },
+    );
+    // Removed while the offer was being answered: the removal could not find this peer yet.
+    if state.media.people.is_removed(&room, &claims.jti) {
+        if let Some(shard) = state.media.shards().get(shard) {
+            shard.leave(peer, LeaveReason::Removed);
+        }
+        return removed();
+    }
     state.http_sessions.insert(
         session.clone(),
         HttpSession {
@@ -251,6 +270,15 @@ fn delete(state: AppState, kind: Kind, room: String, session: String) -> Respons
         shard.leave(s.peer, LeaveReason::Left);
     }
     StatusCode::OK.into_response()
+}
+
+/// The link was removed from the lesson by the teacher or an admin.
+fn removed() -> Response {
+    error(
+        StatusCode::FORBIDDEN,
+        "removed",
+        "this link was removed from the lesson",
+    )
 }
 
 /// 128 random bits, hex: the session URL is its own capability.

@@ -117,6 +117,7 @@ async fn run_session(
             link: s.claims.jti.clone(),
             room: s.claims.room.clone(),
             name: s.claims.name.clone(),
+            expires: s.claims.exp,
         },
     );
 
@@ -332,6 +333,17 @@ impl Session {
         let result = match self.shard.and_then(|i| self.state.media.shards().get(i)) {
             Some(shard) if fresh => shard.rejoin(self.peer, sdp, sources).await,
             Some(shard) => shard.offer(self.peer, sdp, sources).await,
+            None if self
+                .state
+                .media
+                .people
+                .is_removed(&self.claims.room, &self.claims.jti) =>
+            {
+                // Removed between connecting and joining.
+                Err(MediaError::Sfu(SfuError::Forbidden(
+                    "this link was removed from the lesson".into(),
+                )))
+            }
             None => {
                 let caps = self.state.peer_caps(self.peer, &self.claims).await;
                 let req = JoinRequest {
@@ -410,6 +422,7 @@ impl Session {
             MediaError::Sfu(SfuError::Glare) => ErrorCode::Glare,
             MediaError::Sfu(SfuError::NoPendingOffer) => ErrorCode::NoPendingOffer,
             MediaError::Sfu(SfuError::Forbidden(_)) => ErrorCode::Forbidden,
+            MediaError::Sfu(SfuError::RateLimited(_)) => ErrorCode::RateLimited,
             MediaError::Sfu(SfuError::UnknownPeer(_)) => ErrorCode::BadMessage,
             _ => ErrorCode::Internal,
         };

@@ -17,7 +17,18 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start() -> TestServer {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap()).await
+    }
+
+    /// Stops the server and starts a new one on the same data directory (same secret and
+    /// database), as after a restart.
+    pub async fn restart(self) -> TestServer {
+        let TestServer { server, _dir, .. } = self;
+        server.shutdown().await.expect("server stops");
+        Self::start_in(_dir).await
+    }
+
+    async fn start_in(dir: tempfile::TempDir) -> TestServer {
         let mut config = Config::default();
         config.http.listen = "127.0.0.1:0".parse().unwrap();
         config.media.listen = "127.0.0.1:0".parse().unwrap();

@@ -20,6 +20,9 @@ pub struct HttpSession {
     pub peer: PeerId,
     pub room: RoomId,
     pub shard: usize,
+    /// The room link (token id) it was opened with, and whether it publishes (WHIP).
+    pub link: String,
+    pub publishes: bool,
 }
 
 /// The time as lesson windows see it: the system clock plus an offset that is always zero in

@@ -219,6 +219,8 @@ pub struct SignalingConfig {
     pub messages_per_second: u32,
     /// Token bucket size for the rate limit.
     pub burst: u32,
+    /// Live WHEP sessions one room link may hold at once (WHIP: always one, the newest).
+    pub players_per_link: usize,
 }
 
 impl Default for SignalingConfig {
@@ -229,6 +231,7 @@ impl Default for SignalingConfig {
             max_sdp_bytes: 48 * 1024,
             messages_per_second: 20,
             burst: 40,
+            players_per_link: 3,
         }
     }
 }

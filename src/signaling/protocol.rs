@@ -273,6 +273,8 @@ pub enum ByeReason {
     Shutdown,
     Replaced,
     MediaFailed,
+    /// The client read its messages too slowly; events for it were dropped.
+    SlowConsumer,
 }
 
 impl ByeReason {
@@ -294,7 +296,7 @@ impl ByeReason {
             ByeReason::Left => LeaveReason::Left,
             ByeReason::RoomClosed => LeaveReason::RoomClosed,
             ByeReason::Shutdown => LeaveReason::Shutdown,
-            ByeReason::MediaFailed => LeaveReason::Disconnected,
+            ByeReason::MediaFailed | ByeReason::SlowConsumer => LeaveReason::Disconnected,
             ByeReason::Removed | ByeReason::TokenExpired | ByeReason::Replaced => {
                 LeaveReason::Removed
             }
@@ -310,6 +312,9 @@ impl ByeReason {
             ByeReason::Shutdown => "the server is shutting down",
             ByeReason::Replaced => "the same room link joined from another page",
             ByeReason::MediaFailed => "the media connection failed",
+            ByeReason::SlowConsumer => {
+                "the connection was too slow to follow the lesson; reconnecting should help"
+            }
         }
     }
 }

@@ -2,6 +2,8 @@
 //! directory, and mints room tokens for it.
 #![allow(dead_code)]
 
+pub mod ws;
+
 use std::time::{Duration, SystemTime};
 
 use ketang::auth::MintRequest;

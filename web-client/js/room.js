@@ -17,7 +17,8 @@ import { ServerStats } from './server-stats.js';
 import { $, showPanel, bindText, Banners, renderStatus, Tabs, StatsOverlay } from './ui.js';
 
 const PUBLISHERS = new Set(['teacher', 'classroom']);
-const BYE_REASONS = new Set(['left', 'roomClosed', 'removed', 'tokenExpired', 'shutdown', 'replaced', 'mediaFailed']);
+const BYE_REASONS = new Set(['left', 'roomClosed', 'removed', 'tokenExpired', 'shutdown', 'replaced', 'mediaFailed',
+  'slowConsumer']);
 const ERROR_CODES = new Set(['badMessage', 'messageTooLarge', 'rateLimited', 'invalidSdp', 'glare',
   'noPendingOffer', 'forbidden', 'notJoined', 'internal']);
 const TOKEN_ERRORS = new Set(['tokenExpired', 'tokenNotYetValid', 'tokenInvalid', 'tokenWrongRoom',
@@ -384,7 +385,7 @@ function onBye(msg) {
     endSession('youLeftTitle', 'youLeft');
     return;
   }
-  if (reason === 'mediaFailed' && ketang.peerId !== null) {
+  if ((reason === 'mediaFailed' || reason === 'slowConsumer') && ketang.peerId !== null) {
     // The server gave up on our media (nothing arrived for its grace period): the network may
     // still be blocking it. Keep trying, as after any other loss, and join again when the
     // socket is back: the lesson goes on as soon as media gets through.

@@ -91,6 +91,9 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         config.http.public_url = Some(format!("{scheme}://{http_addr}"));
     }
     warn_if_cameras_refused(&config);
+    if config.metrics.token.is_none() && !config.http.listen.ip().is_loopback() {
+        tracing::warn!("/metrics answers 403: set metrics.token to let Prometheus read it");
+    }
     crate::http::serve::ensure_open_files(config.http.max_connections);
     let limits = crate::http::serve::Limits {
         header_read_timeout: config.http.header_read_timeout,

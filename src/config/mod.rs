@@ -83,6 +83,17 @@ pub struct Config {
     pub schedule: ScheduleConfig,
     /// Lesson recording and the resource library (`recording.rs`).
     pub recording: recording::RecordingConfig,
+    /// Access to `/metrics`.
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Bearer token `/metrics` requires. Without one, `/metrics` is open only when
+    /// `http.listen` is a loopback address.
+    pub token: Option<String>,
 }
 
 /// `[http]`

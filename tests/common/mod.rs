@@ -30,12 +30,22 @@ impl TestServer {
         Self::start_in(_dir).await
     }
 
+    /// Starts with a config adjusted by `tweak`.
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
+        Self::start_tweaked(tempfile::tempdir().unwrap(), tweak).await
+    }
+
     async fn start_in(dir: tempfile::TempDir) -> TestServer {
+        Self::start_tweaked(dir, |_| {}).await
+    }
+
+    async fn start_tweaked(dir: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> TestServer {
         let mut config = Config::default();
         config.http.listen = "127.0.0.1:0".parse().unwrap();
         config.media.listen = "127.0.0.1:0".parse().unwrap();
         config.media.shards = 2;
         config.storage.data_dir = dir.path().to_path_buf();
+        tweak(&mut config);
         let server = start(config).await.expect("server starts");
         let base = format!("http://{}", server.http_addr);
         TestServer {

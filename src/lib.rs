@@ -37,6 +37,7 @@ pub mod http;
 pub mod library;
 pub mod media;
 pub mod metrics;
+pub mod private;
 pub mod recording;
 pub mod removal;
 pub mod schedule;

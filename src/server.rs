@@ -45,6 +45,12 @@ pub struct RunningServer {
 pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     // A certificate that cannot be used stops the start before anything is bound.
     let certs = open_certificates(&config)?;
+    let data = &config.storage.data_dir;
+    crate::private::restrict(&[
+        data,
+        &config.recording.recordings_dir(data),
+        &config.recording.library_dir(data),
+    ]);
     let secret = load_or_create_secret(config.auth.secret.as_deref(), &config.storage.data_dir)
         .map_err(|e| ServerError(format!("auth secret: {e}")))?;
     let tokens = TokenAuthority::new(&secret, config.auth.clock_skew);

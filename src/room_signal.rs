@@ -41,6 +41,8 @@ pub enum ByeReason {
     MediaFailed,
     /// The media shard the room needs is full (`media.max_peers_per_shard`): try again later.
     ServerFull,
+    /// The client read its messages too slowly; events for it were dropped.
+    SlowConsumer,
 }
 
 impl ByeReason {
@@ -62,7 +64,7 @@ impl ByeReason {
             ByeReason::Left => LeaveReason::Left,
             ByeReason::RoomClosed => LeaveReason::RoomClosed,
             ByeReason::Shutdown => LeaveReason::Shutdown,
-            ByeReason::MediaFailed => LeaveReason::Disconnected,
+            ByeReason::MediaFailed | ByeReason::SlowConsumer => LeaveReason::Disconnected,
             // Never admitted: nothing to leave.
             ByeReason::ServerFull => LeaveReason::Internal,
             ByeReason::Removed | ByeReason::TokenExpired | ByeReason::Replaced => {
@@ -81,6 +83,9 @@ impl ByeReason {
             ByeReason::Replaced => "the same room link joined from another page",
             ByeReason::MediaFailed => "the media connection failed",
             ByeReason::ServerFull => "the server is full; the page tries again shortly",
+            ByeReason::SlowConsumer => {
+                "the connection was too slow to follow the lesson; reconnecting should help"
+            }
         }
     }
 }

@@ -45,6 +45,12 @@ pub struct RunningServer {
 pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     // A certificate that cannot be used stops the start before anything is bound.
     let certs = open_certificates(&config)?;
+    let data = &config.storage.data_dir;
+    crate::private::restrict(&[
+        data,
+        &config.recording.recordings_dir(data),
+        &config.recording.library_dir(data),
+    ]);
     let secret = load_or_create_secret(config.auth.secret.as_deref(), &config.storage.data_dir)
         .map_err(|e| ServerError(format!("auth secret: {e}")))?;
     let tokens = TokenAuthority::new(&secret, config.auth.clock_skew);
@@ -96,6 +102,9 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         config.http.public_url = Some(format!("{scheme}://{http_addr}"));
     }
     warn_if_cameras_refused(&config);
+    if config.metrics.token.is_none() && !config.http.listen.ip().is_loopback() {
+        tracing::warn!("/metrics answers 403: set metrics.token to let Prometheus read it");
+    }
     crate::http::serve::ensure_open_files(config.http.max_connections);
     let limits = crate::http::serve::Limits {
         header_read_timeout: config.http.header_read_timeout,
@@ -111,6 +120,14 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let cert_watch = certs.as_ref().map(|store| store.watch());
     let state = AppState::with_library(config, tokens, media, db, library.library, clock);
     state.metrics.watch_attendance(attendance_dropped);
+    // Removed links stay out across restarts: barred before the listener serves anyone.
+    let restored = state
+        .restore_removals()
+        .await
+        .map_err(|e| ServerError(format!("cannot read removed links: {e}")))?;
+    if restored > 0 {
+        tracing::info!("{restored} removed room links stay barred");
+    }
     crate::library::live::spawn(state.clone(), library.statuses);
     let scheduler = crate::schedule::runner::spawn(state.clone());
     let app = crate::http::router(state.clone());

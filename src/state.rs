@@ -21,6 +21,9 @@ pub struct HttpSession {
     pub peer: PeerId,
     pub room: RoomId,
     pub shard: usize,
+    /// The room link (token id) it was opened with, and whether it publishes (WHIP).
+    pub link: String,
+    pub publishes: bool,
 }
 
 pub struct AppInner {
@@ -88,6 +91,12 @@ impl AppState {
 
     pub fn next_peer_id(&self) -> PeerId {
         PeerId(self.next_peer.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// New peer ids start above `id` (ids of a previous run still in use).
+    pub fn peer_ids_above(&self, id: u64) {
+        self.next_peer
+            .fetch_max(id.saturating_add(1), Ordering::Relaxed);
     }
 
     /// Checks a room token now.

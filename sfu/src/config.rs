@@ -27,6 +27,10 @@ pub struct SfuConfig {
     /// Which subscribers get str0m's send-side estimation (the others adapt to their receiver
     /// reports, without a pacer).
     pub bwe_policy: crate::bandwidth::policy::BwePolicy,
+    /// Watchers get a changed room state at most this often (the latest, coalesced), and the
+    /// runners a changed question list: what one viewer can make the server send stays
+    /// bounded however busy the room (issue 13).
+    pub audience_state_every: Duration,
 }
 
 impl SfuConfig {
@@ -41,6 +45,7 @@ impl SfuConfig {
             enable_vp9: true,
             initial_bitrate_bps: 2_500_000,
             bwe_policy: Default::default(),
+            audience_state_every: Duration::from_millis(1000),
         }
     }
 }

@@ -28,6 +28,9 @@ pub enum SfuError {
     /// The request is not allowed for this peer.
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// Too many requests of this kind from the peer; this one was dropped.
+    #[error("{0}")]
+    RateLimited(String),
     /// The room is closing; no new peers.
     #[error("room {0} is closing")]
     RoomClosing(RoomId),

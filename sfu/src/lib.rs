@@ -92,6 +92,7 @@ mod report;
 mod session;
 mod sfu;
 mod shutdown;
+
 mod stats;
 mod timers;
 

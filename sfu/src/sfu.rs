@@ -41,6 +41,8 @@ pub struct Sfu {
     due: Vec<PeerId>,
     /// The latest `now` given to the shard.
     pub(crate) last_now: Instant,
+    /// The earliest coalesced room state that is due (`state_push`).
+    pub(crate) state_due: Option<Instant>,
 }
 
 /// Runs `f` on a peer; a panic inside (a bug in str0m or here) marks that peer for removal
@@ -80,6 +82,7 @@ impl Sfu {
             to_negotiate: Vec::new(),
             due: Vec::new(),
             last_now: now,
+            state_due: None,
         })
     }
 
@@ -138,6 +141,8 @@ impl Sfu {
             self.schedule(*id);
         }
         self.due = due;
+        self.last_now = self.last_now.max(now);
+        self.flush_states(now);
         self.process(now);
     }
 
@@ -150,6 +155,10 @@ impl Sfu {
         let next = self
             .timers
             .earliest(|p| peers.get(&p).map(|p| p.next_timeout));
+        let next = match (next, self.state_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         // With no peers there is nothing to wake for; an hour stands in for "never".
         SfuOutput::Timeout(next.unwrap_or(self.last_now + Duration::from_secs(3600)))
     }

@@ -139,9 +139,14 @@ pub async fn remove_participant(
         return Err(not_found());
     };
     let detail = serde_json::json!({"peerId": peer_id.0, "name": p.name, "role": p.role.as_str()});
-    state
-        .media
-        .remove_peer(&room_id, peer_id, LeaveReason::Removed);
+    match state.media.people.identity(peer_id) {
+        Some(identity) if identity.room == room_id => state.remove_link(peer_id, identity).await,
+        _ => {
+            state
+                .media
+                .remove_peer(&room_id, peer_id, LeaveReason::Removed);
+        }
+    }
     let mut conn = state.db.pool.acquire().await?;
     audit::record(
         &mut conn,

@@ -83,6 +83,17 @@ pub struct Config {
     pub schedule: ScheduleConfig,
     /// Lesson recording and the resource library (`recording.rs`).
     pub recording: recording::RecordingConfig,
+    /// Access to `/metrics`.
+    pub metrics: MetricsConfig,
+}
+
+/// `[metrics]`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Bearer token `/metrics` requires. Without one, `/metrics` is open only when
+    /// `http.listen` is a loopback address.
+    pub token: Option<String>,
 }
 
 /// `[http]`
@@ -228,6 +239,8 @@ pub struct SignalingConfig {
     pub messages_per_second: u32,
     /// Token bucket size for the rate limit.
     pub burst: u32,
+    /// Live WHEP sessions one room link may hold at once (WHIP: always one, the newest).
+    pub players_per_link: usize,
 }
 
 impl Default for SignalingConfig {
@@ -238,6 +251,7 @@ impl Default for SignalingConfig {
             max_sdp_bytes: 48 * 1024,
             messages_per_second: 20,
             burst: 40,
+            players_per_link: 3,
         }
     }
 }

@@ -91,6 +91,12 @@ impl Config {
                 ),
             ));
         }
+        if sig.players_per_link == 0 {
+            return Err(ConfigError::invalid(
+                "signaling.players_per_link",
+                "must be at least 1",
+            ));
+        }
         if sig.messages_per_second == 0 {
             return Err(ConfigError::invalid(
                 "signaling.messages_per_second",

@@ -6,11 +6,10 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use ketang_sfu::{LeaveReason, PeerMode, Role, RoomId, SfuError};
-use tokio::sync::mpsc;
 
 use super::error::{error, shutting_down, token_error};
 use crate::auth::TokenError;
-use crate::media::{MediaError, PeerSignal};
+use crate::media::{Identity, MediaError, PeerSignal};
 use crate::state::{AppState, HttpSession};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -129,6 +128,31 @@ async fn post(
             format!("a {} token may not {what}", claims.role),
         );
     }
+    if state.media.people.is_removed(&room, &claims.jti) {
+        return removed();
+    }
+    // One live publisher per link (a reconnecting encoder replaces its old session); a few
+    // players per link, so that one viewer link cannot open hundreds.
+    let publishes = kind == Kind::Whip;
+    let older: Vec<(String, HttpSession)> = state
+        .http_sessions
+        .iter()
+        .filter(|e| e.link == claims.jti && e.publishes == publishes)
+        .map(|e| (e.key().clone(), e.value().clone()))
+        .collect();
+    let cap = state.config.signaling.players_per_link;
+    if !publishes && older.len() >= cap {
+        return error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "tooManySessions",
+            format!("this link already plays in {cap} sessions; end one (DELETE) first"),
+        );
+    }
+    if publishes {
+        for (id, s) in older {
+            end_session(&state, &id, s, LeaveReason::Left);
+        }
+    }
     let Ok(offer) = String::from_utf8(body.to_vec()) else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -150,7 +174,7 @@ async fn post(
     let peer = state.next_peer_id();
     let session = random_id();
     // The peer's signals: only its end matters here, to forget the session.
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, mut rx) = crate::media::peer_channel(crate::media::PEER_QUEUE);
     state.media.registry.insert(peer, tx);
     let entry = crate::join::Entry {
         peer,
@@ -179,29 +203,56 @@ async fn post(
             };
         }
     };
+    state.media.people.insert_http(
+        peer,
+        Identity {
+            link: claims.jti.clone(),
+            room: room.clone(),
+            name: claims.name.clone(),
+            expires: claims.exp,
+        },
+    );
+    // Removed while the offer was being answered: the removal could not find this peer yet.
+    if state.media.people.is_removed(&room, &claims.jti) {
+        if let Some(shard) = state.media.shards().get(shard) {
+            shard.leave(peer, LeaveReason::Removed);
+        }
+        return removed();
+    }
     state.http_sessions.insert(
         session.clone(),
         HttpSession {
             peer,
             room: room.clone(),
             shard,
+            link: claims.jti.clone(),
+            publishes,
         },
     );
     let watcher = state.clone();
     let sid = session.clone();
+    // The session ends with its token, as a signaling session does.
+    let expires = token_deadline(&state.clock, claims.exp);
     tokio::spawn(async move {
-        while let Some(sig) = rx.recv().await {
-            match sig {
-                PeerSignal::Left(_) => break,
-                PeerSignal::Close(reason) => {
-                    if let Some((_, s)) = watcher.http_sessions.remove(&sid)
-                        && let Some(shard) = watcher.media.shards().get(s.shard)
-                    {
-                        shard.leave(s.peer, reason.leave_reason());
+        loop {
+            tokio::select! {
+                sig = rx.recv() => match sig {
+                    None | Some(PeerSignal::Left(_)) => break,
+                    Some(PeerSignal::Close(reason)) => {
+                        if let Some((_, s)) = watcher.http_sessions.remove(&sid) {
+                            end_session(&watcher, &sid, s, reason.leave_reason());
+                        }
+                        break;
+                    }
+                    Some(PeerSignal::Event(_) | PeerSignal::Notice(_)) => {}
+                },
+                _ = tokio::time::sleep_until(expires) => {
+                    if let Some((_, s)) = watcher.http_sessions.remove(&sid) {
+                        tracing::info!(peer = %s.peer, "token expired; session ended");
+                        end_session(&watcher, &sid, s, LeaveReason::Removed);
                     }
                     break;
                 }
-                PeerSignal::Event(_) | PeerSignal::Notice(_) => {}
             }
         }
         watcher.http_sessions.remove(&sid);
@@ -246,6 +297,29 @@ fn delete(state: AppState, kind: Kind, room: String, session: String) -> Respons
         shard.leave(s.peer, LeaveReason::Left);
     }
     StatusCode::OK.into_response()
+}
+
+/// Forgets a WHIP/WHEP session and takes its peer out of the room.
+fn end_session(state: &AppState, id: &str, s: HttpSession, reason: LeaveReason) {
+    state.http_sessions.remove(id);
+    if let Some(shard) = state.media.shards().get(s.shard) {
+        shard.leave(s.peer, reason);
+    }
+}
+
+/// The instant a token's `exp` (Unix seconds) falls on.
+fn token_deadline(clock: &crate::time::Clock, exp: u64) -> tokio::time::Instant {
+    let now_unix = clock.now_ms_u64() / 1000;
+    tokio::time::Instant::now() + std::time::Duration::from_secs(exp.saturating_sub(now_unix))
+}
+
+/// The link was removed from the lesson by the teacher or an admin.
+fn removed() -> Response {
+    error(
+        StatusCode::FORBIDDEN,
+        "removed",
+        "this link was removed from the lesson",
+    )
 }
 
 /// 128 random bits, hex: the session URL is its own capability.

@@ -9,6 +9,7 @@ mod budget;
 mod people;
 pub mod report;
 mod shard;
+mod signal_queue;
 mod udp;
 
 use std::net::SocketAddr;
@@ -25,6 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 pub use budget::{BudgetSplit, Budgets, CapsChange, ClassroomLink, STAGE_WEIGHT};
 pub use people::{Identity, People, Removed};
 pub use shard::{PUBLISH_EVERY, Published, ShardStats};
+pub use signal_queue::{PEER_QUEUE, PeerReceiver, PeerSender, peer_channel};
 
 /// What a shard tells a peer's session.
 #[derive(Debug)]
@@ -43,7 +45,7 @@ pub enum PeerSignal {
 pub type RecordSink = mpsc::Sender<ketang_sfu::RecordEvent>;
 
 /// Where shards deliver peer signals: one channel per live peer.
-pub type PeerRegistry = DashMap<PeerId, mpsc::UnboundedSender<PeerSignal>>;
+pub type PeerRegistry = DashMap<PeerId, PeerSender>;
 
 /// A request to a shard. Replies come on the enclosed one-shot channel.
 #[derive(Debug)]

@@ -233,7 +233,7 @@ fn route(e: SfuEvent, ctx: &ShardContext) {
         }
         SfuEvent::PeerLeft { peer, reason, room } => {
             ctx.load.fetch_sub(1, Ordering::Relaxed);
-            ctx.people.left(peer, reason == LeaveReason::Removed);
+            ctx.people.left(peer);
             ctx.budgets.left(peer);
             if let Some(tx) = ctx.registry.get(&peer) {
                 let _ = tx.send(PeerSignal::Left(reason));
@@ -244,7 +244,6 @@ fn route(e: SfuEvent, ctx: &ShardContext) {
         }
         SfuEvent::RoomClosed { room } => {
             ctx.rooms.remove_if(&room, |_, owner| *owner == ctx.index);
-            ctx.people.forget_room(&room);
             ctx.stats.rooms.fetch_sub(1, Ordering::Relaxed);
             if let Some(a) = &ctx.attendance {
                 a.offer(&room, Observed::RoomClosed);

@@ -68,13 +68,58 @@ impl Metrics {
 }
 
 /// `GET /metrics`.
-pub async fn handler(State(state): State<AppState>) -> Response {
+pub async fn handler(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    if let Some(refused) = refuse(&state, &headers) {
+        return refused;
+    }
     let mut r = (StatusCode::OK, render(&state)).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(text::CONTENT_TYPE),
     );
     r
+}
+
+/// `/metrics` needs `metrics.token` as a bearer token when one is set, and is open without
+/// one only on a loopback listener.
+fn refuse(state: &AppState, headers: &axum::http::HeaderMap) -> Option<Response> {
+    let Some(expected) = state
+        .config
+        .metrics
+        .token
+        .as_deref()
+        .filter(|t| !t.is_empty())
+    else {
+        if state.config.http.listen.ip().is_loopback() {
+            return None;
+        }
+        return Some(
+            (
+                StatusCode::FORBIDDEN,
+                "set metrics.token to read /metrics on a non-loopback listener\n",
+            )
+                .into_response(),
+        );
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim())
+        .unwrap_or("");
+    if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+        return None;
+    }
+    let mut r = (StatusCode::UNAUTHORIZED, "a bearer token is required\n").into_response();
+    r.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    Some(r)
+}
+
+/// Compares without returning early on the first differing byte.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// The whole exposition.

@@ -1,7 +1,7 @@
 //! Lesson-control messages of a signaling session: validated here (text, rate, role for
 //! re-admission), decided by the shard's floor policy.
 
-use ketang_sfu::{FloorCommand, FloorContext, MAX_TEXT_CHARS, Role};
+use ketang_sfu::{FloorCommand, FloorContext, FloorOutcome, MAX_TEXT_CHARS, Role};
 use tokio::time::Instant;
 
 use super::protocol::{ClientMsg, ErrorCode, ServerMsg};
@@ -77,7 +77,7 @@ impl Session {
                         Some(reference),
                     ))
                     .await;
-                } else if !self.state.media.people.readmit(&self.claims.room, peer_id) {
+                } else if !self.state.readmit_link(&self.claims.room, peer_id).await {
                     self.bad(format!("{peer_id} was not removed"), reference)
                         .await;
                 }
@@ -99,8 +99,19 @@ impl Session {
             now_ms: self.state.clock.now_ms_u64(),
             random: rand::random(),
         };
-        if let Err(e) = shard.floor(self.peer, cmd, ctx).await {
-            self.send_media_error(e, reference).await;
+        // Looked up before the shard removes the peer and, with it, its identity.
+        let target = match &cmd {
+            FloorCommand::Remove { peer } => self.state.media.people.identity(*peer),
+            _ => None,
+        };
+        match shard.floor(self.peer, cmd, ctx).await {
+            Ok(FloorOutcome::Removed(peer)) => {
+                if let Some(identity) = target.filter(|i| i.room == self.claims.room) {
+                    self.state.remove_link(peer, identity).await;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => self.send_media_error(e, reference).await,
         }
     }
 

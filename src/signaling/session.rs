@@ -13,7 +13,6 @@ use std::time::{Duration, SystemTime};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use futures_util::{SinkExt, StreamExt};
 use ketang_sfu::{LeaveReason, PeerId, PeerMode, SfuError, TrackSource};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::Instrument;
 
@@ -25,6 +24,9 @@ use crate::state::AppState;
 
 /// WebSocket keepalive: proxies drop idle connections.
 const PING_EVERY: Duration = Duration::from_secs(20);
+
+/// A client that takes no data for this long is treated as gone (its events would pile up).
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// WebSocket close code for "message too big" (RFC 6455 §7.4.1).
 const CLOSE_TOO_BIG: u16 = 1009;
@@ -41,6 +43,8 @@ pub(super) struct Session {
     bucket: TokenBucket,
     /// Chat and questions have their own, slower budget.
     pub text_bucket: TokenBucket,
+    /// A send failed or timed out: the connection is as good as gone.
+    stalled: bool,
 }
 
 /// How the session ended, deciding what to tell the shard.
@@ -81,6 +85,7 @@ async fn run_session(
         peer,
         shard: None,
         sink,
+        stalled: false,
     };
     if state.media.people.is_removed(&s.claims.room, &s.claims.jti) {
         s.send(ServerMsg::bye(ByeReason::Removed)).await;
@@ -88,7 +93,7 @@ async fn run_session(
         return;
     }
 
-    let (tx, mut rx) = mpsc::unbounded_channel();
+    let (tx, mut rx) = crate::media::peer_channel(crate::media::PEER_QUEUE);
     // One live session per link: an older one (another tab, a half-dead connection) is told
     // it was replaced, and no longer owns the peer.
     if let Some(old_tx) = state.media.registry.insert(peer, tx.clone()) {
@@ -117,6 +122,7 @@ async fn run_session(
             link: s.claims.jti.clone(),
             room: s.claims.room.clone(),
             name: s.claims.name.clone(),
+            expires: s.claims.exp,
         },
     );
 
@@ -141,7 +147,7 @@ impl Session {
     async fn serve(
         &mut self,
         stream: &mut futures_util::stream::SplitStream<WebSocket>,
-        rx: &mut mpsc::UnboundedReceiver<PeerSignal>,
+        rx: &mut crate::media::PeerReceiver,
         resumed: bool,
     ) -> End {
         if !self.welcome(resumed).await {
@@ -152,6 +158,9 @@ impl Session {
         let mut ping = tokio::time::interval(PING_EVERY);
         ping.tick().await;
         loop {
+            if self.stalled {
+                return End::Detach;
+            }
             tokio::select! {
                 msg = stream.next() => match msg {
                     Some(Ok(Message::Text(text))) => {
@@ -186,6 +195,12 @@ impl Session {
                     }
                 },
                 sig = rx.recv() => match sig {
+                    // Events were dropped for this client: it reads too slowly to follow
+                    // the lesson, and the server does not queue without bound.
+                    Some(_) if rx.overflowed() => {
+                        self.send(ServerMsg::bye(ByeReason::SlowConsumer)).await;
+                        return End::Leave(LeaveReason::Disconnected);
+                    }
                     Some(PeerSignal::Event(e)) => {
                         if let Some(m) = ServerMsg::from_event(e) {
                             self.send(m).await;
@@ -340,6 +355,17 @@ impl Session {
         let result = match self.shard.and_then(|i| self.state.media.shards().get(i)) {
             Some(shard) if fresh => shard.rejoin(self.peer, sdp, sources).await,
             Some(shard) => shard.offer(self.peer, sdp, sources).await,
+            None if self
+                .state
+                .media
+                .people
+                .is_removed(&self.claims.room, &self.claims.jti) =>
+            {
+                // Removed between connecting and joining.
+                Err(MediaError::Sfu(SfuError::Forbidden(
+                    "this link was removed from the lesson".into(),
+                )))
+            }
             None => {
                 let entry = crate::join::Entry {
                     peer: self.peer,
@@ -410,6 +436,7 @@ impl Session {
             MediaError::Sfu(SfuError::Glare) => ErrorCode::Glare,
             MediaError::Sfu(SfuError::NoPendingOffer) => ErrorCode::NoPendingOffer,
             MediaError::Sfu(SfuError::Forbidden(_)) => ErrorCode::Forbidden,
+            MediaError::Sfu(SfuError::RateLimited(_)) => ErrorCode::RateLimited,
             MediaError::Sfu(SfuError::UnknownPeer(_)) => ErrorCode::BadMessage,
             _ => ErrorCode::Internal,
         };
@@ -420,10 +447,16 @@ impl Session {
             .await;
     }
 
-    /// Sends one message; false if the socket is gone.
+    /// Sends one message; false if the socket is gone or did not take it in time.
     pub(super) async fn send(&mut self, msg: ServerMsg) -> bool {
         match serde_json::to_string(&msg) {
-            Ok(json) => self.sink.send(Message::Text(json.into())).await.is_ok(),
+            Ok(json) => {
+                let sent =
+                    tokio::time::timeout(SEND_TIMEOUT, self.sink.send(Message::Text(json.into())));
+                let ok = matches!(sent.await, Ok(Ok(())));
+                self.stalled |= !ok;
+                ok
+            }
             Err(e) => {
                 tracing::error!("cannot serialise {msg:?}: {e}");
                 false

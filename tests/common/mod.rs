@@ -2,6 +2,8 @@
 //! directory, and mints room tokens for it.
 #![allow(dead_code)]
 
+pub mod ws;
+
 use std::time::{Duration, SystemTime};
 
 use ketang::auth::MintRequest;
@@ -17,12 +19,27 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start() -> TestServer {
-        TestServer::start_with(|_| {}).await
+        Self::start_in(tempfile::tempdir().unwrap()).await
     }
 
-    /// A server whose test configuration `tweak` changes.
+    /// Stops the server and starts a new one on the same data directory (same secret and
+    /// database), as after a restart.
+    pub async fn restart(self) -> TestServer {
+        let TestServer { server, _dir, .. } = self;
+        server.shutdown().await.expect("server stops");
+        Self::start_in(_dir).await
+    }
+
+    /// Starts with a config adjusted by `tweak`.
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_tweaked(tempfile::tempdir().unwrap(), tweak).await
+    }
+
+    async fn start_in(dir: tempfile::TempDir) -> TestServer {
+        Self::start_tweaked(dir, |_| {}).await
+    }
+
+    async fn start_tweaked(dir: tempfile::TempDir, tweak: impl FnOnce(&mut Config)) -> TestServer {
         let mut config = Config::default();
         config.http.listen = "127.0.0.1:0".parse().unwrap();
         config.media.listen = "127.0.0.1:0".parse().unwrap();

@@ -18,7 +18,7 @@ import { $, showPanel, bindText, Banners, renderStatus, Tabs, StatsOverlay } fro
 
 const PUBLISHERS = new Set(['teacher', 'classroom']);
 const BYE_REASONS = new Set(['left', 'roomClosed', 'removed', 'tokenExpired', 'shutdown', 'replaced', 'mediaFailed',
-  'serverFull']);
+  'serverFull', 'slowConsumer']);
 const ERROR_CODES = new Set(['badMessage', 'messageTooLarge', 'rateLimited', 'invalidSdp', 'glare',
   'noPendingOffer', 'forbidden', 'notJoined', 'internal']);
 const TOKEN_ERRORS = new Set(['tokenExpired', 'tokenNotYetValid', 'tokenInvalid', 'tokenWrongRoom',
@@ -408,6 +408,7 @@ function onBye(msg) {
     return; // the server closes the socket next; onSocketClose reconnects
   }
   if (reason === 'mediaFailed' && ketang.peerId !== null) {
+  if ((reason === 'mediaFailed' || reason === 'slowConsumer') && ketang.peerId !== null) {
     // The server gave up on our media (nothing arrived for its grace period): the network may
     // still be blocking it. Keep trying, as after any other loss, and join again when the
     // socket is back: the lesson goes on as soon as media gets through.

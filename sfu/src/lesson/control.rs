@@ -8,6 +8,7 @@ use crate::event::{Activity, ChatMessage, LeaveReason, PeerEvent, Question, Ques
 use crate::ids::{PeerId, RoomId};
 use crate::lesson::role::Role;
 use crate::lesson::room::is_audience;
+use crate::lesson::state_push::StateScope;
 use crate::sfu::Sfu;
 
 /// Longest chat message or question, in characters.
@@ -115,6 +116,7 @@ impl Sfu {
         cmd: FloorCommand,
         ctx: FloorContext,
     ) -> Result<FloorOutcome, SfuError> {
+        self.last_now = self.last_now.max(now);
         let a = self.peers.get(&actor).ok_or(SfuError::UnknownPeer(actor))?;
         let (role, name, room_id) = (a.info.role, a.info.name.clone(), a.room.clone());
         // A target must be a peer of the same room.
@@ -127,6 +129,7 @@ impl Sfu {
         };
         let mut outcome = FloorOutcome::Done;
         let mut changed = false;
+        let mut scope = StateScope::Everyone;
         let stage_before = self.stage_of(&room_id);
         let roll_call = cmd == FloorCommand::RollCall;
         match cmd {
@@ -239,6 +242,9 @@ impl Sfu {
                     ));
                 }
                 let room = self.room_mut(&room_id)?;
+                if let Some(why) = room.ask_refused(actor, ctx.now_ms) {
+                    return Err(SfuError::RateLimited(why));
+                }
                 let q = Question {
                     id: room.next_id(),
                     peer_id: actor,
@@ -249,6 +255,7 @@ impl Sfu {
                 };
                 room.add_question(q);
                 changed = true;
+                scope = StateScope::Asked(actor);
             }
             FloorCommand::SettleQuestion { id, answered } => {
                 teacher_only(role, "settle questions")?;
@@ -264,6 +271,7 @@ impl Sfu {
                     QuestionStatus::Dismissed
                 };
                 changed = true;
+                scope = StateScope::Settled(q.peer_id);
             }
             FloorCommand::Remove { peer } => {
                 teacher_only(role, "remove participants")?;
@@ -276,7 +284,7 @@ impl Sfu {
         }
         if changed {
             self.refresh_forwarding(&room_id);
-            self.push_state(&room_id, false);
+            self.push_state_to(&room_id, scope);
         }
         self.report_stage(&room_id, &stage_before, roll_call);
         self.process(now);
@@ -343,33 +351,6 @@ impl Sfu {
             }
         }
         self.refresh_recorder(room_id);
-    }
-
-    /// Sends the room state to everyone (or, for a change only the lesson's runners see,
-    /// such as a watcher coming or going, to everyone but the audience).
-    pub(crate) fn push_state(&mut self, room_id: &RoomId, runners_only: bool) {
-        let people: Vec<(crate::event::ParticipantInfo, bool)> = self
-            .rooms
-            .get(room_id)
-            .map(|r| {
-                r.peers
-                    .iter()
-                    .filter_map(|p| self.peers.get(p))
-                    .map(|p| (p.info.clone(), p.link.reconnecting))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let Some(room) = self.rooms.get_mut(room_id) else {
-            return;
-        };
-        let state = Box::new(room.state(&people));
-        for (info, _) in &people {
-            if runners_only && is_audience(info.role) {
-                continue;
-            }
-            self.fx
-                .send_to_peer(info.peer_id, PeerEvent::RoomState(state.clone()));
-        }
     }
 
     /// Whether `peer` was ever called on in its room (for attendance).

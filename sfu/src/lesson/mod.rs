@@ -7,3 +7,4 @@ pub(crate) mod floor;
 pub(crate) mod role;
 pub(crate) mod room;
 pub(crate) mod speaker;
+pub(crate) mod state_push;

@@ -16,6 +16,12 @@ use crate::lesson::speaker::SpeakerDetector;
 /// Questions kept per room; older answered ones are dropped first.
 const MAX_QUESTIONS: usize = 200;
 
+/// Open questions one watcher may have waiting at a time.
+pub const MAX_OPEN_QUESTIONS: usize = 3;
+
+/// Least time between two questions of one watcher, ms.
+pub const ASK_EVERY_MS: u64 = 5_000;
+
 #[derive(Debug)]
 pub(crate) struct Room {
     pub id: RoomId,
@@ -30,6 +36,8 @@ pub(crate) struct Room {
     pub next_message_id: u64,
     /// The virtual subscriber that feeds the lesson recording, while recording.
     pub recorder: Option<crate::forward::recorder::RecorderTap>,
+    /// Coalescing of room states (`state_push`).
+    pub throttles: crate::lesson::state_push::StateThrottles,
 }
 
 /// Observers and viewers: possibly hundreds, so they are counted rather than listed, and
@@ -50,6 +58,7 @@ impl Room {
             state_seq: 0,
             next_message_id: 1,
             recorder: None,
+            throttles: Default::default(),
         }
     }
 
@@ -119,6 +128,27 @@ impl Room {
             screen: self.screen(),
             questions: self.questions.clone(),
         }
+    }
+
+    /// Why `asker` may not ask now, if it may not: too many open questions, or too soon
+    /// after its last one.
+    pub fn ask_refused(&self, asker: PeerId, now_ms: u64) -> Option<String> {
+        let mine = || self.questions.iter().filter(|q| q.peer_id == asker);
+        let open = mine()
+            .filter(|q| q.status == crate::event::QuestionStatus::Open)
+            .count();
+        if open >= MAX_OPEN_QUESTIONS {
+            return Some(format!(
+                "{MAX_OPEN_QUESTIONS} of your questions are still open; wait for the teacher"
+            ));
+        }
+        let last = mine().map(|q| q.at).max()?;
+        (now_ms < last.saturating_add(ASK_EVERY_MS)).then(|| {
+            format!(
+                "one question every {} seconds; question dropped",
+                ASK_EVERY_MS / 1000
+            )
+        })
     }
 
     pub fn add_question(&mut self, q: Question) {

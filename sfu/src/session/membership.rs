@@ -24,6 +24,7 @@ use crate::sfu::{Sfu, guard};
 impl Sfu {
     /// A peer joins a room with its SDP offer; returns the answer.
     pub fn join(&mut self, now: Instant, req: JoinRequest) -> Result<Answer, SfuError> {
+        self.last_now = self.last_now.max(now);
         if self.peers.contains_key(&req.peer) {
             return Err(SfuError::PeerExists(req.peer));
         }
@@ -91,7 +92,13 @@ impl Sfu {
             guard(p, fx, |p, fx| p.drain(fx));
         }
         self.schedule(req.peer);
-        self.push_state(&req.room, is_audience(req.role));
+        // The joiner gets the state at once; a watcher's coming is news to the runners only.
+        let scope = if is_audience(req.role) {
+            crate::lesson::state_push::StateScope::Joined(req.peer)
+        } else {
+            crate::lesson::state_push::StateScope::Everyone
+        };
+        self.push_state_to(&req.room, scope);
         self.process(now);
         tracing::info!(peer = %req.peer, room = %req.room, role = %req.role, mode = mode.as_str(), "joined");
         Ok(Answer {

@@ -1,0 +1,170 @@
+//! Bounds on sessions (issue 13, items 5–7): a client that stops reading is closed with
+//! `slowConsumer` instead of queueing without limit; one link holds one WHIP session and a few
+//! WHEP sessions; WHIP/WHEP sessions end with their token.
+
+mod common;
+
+use std::time::{Duration, SystemTime};
+
+use common::TestServer;
+use common::ws::{DATA_ONLY_OFFER, connect};
+use futures_util::StreamExt;
+use ketang::media::PeerSignal;
+use ketang::signaling::protocol::Notice;
+use ketang_loadtest::{WhepOptions, WhepViewer, WhipOptions, WhipPublisher};
+use ketang_sfu::{PeerId, Role, RoomId};
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_closed_as_a_slow_consumer() {
+    let s = TestServer::start().await;
+    let token = s.token("slow", Role::Observer, "Reader");
+    let (mut ws, welcome) = connect(&s, &token).await;
+    let peer = PeerId(welcome["peerId"].as_u64().expect("peer id"));
+    let tx = s
+        .server
+        .state
+        .media
+        .registry
+        .get(&peer)
+        .expect("registered")
+        .clone();
+    // Far more events than a client could take in at once, while it reads nothing.
+    const FLOOD: usize = 20_000;
+    for _ in 0..FLOOD {
+        let _ = tx.send(PeerSignal::Notice(Notice::LessonEnding { ends_at: 1 }));
+    }
+    let mut received = 0;
+    let bye = loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a bye before the events run out")
+            .expect("socket open")
+            .expect("no error");
+        if let Message::Text(t) = msg {
+            let v: Value = serde_json::from_str(&t).unwrap();
+            if v["type"] == "bye" {
+                break v;
+            }
+            received += 1;
+        }
+    };
+    assert_eq!(bye["reason"], "slowConsumer", "{bye}");
+    assert!(
+        received <= ketang::media::PEER_QUEUE + 1,
+        "{received} of {FLOOD} events were queued"
+    );
+    let gone = async {
+        for _ in 0..100 {
+            if s.server.state.media.registry.get(&peer).is_none() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    };
+    assert!(gone.await, "the session lingers");
+}
+
+async fn post(s: &TestServer, path: &str, token: &str) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(s.url(path))
+        .bearer_auth(token)
+        .header("content-type", "application/sdp")
+        .body(DATA_ONLY_OFFER)
+        .send()
+        .await
+        .expect("POST");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn deleted(url: &reqwest::Url) -> u16 {
+    reqwest::Client::new()
+        .delete(url.clone())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_holds_one_publisher_session_and_a_few_player_sessions() {
+    let s = TestServer::start().await;
+    let viewer = s.token("cap", Role::Viewer, "Parent");
+    let cap = s.server.state.config.signaling.players_per_link;
+    let mut players = Vec::new();
+    for _ in 0..cap {
+        let p = WhepViewer::connect(&s.url("/whep/cap"), &viewer, WhepOptions::default())
+            .await
+            .expect("WHEP session");
+        players.push(p);
+    }
+    let (status, body) = post(&s, "/whep/cap", &viewer).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"], "tooManySessions");
+    // Ending one frees its place.
+    let first = players.remove(0);
+    first.close().await.unwrap();
+    let again = WhepViewer::connect(&s.url("/whep/cap"), &viewer, WhepOptions::default())
+        .await
+        .expect("a freed place");
+    players.push(again);
+
+    // A second WHIP session of a link replaces the first (a reconnecting encoder).
+    let teacher = s.token("cap", Role::Teacher, "Ms Li");
+    let old = WhipPublisher::connect(&s.url("/whip/cap"), &teacher, WhipOptions::default())
+        .await
+        .expect("WHIP session");
+    let new = WhipPublisher::connect(&s.url("/whip/cap"), &teacher, WhipOptions::default())
+        .await
+        .expect("second WHIP session");
+    assert_eq!(
+        deleted(old.location()).await,
+        404,
+        "the old session lives on"
+    );
+    let room = RoomId::new("cap").unwrap();
+    let snap = s.server.state.media.shard_of(&room).unwrap();
+    let mut teachers = 0;
+    for _ in 0..50 {
+        let snapshot = snap.snapshot(room.clone()).await.unwrap().unwrap();
+        teachers = snapshot
+            .participants
+            .iter()
+            .filter(|p| p.role == Role::Teacher)
+            .count();
+        if teachers == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(teachers, 1);
+    assert_eq!(deleted(new.location()).await, 200);
+    for p in players {
+        let _ = p.close().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whip_and_whep_sessions_end_with_their_token() {
+    let s = TestServer::start().await;
+    let short = Duration::from_secs(3);
+    let viewer = s.token_at("exp", Role::Viewer, "Parent", SystemTime::now(), short);
+    let teacher = s.token_at("exp", Role::Teacher, "Ms Li", SystemTime::now(), short);
+    let player = WhepViewer::connect(&s.url("/whep/exp"), &viewer, WhepOptions::default())
+        .await
+        .expect("WHEP session");
+    let encoder = WhipPublisher::connect(&s.url("/whip/exp"), &teacher, WhipOptions::default())
+        .await
+        .expect("WHIP session");
+    tokio::time::sleep(short + Duration::from_secs(2)).await;
+    assert!(
+        s.server.state.http_sessions.is_empty(),
+        "sessions outlived their tokens"
+    );
+    assert_eq!(deleted(player.location()).await, 404);
+    assert_eq!(deleted(encoder.location()).await, 404);
+}

@@ -148,11 +148,6 @@ async fn post(
             format!("this link already plays in {cap} sessions; end one (DELETE) first"),
         );
     }
-    if publishes {
-        for (id, s) in older {
-            end_session(&state, &id, s, LeaveReason::Left);
-        }
-    }
     let Ok(offer) = String::from_utf8(body.to_vec()) else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -218,6 +213,13 @@ async fn post(
             shard.leave(peer, LeaveReason::Removed);
         }
         return removed();
+    }
+    // The new session replaces the link's older publisher only once it is in: a request that
+    // fails (a bad offer, a full server) leaves the running encoder alone.
+    if publishes {
+        for (id, s) in older {
+            end_session(&state, &id, s, LeaveReason::Left);
+        }
     }
     state.http_sessions.insert(
         session.clone(),

@@ -75,6 +75,7 @@
 
 mod allocation;
 mod allocator;
+mod candidates;
 mod carried;
 mod config;
 mod congestion;

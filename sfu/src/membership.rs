@@ -8,6 +8,7 @@ use str0m::change::SdpOffer;
 use str0m::media::Mid;
 use str0m::{Candidate, Rtc};
 
+use crate::candidates::complete_candidates;
 use crate::error::SfuError;
 use crate::event::TrackInfo;
 use crate::event::{
@@ -94,7 +95,7 @@ impl Sfu {
         self.process(now);
         tracing::info!(peer = %req.peer, room = %req.room, role = %req.role, mode = mode.as_str(), "joined");
         Ok(Answer {
-            sdp: answer.to_sdp_string(),
+            sdp: complete_candidates(&answer.to_sdp_string()),
             rejected: screened.rejected,
         })
     }
@@ -272,7 +273,7 @@ impl Sfu {
         self.process(now);
         tracing::info!(%peer, room = %room_id, "rejoined with a new connection");
         Ok(Answer {
-            sdp: answer.to_sdp_string(),
+            sdp: complete_candidates(&answer.to_sdp_string()),
             rejected: screened.rejected,
         })
     }

@@ -74,6 +74,14 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         shards: config.media_shard_count(),
         advertise: config.advertised_ips(),
         connect_timeout: config.media.connect_timeout,
+        tcp: config.media.tcp.then(|| crate::media::TcpSettings {
+            listen: config.media.tcp_listen,
+            advertise: config.advertised_tcp_ips(),
+            limits: crate::media::TcpLimits {
+                max_pending_per_ip: config.media.tcp_max_pending_per_ip,
+                stun_deadline: crate::media::TCP_STUN_DEADLINE,
+            },
+        }),
         record: library.sink.clone(),
         attendance: Some(attendance_sink),
     };

@@ -30,6 +30,8 @@ pub struct Transmit {
     pub source: SocketAddr,
     /// Remote address.
     pub destination: SocketAddr,
+    /// UDP, or the TCP connection from `destination`.
+    pub transport: crate::transport::Transport,
     /// The datagram.
     pub contents: Vec<u8>,
 }

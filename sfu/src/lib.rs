@@ -112,6 +112,7 @@ mod subscribe;
 mod subscription;
 mod timers;
 mod track;
+mod transport;
 mod upgrade_backoff;
 
 pub use allocator::{AllocatorConfig, BandwidthAllocator, Decision, Demand, LinkSignals, Priority};
@@ -139,4 +140,5 @@ pub use sdp::{PeerMode, RejectedMid};
 pub use sfu::Sfu;
 pub use speaker::SpeakerDetector;
 pub use stats::{BWE_BUCKETS_BPS, SfuSnapshot, SfuStats};
+pub use transport::Transport;
 pub use upgrade_backoff::{Upgrade, UpgradeBackoff};

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use str0m::change::SdpOffer;
 use str0m::media::Mid;
+use str0m::net::TcpType;
 use str0m::{Candidate, Rtc};
 
 use crate::candidates::complete_candidates;
@@ -116,6 +117,19 @@ impl Sfu {
                     rtc.add_local_candidate(c);
                 }
                 Err(e) => tracing::warn!(%addr, "unusable candidate address: {e}"),
+            }
+        }
+        for addr in &self.config.tcp_candidates {
+            let c = Candidate::builder()
+                .tcp()
+                .host(*addr)
+                .tcptype(TcpType::Passive)
+                .build();
+            match c {
+                Ok(c) => {
+                    rtc.add_local_candidate(c);
+                }
+                Err(e) => tracing::warn!(%addr, "unusable TCP candidate address: {e}"),
             }
         }
         // add_local_candidate is a mutation: drain before the next one (nothing to send yet).

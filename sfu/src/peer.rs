@@ -12,7 +12,7 @@ use std::time::Instant;
 use str0m::change::SdpPendingOffer;
 use str0m::format::PayloadParams;
 use str0m::media::{KeyframeRequestKind, Mid, Rid};
-use str0m::net::{Protocol, Receive};
+use str0m::net::Receive;
 use str0m::rtp::Ssrc;
 use str0m::{Event, IceConnectionState, Input, Output, Rtc};
 
@@ -31,6 +31,7 @@ use crate::ids::{PeerId, RoomId, TrackId};
 use crate::role::{TrackKind, TrackSource};
 use crate::sdp::PeerMode;
 use crate::subscription::{OutStream, Subscription};
+use crate::transport::Transport;
 
 /// Where a published packet belongs, cached per incoming SSRC and payload type.
 #[derive(Debug, Clone, Copy)]
@@ -54,6 +55,8 @@ pub(crate) struct Peer {
     pub next_timeout: Instant,
     /// The last datagram from the peer: silence means its network is gone.
     pub last_rx: Instant,
+    /// How its media travels now (the transport of its last DTLS or media packet).
+    pub transport: Transport,
     /// Its media stopped arriving; it has until `last_rx + grace` to come back.
     pub reconnecting: bool,
     /// Its signaling connection is gone since then; it has the same grace to come back.
@@ -113,6 +116,7 @@ impl Peer {
             connect_deadline,
             next_timeout: now,
             last_rx: now,
+            transport: Transport::Udp,
             reconnecting: false,
             detached_since: None,
             grace: GRACE,
@@ -152,6 +156,7 @@ impl Peer {
                 Output::Transmit(t) => fx.out.push_back(SfuOutput::Transmit(Transmit {
                     source: t.source,
                     destination: t.destination,
+                    transport: Transport::from_protocol(t.proto),
                     contents: t.contents.into(),
                 })),
                 Output::Event(e) => self.on_event(e, fx),
@@ -311,10 +316,12 @@ impl Peer {
         Some(Incoming { track, rid, params })
     }
 
-    /// Feeds a datagram to str0m. Malformed input is dropped; it never ends the peer.
+    /// Feeds a datagram (or a TCP frame) to str0m. Malformed input is dropped; it never ends
+    /// the peer.
     pub fn handle_datagram(
         &mut self,
         now: Instant,
+        transport: Transport,
         from: SocketAddr,
         to: SocketAddr,
         data: &[u8],
@@ -326,7 +333,7 @@ impl Peer {
         let input = Input::Receive(
             now,
             Receive {
-                proto: Protocol::Udp,
+                proto: transport.protocol(),
                 source: from,
                 destination: to,
                 contents,
@@ -337,6 +344,11 @@ impl Peer {
             tracing::debug!(peer = %self.id, "dropped datagram: {e}");
         }
         self.last_rx = now;
+        // Clients check every candidate pair at first; only the selected one carries DTLS and
+        // media, so those packets tell the transport in use.
+        if crate::demux::classify(data) != crate::demux::PacketClass::Stun {
+            self.transport = transport;
+        }
         // Connectivity checks of a replacement connection are not media yet: it is back when
         // it connects (`Event::Connected`).
         if self.reconnecting && self.connected {

@@ -20,6 +20,7 @@ use crate::ids::{PeerId, RoomId};
 use crate::peer::Peer;
 use crate::room::Room;
 use crate::timers::Timers;
+use crate::transport::Transport;
 
 /// How often str0m reports statistics: stream totals for the metrics, and the current
 /// bandwidth estimate, which allocation follows (a second would be too slow for a collapsing
@@ -112,15 +113,36 @@ impl Sfu {
 
     /// A datagram arrived on the shard's socket (`to` is the socket's address).
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, to: SocketAddr, data: &[u8]) {
+        self.handle_packet(now, Transport::Udp, from, to, data);
+    }
+
+    /// A packet that came on `transport` (a UDP datagram or an RFC 4571 frame from the TCP
+    /// connection from `from`); true if it belonged to a peer. The application closes TCP
+    /// connections that never carry such a packet.
+    pub fn handle_packet(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        from: SocketAddr,
+        to: SocketAddr,
+        data: &[u8],
+    ) -> bool {
         let Some(id) = self.demux.route(from, data) else {
-            return;
+            return false;
         };
         let Sfu { peers, fx, .. } = self;
-        if let Some(peer) = peers.get_mut(&id) {
-            guard(peer, fx, |p, fx| p.handle_datagram(now, from, to, data, fx));
-            self.schedule(id);
-        }
+        let found = match peers.get_mut(&id) {
+            Some(peer) => {
+                guard(peer, fx, |p, fx| {
+                    p.handle_datagram(now, transport, from, to, data, fx)
+                });
+                self.schedule(id);
+                true
+            }
+            None => false,
+        };
         self.process(now);
+        found
     }
 
     /// Time passed: wake every peer whose deadline is due.

@@ -404,4 +404,7 @@ pub struct RoomSnapshot {
     pub participants: Vec<ParticipantInfo>,
     /// Everything published in it.
     pub tracks: Vec<TrackInfo>,
+    /// The transport of each connected participant (the others are not listed).
+    #[serde(skip)]
+    pub transports: Vec<(PeerId, crate::transport::Transport)>,
 }

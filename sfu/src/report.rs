@@ -23,6 +23,8 @@ pub struct PeerBandwidth {
     pub estimate_bps: Option<u64>,
     /// How it reports back on its link.
     pub feedback: Feedback,
+    /// The transport its media uses; `None` until it connects.
+    pub transport: Option<crate::transport::Transport>,
     /// Its configured limits.
     pub caps: PeerCaps,
     /// Bit/s allocated in the last round.
@@ -132,6 +134,7 @@ impl Sfu {
             // What allocation works with (estimate.rs).
             estimate_bps: p.downlink.estimate_bps(),
             feedback: p.downlink.feedback,
+            transport: p.connected.then_some(p.transport),
             caps: p.downlink.caps,
             allocated_bps: d.map_or(0, |d| d.allocated_bps),
             probe_bps: d.and_then(|d| d.probe_bps),

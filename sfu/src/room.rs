@@ -62,6 +62,7 @@ impl Room {
             room: self.id.clone(),
             participants,
             tracks: self.track_infos(),
+            transports: Vec::new(),
         }
     }
 

@@ -184,7 +184,15 @@ impl Sfu {
             .iter()
             .filter_map(|p| self.peers.get(p).map(|p| p.info.clone()))
             .collect();
-        Some(r.snapshot(participants))
+        let mut snap = r.snapshot(participants);
+        snap.transports = r
+            .peers
+            .iter()
+            .filter_map(|id| self.peers.get(id))
+            .filter(|p| p.connected)
+            .map(|p| (p.id, p.transport))
+            .collect();
+        Some(snap)
     }
 
     /// Number of peers on the shard.

@@ -20,6 +20,7 @@ use str0m::stats::{MediaEgressStats, MediaIngressStats};
 use crate::ids::PeerId;
 use crate::role::{Role, TrackKind};
 use crate::sfu::Sfu;
+use crate::transport::Transport;
 
 /// Upper bounds (bit/s) of the buckets of [`SfuSnapshot::bwe_buckets`].
 pub const BWE_BUCKETS_BPS: [u64; 8] = [
@@ -188,6 +189,8 @@ pub struct SfuSnapshot {
     pub peers_by_role: [u64; 4],
     /// Peers whose ICE and DTLS are up.
     pub peers_connected: u64,
+    /// Connected peers by the transport their media uses, in the order of [`Transport::ALL`].
+    pub peers_by_transport: [u64; Transport::ALL.len()],
     /// Published audio tracks.
     pub tracks_audio: u64,
     /// Published video tracks.
@@ -211,6 +214,14 @@ impl SfuSnapshot {
             .iter()
             .position(|r| *r == role)
             .map_or(0, |i| self.peers_by_role[i])
+    }
+
+    /// Connected peers whose media travels on `transport`.
+    pub fn peers_on(&self, transport: Transport) -> u64 {
+        Transport::ALL
+            .iter()
+            .position(|t| *t == transport)
+            .map_or(0, |i| self.peers_by_transport[i])
     }
 }
 
@@ -243,6 +254,11 @@ impl Sfu {
                 s.peers_by_role[i] += 1;
             }
             s.peers_connected += u64::from(p.connected);
+            if p.connected
+                && let Some(i) = Transport::ALL.iter().position(|t| *t == p.transport)
+            {
+                s.peers_by_transport[i] += 1;
+            }
             s.subscriptions += p.subs.len() as u64;
             if let Some(bps) = p.downlink.estimate.round(p.downlink.average_bps) {
                 s.bwe_min_bps = if s.bwe_peers == 0 {

@@ -86,6 +86,8 @@ pub enum Activity {
         classroom: Option<ClassroomId>,
         /// Display name.
         name: String,
+        /// How its media travels.
+        transport: crate::transport::Transport,
     },
     /// Its media stopped arriving; it is shown reconnecting.
     Reconnecting {

@@ -184,6 +184,7 @@ impl Peer {
                         role: self.info.role,
                         classroom: self.info.classroom.clone(),
                         name: self.info.name.clone(),
+                        transport: self.transport,
                     };
                     fx.activity(&self.room, self.id, joined);
                 } else if self.reconnecting {

@@ -44,6 +44,12 @@ s3_env=$(./scripts/s3.sh)
 eval "$s3_env"
 export KETANG_TEST_S3_URL
 
+# --- aiortc (a second independent WebRTC client) for tests/aiortc_interop.rs ------------------
+say "aiortc venv"
+aiortc_env=$(./scripts/aiortc-venv.sh)
+eval "$aiortc_env"
+export KETANG_AIORTC_PYTHON
+
 # --- Rust ----------------------------------------------------------------------------------
 say "cargo fmt --check"
 cargo fmt --all -- --check

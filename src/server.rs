@@ -85,6 +85,14 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
             audience_bwe_below: config.media.audience_bwe_below,
         },
         max_peers_per_shard: config.media.max_peers_per_shard,
+        tcp: config.media.tcp.then(|| crate::media::TcpSettings {
+            listen: config.media.tcp_listen,
+            advertise: config.advertised_tcp_ips(),
+            limits: crate::media::TcpLimits {
+                max_pending_per_ip: config.media.tcp_max_pending_per_ip,
+                stun_deadline: crate::media::TCP_STUN_DEADLINE,
+            },
+        }),
         record: library.sink.clone(),
         attendance: Some(attendance_sink),
     };

@@ -225,6 +225,8 @@ on_both_engines! {
         let stays = two["intervals"].as_array().expect("intervals");
         assert_eq!(stays.len(), 2, "{two:#}");
         assert!(stays.iter().all(|s| s["endReason"] == "left"));
+        // Each stay keeps how its media travelled: these clients have UDP only.
+        assert!(stays.iter().all(|s| s["transport"] == "udp"), "{two:#}");
         // Whole seconds of each stay and of the sum: rounding apart, the same.
         let gaps: u64 = stays.iter().map(|s| s["seconds"].as_u64().unwrap()).sum();
         assert!(secs(two) >= gaps && secs(two) <= gaps + 1, "{two:#}");
@@ -312,6 +314,7 @@ on_both_engines! {
         let tch = person(o, "teacher", None);
         assert_eq!(tch["present"], false);
         assert_eq!(tch["intervals"][0]["endReason"], "lost");
+        assert!(tch["intervals"][0]["transport"].is_null(), "a row from before it was kept");
         assert_eq!(secs(tch), 480, "ended at its last heartbeat");
         assert_eq!(person(o, "remoteClassroom", Some(&rooms[1]))["present"], true, "fresh: still there");
 

@@ -242,7 +242,7 @@ async function checkServedClient(server) {
  * @param {string[]} [opts.tlsHosts]   more names or addresses for the certificate
  */
 export async function startServer({ extraConfig = '', httpHost = '127.0.0.1', mediaHost = '127.0.0.1', advertise = [],
-  https: useHttps = process.env.E2E_HTTPS === '1', tlsHosts = [] } = {}) {
+  https: useHttps = process.env.E2E_HTTPS === '1', tlsHosts = [], mediaTcp = true } = {}) {
   if (!fs.existsSync(KETANG_BIN)) {
     throw new Error(`server binary not found at ${KETANG_BIN}: run \`cargo build -p ketang\` or set KETANG_BIN`);
   }
@@ -263,6 +263,7 @@ export async function startServer({ extraConfig = '', httpHost = '127.0.0.1', me
     `listen = "${mediaHost}:${udpPort}"`,
     ...(advertise.length ? [`advertise = ${JSON.stringify(advertise)}`] : []),
     'shards = 1',
+    ...(mediaTcp ? [] : ['tcp = false']),
     '',
     '[auth]',
     `secret = "${secretHex}"`,

@@ -19,6 +19,7 @@ use crate::error::ClientError;
 use reqwest::Url;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, LOCATION};
 use rtc::ice::mdns::MulticastDnsMode;
+use rtc::ice::network_type::NetworkType;
 use rtc::interceptor::{Attribute, Interceptor, Packet, Registry, Slot, StreamInfo, TaggedPacket};
 use rtc::peer_connection::configuration::interceptor_registry::{
     configure_nack, configure_rtcp_reports, configure_simulcast_extension_headers,
@@ -68,6 +69,9 @@ pub struct ClientOptions {
     /// `true`). `false` gives a player that sends only RTCP receiver reports and NACKs, like
     /// aiortc, GStreamer or a hardware decoder.
     pub transport_cc: bool,
+    /// Connect over ICE-TCP only (an active TCP candidate on `bind_addr`'s IP, no UDP), as a
+    /// client whose network drops UDP (default `false`).
+    pub ice_tcp: bool,
     /// Video codecs the peer connection offers (default VP8 only, as the synthetic media
     /// is VP8). A publisher of an H.264 [`crate::media::Clip`] offers H.264 only, whatever
     /// this says.
@@ -97,6 +101,7 @@ impl Default for ClientOptions {
             inject_loss_every: None,
             transport_cc: true,
             video_codecs: VideoCodecs::Vp8,
+            ice_tcp: false,
         }
     }
 }
@@ -279,10 +284,13 @@ pub(crate) async fn build_peer_connection(
     // first check and the first DTLS flight on that tick, so the default adds about 0.4 s to
     // every connection (a browser checks at once after the answer, then every 50 ms), which
     // is the client's doing, not the server's. Same 1.4 s of attempts per candidate.
-    let settings = SettingEngineBuilder::new()
+    let mut settings = SettingEngineBuilder::new()
         .with_multicast_dns_mode(MulticastDnsMode::Disabled)
-        .with_ice_connection_attempts(Some(Duration::from_millis(20)), Some(70))
-        .build();
+        .with_ice_connection_attempts(Some(Duration::from_millis(20)), Some(70));
+    if opts.ice_tcp {
+        settings = settings.with_network_types(vec![NetworkType::Tcp4, NetworkType::Tcp6]);
+    }
+    let settings = settings.build();
 
     let (gathering_tx, gathering) = watch::channel(RTCIceGatheringState::default());
     let (state_tx, state) = watch::channel(RTCPeerConnectionState::default());
@@ -296,7 +304,16 @@ pub(crate) async fn build_peer_connection(
         .with_interceptor_registry(registry)
         .with_setting_engine(settings)
         .with_handler(handler)
-        .with_udp_addrs(vec![opts.bind_addr])
+        .with_udp_addrs(if opts.ice_tcp {
+            Vec::new()
+        } else {
+            vec![opts.bind_addr]
+        })
+        .with_tcp_addrs(if opts.ice_tcp {
+            vec![opts.bind_addr]
+        } else {
+            Vec::new()
+        })
         .build()
         .await?;
     Ok(PeerParts {
@@ -467,9 +484,28 @@ pub(crate) async fn negotiate(
         )));
     }
     let answer_sdp = response.text().await?;
-    let answer = RTCSessionDescription::answer(answer_sdp)
+    let answer = RTCSessionDescription::answer(answer_sdp.clone())
         .map_err(|e| ClientError::Protocol(format!("answer does not parse: {e}")))?;
     parts.pc.set_remote_description(answer).await?;
+    if opts.ice_tcp {
+        // webrtc-rs opens TCP connections only to passive candidates added one by one, not
+        // to those in a description: hand them over again.
+        let mut seen = Vec::new();
+        for line in answer_sdp.lines() {
+            let Some(c) = line.strip_prefix("a=") else {
+                continue;
+            };
+            if c.starts_with("candidate:") && c.contains(" tcptype passive") && !seen.contains(&c) {
+                seen.push(c);
+                let init = webrtc::peer_connection::RTCIceCandidateInit {
+                    candidate: c.to_owned(),
+                    sdp_mline_index: Some(0),
+                    ..Default::default()
+                };
+                parts.pc.add_ice_candidate(init).await?;
+            }
+        }
+    }
     tracing::debug!(elapsed = ?started.elapsed(), %location, "answer applied");
     Ok(location)
 }

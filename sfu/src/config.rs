@@ -8,6 +8,9 @@ use std::time::Duration;
 pub struct SfuConfig {
     /// Host candidates announced in every SDP: the shard's UDP socket as clients reach it.
     pub candidates: Vec<SocketAddr>,
+    /// Passive TCP host candidates (RFC 6544), announced after the UDP ones and with a lower
+    /// priority, so that UDP wins wherever it flows. Empty: no ICE over TCP.
+    pub tcp_candidates: Vec<SocketAddr>,
     /// Track ids handed out by this shard start here (shards use disjoint ranges so that ids
     /// are unique per process).
     pub track_id_base: u64,
@@ -38,6 +41,7 @@ impl SfuConfig {
     pub fn new(candidates: Vec<SocketAddr>) -> Self {
         SfuConfig {
             candidates,
+            tcp_candidates: Vec::new(),
             track_id_base: 1,
             connect_timeout: Duration::from_secs(30),
             keyframe_interval: Duration::from_millis(300),

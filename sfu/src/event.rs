@@ -31,6 +31,8 @@ pub struct Transmit {
     pub source: SocketAddr,
     /// Remote address.
     pub destination: SocketAddr,
+    /// UDP, or the TCP connection from `destination`.
+    pub transport: crate::session::transport::Transport,
     /// The datagram.
     pub contents: Vec<u8>,
 }
@@ -85,6 +87,8 @@ pub enum Activity {
         classroom: Option<ClassroomId>,
         /// Display name.
         name: String,
+        /// How its media travels.
+        transport: crate::session::transport::Transport,
     },
     /// Its media stopped arriving; it is shown reconnecting.
     Reconnecting {
@@ -424,6 +428,9 @@ pub struct RoomSnapshot {
     pub participants: Vec<ParticipantInfo>,
     /// Everything published in it.
     pub tracks: Vec<TrackInfo>,
+    /// The transport of each connected participant (the others are not listed).
+    #[serde(skip)]
+    pub transports: Vec<(PeerId, crate::session::transport::Transport)>,
 }
 
 /// A video codec as the recording writer needs to know it.

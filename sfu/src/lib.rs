@@ -123,5 +123,6 @@ pub use lesson::speaker::SpeakerDetector;
 pub use report::{LayerReport, PeerBandwidth, PublishedTrack, TrackBandwidth};
 pub use session::sdp::Feedback;
 pub use session::sdp::{PeerMode, RejectedMid};
+pub use session::transport::Transport;
 pub use sfu::Sfu;
 pub use stats::{BWE_BUCKETS_BPS, SfuSnapshot, SfuStats};

@@ -12,6 +12,7 @@ use crate::event::PeerCaps;
 use crate::ids::{PeerId, RoomId, TrackId};
 use crate::lesson::role::{Role, TrackKind, TrackSource};
 use crate::session::sdp::Feedback;
+use crate::session::transport::Transport;
 use crate::sfu::Sfu;
 use crate::stats::{BWE_BUCKETS_BPS, SfuSnapshot, SfuStats};
 
@@ -26,6 +27,8 @@ pub struct PeerBandwidth {
     pub estimate_bps: Option<u64>,
     /// How it reports back on its link.
     pub feedback: Feedback,
+    /// The transport its media uses; `None` until it connects.
+    pub transport: Option<crate::session::transport::Transport>,
     /// Its configured limits.
     pub caps: PeerCaps,
     /// Bit/s allocated in the last round.
@@ -135,6 +138,7 @@ impl Sfu {
             // What allocation works with (estimate.rs).
             estimate_bps: p.downlink.estimate_bps(),
             feedback: p.downlink.feedback,
+            transport: p.link.connected.then_some(p.transport),
             caps: p.downlink.caps,
             allocated_bps: d.map_or(0, |d| d.allocated_bps),
             probe_bps: d.and_then(|d| d.probe_bps),
@@ -191,6 +195,11 @@ impl Sfu {
                 s.peers_by_role[i] += 1;
             }
             s.peers_connected += u64::from(p.link.connected);
+            if p.link.connected
+                && let Some(i) = Transport::ALL.iter().position(|t| *t == p.transport)
+            {
+                s.peers_by_transport[i] += 1;
+            }
             s.subscriptions += p.subs.len() as u64;
             if let Some(bps) = p.downlink.estimate.round(p.downlink.average_bps) {
                 s.bwe_min_bps = if s.bwe_peers == 0 {

@@ -19,6 +19,7 @@ use crate::lesson::room::Room;
 use crate::session::demux::Demux;
 use crate::session::peer::Peer;
 use crate::session::sdp::Feedback;
+use crate::session::transport::Transport;
 use crate::timers::Timers;
 
 /// How often str0m reports statistics: stream totals for the metrics, and the current
@@ -115,15 +116,36 @@ impl Sfu {
 
     /// A datagram arrived on the shard's socket (`to` is the socket's address).
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, to: SocketAddr, data: &[u8]) {
+        self.handle_packet(now, Transport::Udp, from, to, data);
+    }
+
+    /// A packet that came on `transport` (a UDP datagram or an RFC 4571 frame from the TCP
+    /// connection from `from`); true if it belonged to a peer. The application closes TCP
+    /// connections that never carry such a packet.
+    pub fn handle_packet(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        from: SocketAddr,
+        to: SocketAddr,
+        data: &[u8],
+    ) -> bool {
         let Some(id) = self.demux.route(from, data) else {
-            return;
+            return false;
         };
         let Sfu { peers, fx, .. } = self;
-        if let Some(peer) = peers.get_mut(&id) {
-            guard(peer, fx, |p, fx| p.handle_datagram(now, from, to, data, fx));
-            self.schedule(id);
-        }
+        let found = match peers.get_mut(&id) {
+            Some(peer) => {
+                guard(peer, fx, |p, fx| {
+                    p.handle_datagram(now, transport, from, to, data, fx)
+                });
+                self.schedule(id);
+                true
+            }
+            None => false,
+        };
         self.process(now);
+        found
     }
 
     /// Time passed: wake every peer whose deadline is due.
@@ -171,7 +193,15 @@ impl Sfu {
             .iter()
             .filter_map(|p| self.peers.get(p).map(|p| p.info.clone()))
             .collect();
-        Some(r.snapshot(participants))
+        let mut snap = r.snapshot(participants);
+        snap.transports = r
+            .peers
+            .iter()
+            .filter_map(|id| self.peers.get(id))
+            .filter(|p| p.link.connected)
+            .map(|p| (p.id, p.transport))
+            .collect();
+        Some(snap)
     }
 
     /// Number of peers on the shard.

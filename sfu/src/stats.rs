@@ -19,6 +19,7 @@ use str0m::stats::{MediaEgressStats, MediaIngressStats};
 
 use crate::ids::PeerId;
 use crate::lesson::role::{Role, TrackKind};
+use crate::session::transport::Transport;
 
 /// Upper bounds (bit/s) of the buckets of [`SfuSnapshot::bwe_buckets`].
 pub const BWE_BUCKETS_BPS: [u64; 8] = [
@@ -187,6 +188,8 @@ pub struct SfuSnapshot {
     pub peers_by_role: [u64; 4],
     /// Peers whose ICE and DTLS are up.
     pub peers_connected: u64,
+    /// Connected peers by the transport their media uses, in the order of [`Transport::ALL`].
+    pub peers_by_transport: [u64; Transport::ALL.len()],
     /// Published audio tracks.
     pub tracks_audio: u64,
     /// Published video tracks.
@@ -210,6 +213,14 @@ impl SfuSnapshot {
             .iter()
             .position(|r| *r == role)
             .map_or(0, |i| self.peers_by_role[i])
+    }
+
+    /// Connected peers whose media travels on `transport`.
+    pub fn peers_on(&self, transport: Transport) -> u64 {
+        Transport::ALL
+            .iter()
+            .position(|t| *t == transport)
+            .map_or(0, |i| self.peers_by_transport[i])
     }
 }
 

@@ -55,6 +55,8 @@ fn each_join_is_reported_once_with_role_and_name() {
                 role,
                 classroom: None,
                 name: name.into(),
+                // The virtual network carries UDP.
+                transport: ketang_sfu::Transport::Udp,
             },
         )
     };

@@ -27,6 +27,8 @@ pub struct LiveParticipant {
     /// `teacher`, `classroom`, `observer` or `viewer`.
     pub role: String,
     pub classroom: Option<String>,
+    /// How its media travels: `udp`, or `tcp` (ICE over TCP); null until it connects.
+    pub transport: Option<String>,
     /// RFC 3339.
     #[schema(format = DateTime)]
     pub joined_at: String,
@@ -104,6 +106,11 @@ pub async fn list_rooms(
                 .into_iter()
                 .map(|p| LiveParticipant {
                     peer_id: p.peer_id.0,
+                    transport: snap
+                        .transports
+                        .iter()
+                        .find(|(id, _)| *id == p.peer_id)
+                        .map(|(_, t)| t.as_str().to_owned()),
                     name: p.name,
                     role: p.role.as_str().to_owned(),
                     classroom: p.classroom.map(|c| c.to_string()),

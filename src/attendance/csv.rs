@@ -139,6 +139,7 @@ mod tests {
             end_reason: None,
             seconds,
             reconnects: 0,
+            transport: Some("udp".into()),
         };
         let report = AttendanceReport {
             lesson_id: "les_1".into(),

@@ -42,6 +42,8 @@ pub struct IntervalRecord {
     pub end_reason: Option<EndReason>,
     /// Connection losses it recovered from during the stay.
     pub reconnects: u32,
+    /// How its media travelled when the stay began (`udp`, `tcp`).
+    pub transport: &'static str,
 }
 
 /// One turn on stage.
@@ -125,6 +127,14 @@ struct RoomLedger {
 
 type Key = (String, String, i64);
 
+/// Who joined, as the stay records it.
+struct Who {
+    role: Role,
+    classroom: Option<String>,
+    name: String,
+    transport: &'static str,
+}
+
 /// The attendance of the lesson rooms of one server, folded from observations.
 #[derive(Debug, Default)]
 pub struct AttendanceLedger {
@@ -167,10 +177,17 @@ impl AttendanceLedger {
                         role,
                         classroom,
                         name,
+                        transport,
                     },
             } => {
                 let classroom = classroom.map(|c| c.as_str().to_owned());
-                self.join(at, room, peer, role, classroom, name);
+                let who = Who {
+                    role,
+                    classroom,
+                    name,
+                    transport: transport.as_str(),
+                };
+                self.join(at, room, peer, who);
             }
             Observed::Activity { peer, activity } => self.activity(at, &room, peer, activity),
             Observed::Left { peer, reason } => self.leave(at, &room, peer, reason.into()),
@@ -178,15 +195,13 @@ impl AttendanceLedger {
         }
     }
 
-    fn join(
-        &mut self,
-        at: i64,
-        room: String,
-        peer: PeerId,
-        role: Role,
-        classroom: Option<String>,
-        name: String,
-    ) {
+    fn join(&mut self, at: i64, room: String, peer: PeerId, who: Who) {
+        let Who {
+            role,
+            classroom,
+            name,
+            transport,
+        } = who;
         let Some(key) = identity(role, classroom.as_deref(), &name) else {
             return;
         };
@@ -228,6 +243,7 @@ impl AttendanceLedger {
             left_at: None,
             end_reason: None,
             reconnects: 0,
+            transport,
         };
         mark_interval(&mut self.intervals, &stay);
         person.stay = Some(stay);

@@ -16,12 +16,23 @@ fn at(at_ms: i64, event: Observed) -> Stamped {
 }
 
 fn joined(peer: u64, role: Role, classroom: Option<&str>, name: &str) -> Observed {
+    joined_on(peer, role, classroom, name, ketang_sfu::Transport::Udp)
+}
+
+fn joined_on(
+    peer: u64,
+    role: Role,
+    classroom: Option<&str>,
+    name: &str,
+    transport: ketang_sfu::Transport,
+) -> Observed {
     Observed::Activity {
         peer: PeerId(peer),
         activity: Activity::Joined {
             role,
             classroom: classroom.map(|c| ClassroomId::new(c).expect("classroom id")),
             name: name.to_owned(),
+            transport,
         },
     }
 }
@@ -70,6 +81,7 @@ fn a_join_opens_a_stay_and_the_room_and_watchers_are_not_recorded() {
     let r = only_interval(&c);
     assert_eq!(r.participant, "teacher:李老师");
     assert_eq!((r.joined_at, r.left_at, r.reconnects), (1500, None, 0));
+    assert_eq!(r.transport, "udp");
     assert_eq!(l.occupied_rooms(), vec![ROOM.to_owned()]);
 
     // The same peer reported again changes nothing; a second participant does not reopen.
@@ -280,4 +292,24 @@ fn failed_writes_are_restored_unless_a_newer_state_is_waiting() {
     l.restore(failed.clone());
     assert_eq!(l.pending(), failed.len());
     assert_eq!(l.take_changes(), failed);
+}
+
+#[test]
+fn a_stay_keeps_the_transport_it_began_on() {
+    let mut l = AttendanceLedger::default();
+    let cls = Some("cls_c1");
+    l.apply(at(
+        1000,
+        joined_on(
+            2,
+            Role::Classroom,
+            cls,
+            "三(2)班",
+            ketang_sfu::Transport::Tcp,
+        ),
+    ));
+    assert_eq!(only_interval(&l.take_changes()).transport, "tcp");
+    // A second link of the same classroom continues the stay as it began.
+    l.apply(at(1100, joined(3, Role::Classroom, cls, "三(2)班")));
+    assert!(l.take_changes().intervals.is_empty());
 }

@@ -86,6 +86,9 @@ pub struct IntervalView {
     pub seconds: i64,
     /// Connection losses recovered from during the stay.
     pub reconnects: u32,
+    /// How its media travelled when the stay began: `udp`, or `tcp` (ICE over TCP, where the
+    /// school's network lets only TCP out); null for stays recorded before it was kept.
+    pub transport: Option<String>,
 }
 
 /// One turn on stage.
@@ -112,6 +115,7 @@ fn interval(now: i64, s: &Stay, tz: &TimeZone) -> IntervalView {
         end_reason: s.end_reason,
         seconds: seconds(s.left_at.unwrap_or(now) - s.joined_at),
         reconnects: s.reconnects,
+        transport: s.transport.clone(),
     }
 }
 

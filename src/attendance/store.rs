@@ -14,8 +14,8 @@ use crate::db::Db;
 /// attendance went with it), so one such room cannot make every later write fail.
 const UPSERT_INTERVAL: &str = "INSERT INTO attendance_intervals \
      (occurrence_id, participant, joined_at, role, name, classroom_id, left_at, end_reason, \
-      reconnects, last_seen_at) \
-     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10 \
+      reconnects, last_seen_at, transport) \
+     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 \
      WHERE EXISTS (SELECT 1 FROM occurrences WHERE id = $1) \
      ON CONFLICT (occurrence_id, participant, joined_at) DO UPDATE SET \
      left_at = excluded.left_at, end_reason = excluded.end_reason, \
@@ -56,6 +56,7 @@ pub async fn write(db: &Db, changes: &Changes, now: i64) -> Result<(), sqlx::Err
             .bind(r.end_reason.map(EndReason::as_str))
             .bind(i64::from(r.reconnects))
             .bind(r.left_at.unwrap_or(now))
+            .bind(r.transport)
             .execute(&mut *tx)
             .await?;
     }
@@ -108,7 +109,7 @@ pub async fn intervals(
 ) -> Result<Vec<IntervalRow>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT a.occurrence_id, a.participant, a.joined_at, a.role, a.name, a.classroom_id, \
-         a.left_at, a.end_reason, a.reconnects, a.last_seen_at \
+         a.left_at, a.end_reason, a.reconnects, a.last_seen_at, a.transport \
          FROM attendance_intervals a JOIN occurrences o ON o.id = a.occurrence_id \
          WHERE o.lesson_id = $1 AND ($2 IS NULL OR a.occurrence_id = $2) \
          ORDER BY a.occurrence_id, a.joined_at, a.participant",
@@ -130,6 +131,7 @@ pub async fn intervals(
                 end_reason: r.try_get("end_reason")?,
                 reconnects: i64::from(r.try_get::<i32, _>("reconnects")?),
                 last_seen_at: r.try_get("last_seen_at")?,
+                transport: r.try_get("transport")?,
             })
         })
         .collect()

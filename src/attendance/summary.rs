@@ -26,6 +26,8 @@ pub struct IntervalRow {
     pub end_reason: Option<String>,
     pub reconnects: i64,
     pub last_seen_at: i64,
+    /// `udp` or `tcp`; NULL for stays recorded before it was kept.
+    pub transport: Option<String>,
 }
 
 /// A turn on stage as stored.
@@ -79,6 +81,7 @@ pub struct Stay {
     pub left_at: Option<i64>,
     pub end_reason: Option<EndReason>,
     pub reconnects: u32,
+    pub transport: Option<String>,
 }
 
 /// One turn on stage, resolved.
@@ -124,6 +127,7 @@ fn resolve(now: i64, r: &IntervalRow) -> Stay {
         left_at,
         end_reason,
         reconnects: u32::try_from(r.reconnects).unwrap_or(0),
+        transport: r.transport.clone(),
     }
 }
 

@@ -22,6 +22,7 @@ fn stay(p: &str, joined_at: i64, left_at: Option<i64>, reason: Option<&str>) -> 
         end_reason: reason.map(str::to_owned),
         reconnects: 0,
         last_seen_at: left_at.unwrap_or(NOW - 1000),
+        transport: Some("udp".into()),
     }
 }
 

@@ -174,6 +174,13 @@ pub struct MediaConfig {
     /// Joins beyond this many peers on one media shard are refused (`503`, `serverFull`), and
     /// `/readyz` says `full` while every shard is there. 0: no limit.
     pub max_peers_per_shard: usize,
+    /// ICE over TCP (RFC 6544 passive candidates) beside UDP, for networks that let only TCP out.
+    pub tcp: bool,
+    /// TCP address of shard 0's listener (shard `i` on `port + i`); `None`: each shard listens
+    /// on the IP and port of its UDP socket.
+    pub tcp_listen: Option<SocketAddr>,
+    /// TCP connections from one source IP that have not yet carried a STUN request for a peer.
+    pub tcp_max_pending_per_ip: usize,
 }
 
 impl Default for MediaConfig {
@@ -185,6 +192,9 @@ impl Default for MediaConfig {
             connect_timeout: Duration::from_secs(30),
             audience_bwe_below: ketang_sfu::BwePolicy::default().audience_bwe_below,
             max_peers_per_shard: 1000,
+            tcp: true,
+            tcp_listen: None,
+            tcp_max_pending_per_ip: 16,
         }
     }
 }
@@ -397,6 +407,15 @@ impl Config {
             vec![self.media.listen.ip()]
         } else {
             self.media.advertise.clone()
+        }
+    }
+
+    /// The IPs offered as ICE-TCP candidates: `media.tcp_listen`'s when it names one, else the
+    /// UDP ones.
+    pub fn advertised_tcp_ips(&self) -> Vec<IpAddr> {
+        match self.media.tcp_listen {
+            Some(a) if !a.ip().is_unspecified() => vec![a.ip()],
+            _ => self.advertised_ips(),
         }
     }
 

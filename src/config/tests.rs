@@ -106,6 +106,15 @@ fn each_validation_error_names_its_key() {
         ("[media]\nadvertise = [\"::\"]", "media.advertise"),
         ("[media]\nconnect_timeout = \"0s\"", "media.connect_timeout"),
         ("[media]\nshards = -1", "media.shards"),
+        (
+            "[media]\ntcp_max_pending_per_ip = 0",
+            "media.tcp_max_pending_per_ip",
+        ),
+        ("[media]\ntcp_listen = \"0.0.0.0:443\"", "media.tcp_listen"),
+        (
+            "[media]\ntcp_listen = \"127.0.0.1:65535\"\nshards = 2",
+            "media.tcp_listen",
+        ),
         ("[auth]\nsecret = \"too short\"", "auth.secret"),
         ("[storage]\ndata_dir = \"\"", "storage.data_dir"),
         (

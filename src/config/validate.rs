@@ -39,6 +39,34 @@ impl Config {
                 format!("{ip} cannot be advertised: give an address clients can reach"),
             ));
         }
+        if let Some(tcp) = media.tcp_listen {
+            let last = usize::from(tcp.port()) + shards - 1;
+            if tcp.port() != 0 && last > usize::from(u16::MAX) {
+                return Err(ConfigError::invalid(
+                    "media.tcp_listen",
+                    format!(
+                        "{shards} shards starting at port {} need ports up to {last}, beyond 65535",
+                        tcp.port()
+                    ),
+                ));
+            }
+            if tcp.ip().is_unspecified() && media.advertise.is_empty() {
+                return Err(ConfigError::invalid(
+                    "media.tcp_listen",
+                    format!(
+                        "{} cannot be announced to clients: give the address itself, or list \
+                         the public IP(s) in media.advertise",
+                        tcp.ip()
+                    ),
+                ));
+            }
+        }
+        if media.tcp_max_pending_per_ip == 0 {
+            return Err(ConfigError::invalid(
+                "media.tcp_max_pending_per_ip",
+                "must be at least 1 (set media.tcp = false to turn ICE over TCP off)",
+            ));
+        }
         if media.connect_timeout.is_zero() {
             return Err(ConfigError::invalid(
                 "media.connect_timeout",

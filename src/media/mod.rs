@@ -10,6 +10,7 @@ mod people;
 pub mod report;
 mod shard;
 mod signal_queue;
+mod tcp;
 mod udp;
 
 use std::net::SocketAddr;
@@ -27,6 +28,7 @@ pub use budget::{BudgetSplit, Budgets, CapsChange, ClassroomLink, STAGE_WEIGHT};
 pub use people::{Identity, People, Removed};
 pub use shard::{PUBLISH_EVERY, Published, ShardStats};
 pub use signal_queue::{PEER_QUEUE, PeerReceiver, PeerSender, peer_channel};
+pub use tcp::{STUN_DEADLINE as TCP_STUN_DEADLINE, TcpLimits, TcpStats};
 
 /// What a shard tells a peer's session.
 #[derive(Debug)]
@@ -147,11 +149,73 @@ pub struct ShardHandle {
     pub index: usize,
     /// The address the shard's socket is bound to.
     pub local_addr: SocketAddr,
+    /// Its ICE-TCP listener's address, when ICE over TCP is on.
+    pub tcp_addr: Option<SocketAddr>,
     tx: mpsc::UnboundedSender<ShardCommand>,
     /// Peers on the shard, for placing new rooms.
     load: Arc<AtomicUsize>,
     pub stats: Arc<ShardStats>,
     thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// ICE over TCP for the shards.
+#[derive(Debug, Clone)]
+pub struct TcpSettings {
+    /// Shard 0's listener (shard `i` on `port + i`); `None`: beside each UDP socket.
+    pub listen: Option<SocketAddr>,
+    /// IPs announced as passive TCP candidates.
+    pub advertise: Vec<std::net::IpAddr>,
+    pub limits: TcpLimits,
+}
+
+/// A shard's sockets: UDP, and TCP when on.
+fn bind_shard(
+    settings: &MediaSettings,
+    index: usize,
+) -> std::io::Result<(std::net::UdpSocket, Option<std::net::TcpListener>)> {
+    let offset = |port: u16| match port {
+        0 => 0,
+        p => p + index as u16,
+    };
+    let bind = SocketAddr::new(settings.listen.ip(), offset(settings.listen.port()));
+    let udp_err = |e: std::io::Error| {
+        std::io::Error::new(e.kind(), format!("cannot bind media UDP {bind}: {e}"))
+    };
+    let Some(tcp) = &settings.tcp else {
+        return Ok((std::net::UdpSocket::bind(bind).map_err(udp_err)?, None));
+    };
+    if let Some(listen) = tcp.listen {
+        let udp = std::net::UdpSocket::bind(bind).map_err(udp_err)?;
+        let at = SocketAddr::new(listen.ip(), offset(listen.port()));
+        let l = std::net::TcpListener::bind(at).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot bind media TCP {at}: {e}"))
+        })?;
+        return Ok((udp, Some(l)));
+    }
+    // The TCP listener takes the UDP socket's port; a port the system picked may be taken on
+    // TCP, so pick again a few times.
+    let mut last_err = None;
+    for _ in 0..8 {
+        let udp = std::net::UdpSocket::bind(bind).map_err(udp_err)?;
+        let at = udp.local_addr()?;
+        match std::net::TcpListener::bind(at) {
+            Ok(l) => return Ok((udp, Some(l))),
+            Err(e) if bind.port() == 0 => last_err = Some(e),
+            Err(e) => {
+                return Err(std::io::Error::new(
+                    e.kind(),
+                    format!(
+                        "cannot bind media TCP {at} (set media.tcp_listen or media.tcp = false): {e}"
+                    ),
+                ));
+            }
+        }
+    }
+    let e = last_err.unwrap_or_else(|| std::io::Error::other("no port"));
+    Err(std::io::Error::new(
+        e.kind(),
+        format!("cannot bind media TCP beside UDP {bind}: {e}"),
+    ))
 }
 
 /// All shards, and which room lives where.
@@ -179,6 +243,8 @@ pub struct MediaSettings {
     pub bwe_policy: ketang_sfu::BwePolicy,
     /// Joins beyond this many peers on a shard are refused (0: no limit).
     pub max_peers_per_shard: usize,
+    /// ICE over TCP; `None`: off.
+    pub tcp: Option<TcpSettings>,
     /// The recording writer's queue, if recording is enabled.
     pub record: Option<RecordSink>,
     /// The attendance task's queue (`None`: attendance is not recorded).
@@ -194,14 +260,7 @@ impl MediaPlane {
         let budgets = Arc::new(Budgets::default());
         let mut shards = Vec::new();
         for index in 0..settings.shards.max(1) {
-            let port = match settings.listen.port() {
-                0 => 0,
-                p => p + index as u16,
-            };
-            let bind = SocketAddr::new(settings.listen.ip(), port);
-            let socket = std::net::UdpSocket::bind(bind).map_err(|e| {
-                std::io::Error::new(e.kind(), format!("cannot bind media UDP {bind}: {e}"))
-            })?;
+            let (socket, tcp_listener) = bind_shard(settings, index)?;
             let local_addr = socket.local_addr()?;
             let candidates = settings
                 .advertise
@@ -209,6 +268,17 @@ impl MediaPlane {
                 .map(|ip| SocketAddr::new(*ip, local_addr.port()))
                 .collect();
             let mut sfu_config = SfuConfig::new(candidates);
+            let tcp_addr = match &tcp_listener {
+                Some(l) => Some(l.local_addr()?),
+                None => None,
+            };
+            if let (Some(at), Some(tcp)) = (tcp_addr, &settings.tcp) {
+                sfu_config.tcp_candidates = tcp
+                    .advertise
+                    .iter()
+                    .map(|ip| SocketAddr::new(*ip, at.port()))
+                    .collect();
+            }
             // Disjoint track id ranges per shard keep ids unique in the process.
             sfu_config.track_id_base = (index as u64) << 40 | 1;
             sfu_config.connect_timeout = settings.connect_timeout;
@@ -219,6 +289,7 @@ impl MediaPlane {
             let ctx = shard::ShardContext {
                 index,
                 socket,
+                tcp: tcp_listener.zip(settings.tcp.as_ref().map(|t| t.limits)),
                 commands: rx,
                 registry: registry.clone(),
                 people: people.clone(),
@@ -230,10 +301,16 @@ impl MediaPlane {
                 attendance: settings.attendance.clone(),
             };
             let thread = shard::spawn(ctx, sfu_config)?;
-            tracing::info!(shard = index, %local_addr, "media shard started");
+            match tcp_addr {
+                Some(tcp) => {
+                    tracing::info!(shard = index, %local_addr, %tcp, "media shard started")
+                }
+                None => tracing::info!(shard = index, %local_addr, "media shard started"),
+            }
             shards.push(ShardHandle {
                 index,
                 local_addr,
+                tcp_addr,
                 tx,
                 load,
                 stats,

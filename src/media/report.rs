@@ -20,6 +20,9 @@ pub struct ParticipantBandwidth {
     /// transport-wide feedback, as browsers give) or `reports` (its receiver reports and perhaps
     /// REMB: players and hardware decoders without TWCC, and viewers of a large audience).
     pub feedback: String,
+    /// How its media travels: `udp`, or `tcp` (ICE over TCP, where the school's network lets
+    /// only TCP out); null until it connects.
+    pub transport: Option<String>,
     /// Most the server sends it, bit/s (classroom downlink, school budget share); null: no limit.
     pub down_cap_bps: Option<u64>,
     /// Most it should publish, bit/s (classroom uplink, school budget share); null: no limit.
@@ -89,6 +92,7 @@ pub fn view(p: PeerBandwidth) -> ParticipantBandwidth {
             Feedback::Reports => "reports",
         }
         .to_owned(),
+        transport: p.transport.map(|t| t.as_str().to_owned()),
         down_cap_bps: p.caps.down_bps,
         up_cap_bps: p.caps.up_bps,
         allocated_bps: p.allocated_bps,

@@ -10,10 +10,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use dashmap::DashMap;
-use ketang_sfu::{LeaveReason, RoomId, Sfu, SfuConfig, SfuEvent, SfuOutput};
+use ketang_sfu::{LeaveReason, RoomId, Sfu, SfuConfig, SfuEvent, SfuOutput, Transport};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
+use super::tcp::{self, TcpConns, TcpEvent, TcpLimits};
 use super::udp;
 use super::{MediaError, PeerRegistry, PeerSignal, People, RecordSink, ShardCommand};
 use crate::attendance::{AttendanceSink, Observed};
@@ -30,6 +31,8 @@ pub struct ShardStats {
     pub bytes_out: AtomicU64,
     pub send_errors: AtomicU64,
     pub rooms: AtomicUsize,
+    /// The ICE-TCP side's counters.
+    pub tcp: Arc<tcp::TcpStats>,
     /// Recording packets dropped because the writer fell behind (a slow disk never slows
     /// forwarding: the queue to the writer is bounded and never waited on).
     pub record_dropped: AtomicU64,
@@ -62,6 +65,8 @@ fn publish(sfu: &mut Sfu, ctx: &ShardContext, now: Instant) {
 pub(super) struct ShardContext {
     pub index: usize,
     pub socket: std::net::UdpSocket,
+    /// The ICE-TCP listener and its bounds, when ICE over TCP is on.
+    pub tcp: Option<(std::net::TcpListener, TcpLimits)>,
     pub commands: mpsc::UnboundedReceiver<ShardCommand>,
     pub registry: Arc<PeerRegistry>,
     pub people: Arc<People>,
@@ -103,11 +108,18 @@ async fn run(mut ctx: ShardContext, config: SfuConfig) -> Result<(), String> {
         // Then a wildcard-bound shard only answers ICE for the first advertised address.
         tracing::warn!(shard = ctx.index, "cannot read datagram destinations: {e}");
     }
+    let mut tcp_rx = match ctx.tcp.take() {
+        Some((listener, limits)) => {
+            Some(tcp::start(listener, limits, ctx.stats.tcp.clone()).map_err(|e| e.to_string())?)
+        }
+        None => None,
+    };
+    let mut conns = TcpConns::new(ctx.stats.tcp.clone());
     let mut batch = udp::RecvBatch::default();
     let mut out: Vec<(SocketAddr, Vec<u8>)> = Vec::with_capacity(udp::BATCH);
     let mut next_publish = Instant::now();
     loop {
-        let mut deadline = flush(&mut sfu, &socket, &ctx, &mut out).await;
+        let mut deadline = flush(&mut sfu, &socket, &conns, &ctx, &mut out).await;
         let now = Instant::now();
         if now >= next_publish {
             publish(&mut sfu, &ctx, now);
@@ -119,7 +131,7 @@ async fn run(mut ctx: ShardContext, config: SfuConfig) -> Result<(), String> {
         // honour a passed deadline before waiting again.
         if deadline <= Instant::now() {
             sfu.handle_timeout(Instant::now());
-            deadline = flush(&mut sfu, &socket, &ctx, &mut out).await;
+            deadline = flush(&mut sfu, &socket, &conns, &ctx, &mut out).await;
         }
         tokio::select! {
             cmd = ctx.commands.recv() => match cmd {
@@ -154,6 +166,16 @@ async fn run(mut ctx: ShardContext, config: SfuConfig) -> Result<(), String> {
                     }
                 }
             }
+            ev = next_tcp(&mut tcp_rx) => match ev {
+                Some(ev) => {
+                    if let Some((remote, local, data)) = conns.on_event(ev)
+                        && sfu.handle_packet(Instant::now(), Transport::Tcp, remote, local, &data)
+                    {
+                        conns.prove(remote);
+                    }
+                }
+                None => tcp_rx = None,
+            },
             _ = tokio::time::sleep_until(deadline.into()) => sfu.handle_timeout(Instant::now()),
         }
     }
@@ -161,8 +183,16 @@ async fn run(mut ctx: ShardContext, config: SfuConfig) -> Result<(), String> {
     // (signaling sessions get `bye`) after each connection's DTLS close alert, which is all a
     // WHEP player or WHIP encoder hears.
     sfu.shutdown(Instant::now(), LeaveReason::Shutdown);
-    flush(&mut sfu, &socket, &ctx, &mut out).await;
+    flush(&mut sfu, &socket, &conns, &ctx, &mut out).await;
     Ok(())
+}
+
+/// The next event of the TCP side; never, when ICE over TCP is off.
+async fn next_tcp(rx: &mut Option<tokio::sync::mpsc::Receiver<TcpEvent>>) -> Option<TcpEvent> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 fn datagram(sfu: &mut Sfu, ctx: &ShardContext, from: SocketAddr, local: SocketAddr, data: &[u8]) {
@@ -178,6 +208,7 @@ fn datagram(sfu: &mut Sfu, ctx: &ShardContext, from: SocketAddr, local: SocketAd
 async fn flush(
     sfu: &mut Sfu,
     socket: &UdpSocket,
+    conns: &TcpConns,
     ctx: &ShardContext,
     out: &mut Vec<(SocketAddr, Vec<u8>)>,
 ) -> Instant {
@@ -190,7 +221,12 @@ async fn flush(
                 send(socket, ctx, out).await;
                 return t;
             }
-            SfuOutput::Transmit(t) => out.push((t.destination, t.contents)),
+            SfuOutput::Transmit(t) => match t.transport {
+                Transport::Udp => out.push((t.destination, t.contents)),
+                Transport::Tcp => {
+                    conns.send(t.destination, t.contents);
+                }
+            },
             SfuOutput::Event(e) => route(e, ctx),
             SfuOutput::Record(e) => {
                 if let Some(tx) = &ctx.record

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::Ordering;
 
-use ketang_sfu::{BWE_BUCKETS_BPS, Role, SfuSnapshot};
+use ketang_sfu::{BWE_BUCKETS_BPS, Role, SfuSnapshot, Transport};
 
 use super::text::{Kind, Writer};
 use crate::media::ShardHandle;
@@ -45,6 +45,11 @@ const ROLES: &[(&str, Get)] = &[
     ("viewer", |s| s.sfu.peers(Role::Viewer) as f64),
 ];
 
+const TRANSPORTS: &[(&str, Get)] = &[
+    ("udp", |s| s.sfu.peers_on(Transport::Udp) as f64),
+    ("tcp", |s| s.sfu.peers_on(Transport::Tcp) as f64),
+];
+
 const FAMILIES: &[Family] = &[
     Family {
         name: "ketang_rooms",
@@ -66,6 +71,40 @@ const FAMILIES: &[Family] = &[
         help: "Peers whose ICE and DTLS are up.",
         split: None,
         get: |s| s.sfu.peers_connected as f64,
+    },
+    Family {
+        name: "ketang_peers_by_transport",
+        kind: Kind::Gauge,
+        help: "Connected peers by the transport their media uses (udp, or tcp: ICE over TCP).",
+        split: Some(("transport", TRANSPORTS)),
+        get: none,
+    },
+    Family {
+        name: "ketang_tcp_connections",
+        kind: Kind::Gauge,
+        help: "Open ICE-TCP connections on the shard's listener.",
+        split: None,
+        get: |s| s.handle.stats.tcp.open.load(Ordering::Relaxed) as f64,
+    },
+    Family {
+        name: "ketang_tcp_rejected_total",
+        kind: Kind::Counter,
+        help: "ICE-TCP connections refused or closed by the listener's bounds.",
+        split: Some((
+            "reason",
+            &[
+                ("too_many_pending", |s| {
+                    s.handle.stats.tcp.refused.load(Ordering::Relaxed) as f64
+                }),
+                ("no_stun_in_time", |s| {
+                    s.handle.stats.tcp.unproven_closed.load(Ordering::Relaxed) as f64
+                }),
+                ("oversized_frame", |s| {
+                    s.handle.stats.tcp.oversized.load(Ordering::Relaxed) as f64
+                }),
+            ],
+        )),
+        get: none,
     },
     Family {
         name: "ketang_tracks",

@@ -104,7 +104,7 @@ export const strings = {
     // stats overlay (school IT staff)
     statsToggle: 'Stats', statsToggleTitle: 'Show connection statistics',
     statsTitle: 'Connection statistics', statsClose: 'Close',
-    statsServer: 'Server: estimate {estimate}, allocated {allocated}, probing {probe}, downlink cap {down}, uplink cap {up}',
+    statsServer: 'Server: estimate {estimate}, allocated {allocated}, probing {probe}, downlink cap {down}, uplink cap {up}, media over {transport}',
     statsServerNone: 'Server: no numbers yet',
     statsClient: 'Browser: available uplink {out}, round trip {rtt}, {local} → {remote}',
     statsSending: 'Sending', statsReceiving: 'Receiving',
@@ -203,7 +203,7 @@ export const strings = {
     viewerCodecMismatch: '{name} 看不到你的摄像头：其浏览器无法解码 {codec}。',
     statsToggle: '统计', statsToggleTitle: '显示连接统计',
     statsTitle: '连接统计', statsClose: '关闭',
-    statsServer: '服务器：估计带宽 {estimate}，已分配 {allocated}，探测 {probe}，下行上限 {down}，上行上限 {up}',
+    statsServer: '服务器：估计带宽 {estimate}，已分配 {allocated}，探测 {probe}，下行上限 {down}，上行上限 {up}，媒体经 {transport}',
     statsServerNone: '服务器：暂无数据',
     statsClient: '浏览器：可用上行 {out}，往返时延 {rtt}，{local} → {remote}',
     statsSending: '发送', statsReceiving: '接收',

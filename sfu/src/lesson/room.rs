@@ -71,6 +71,7 @@ impl Room {
             room: self.id.clone(),
             participants,
             tracks: self.track_infos(),
+            transports: Vec::new(),
         }
     }
 

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use str0m::change::SdpOffer;
 use str0m::media::Mid;
+use str0m::net::TcpType;
 use str0m::{Candidate, Rtc};
 
 use crate::error::SfuError;
@@ -16,6 +17,7 @@ use crate::event::{
 use crate::ids::{PeerId, RoomId, TrackId};
 use crate::lesson::role::{Role, TrackSource};
 use crate::lesson::room::{Room, is_audience};
+use crate::session::candidates::complete_candidates;
 use crate::session::peer::Peer;
 use crate::session::sdp::{Accepted, Feedback, PeerMode, Screened, screen_offer};
 use crate::session::subscription::{OutStream, SubState};
@@ -102,7 +104,7 @@ impl Sfu {
         self.process(now);
         tracing::info!(peer = %req.peer, room = %req.room, role = %req.role, mode = mode.as_str(), "joined");
         Ok(Answer {
-            sdp: answer.to_sdp_string(),
+            sdp: complete_candidates(&answer.to_sdp_string()),
             rejected: screened.rejected,
         })
     }
@@ -134,6 +136,19 @@ impl Sfu {
                     rtc.add_local_candidate(c);
                 }
                 Err(e) => tracing::warn!(%addr, "unusable candidate address: {e}"),
+            }
+        }
+        for addr in &self.config.tcp_candidates {
+            let c = Candidate::builder()
+                .tcp()
+                .host(*addr)
+                .tcptype(TcpType::Passive)
+                .build();
+            match c {
+                Ok(c) => {
+                    rtc.add_local_candidate(c);
+                }
+                Err(e) => tracing::warn!(%addr, "unusable TCP candidate address: {e}"),
             }
         }
         // add_local_candidate is a mutation: drain before the next one (nothing to send yet).
@@ -259,7 +274,7 @@ impl Sfu {
         self.process(now);
         tracing::info!(%peer, room = %room_id, "rejoined with a new connection");
         Ok(Answer {
-            sdp: answer.to_sdp_string(),
+            sdp: complete_candidates(&answer.to_sdp_string()),
             rejected: screened.rejected,
         })
     }

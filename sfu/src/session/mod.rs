@@ -10,6 +10,7 @@
 //! `sdp` screens a client's offer before str0m reads it and tells how the client reports on
 //! its link (`Feedback`); `subscription` is one track a peer receives, with its output stream.
 
+pub(crate) mod candidates;
 pub(crate) mod demux;
 pub(crate) mod liveness;
 pub(crate) mod membership;
@@ -18,3 +19,4 @@ pub(crate) mod peer;
 pub(crate) mod sdp;
 pub(crate) mod subscribe;
 pub(crate) mod subscription;
+pub(crate) mod transport;

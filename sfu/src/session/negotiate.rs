@@ -12,6 +12,7 @@ use crate::effects::Effects;
 use crate::error::SfuError;
 use crate::event::{MidTrack, PeerEvent};
 use crate::forward::write::media_kind;
+use crate::session::candidates::complete_candidates;
 use crate::session::peer::Peer;
 use crate::session::sdp::PeerMode;
 use crate::session::subscription::{OutStream, SubState};
@@ -51,7 +52,7 @@ impl Peer {
             fx.send_to_peer(
                 self.id,
                 PeerEvent::Offer {
-                    sdp: offer.to_sdp_string(),
+                    sdp: complete_candidates(&offer.to_sdp_string()),
                     tracks,
                 },
             );
@@ -134,7 +135,7 @@ impl Peer {
             .accept_offer(offer)
             .map_err(|e| SfuError::InvalidSdp(e.to_string()));
         self.drain(fx);
-        Ok(answer?.to_sdp_string())
+        Ok(complete_candidates(&answer?.to_sdp_string()))
     }
 
     /// The tracks on the m-lines of the offer being sent: everything offered or open.

@@ -14,7 +14,7 @@ use std::time::Instant;
 use str0m::change::SdpPendingOffer;
 use str0m::format::PayloadParams;
 use str0m::media::{KeyframeRequestKind, Mid, Rid};
-use str0m::net::{Protocol, Receive};
+use str0m::net::Receive;
 use str0m::rtp::{RtpPacket, Ssrc};
 use str0m::{Event, IceConnectionState, Input, Output, Rtc};
 
@@ -26,6 +26,7 @@ use crate::ids::{PeerId, RoomId, TrackId};
 use crate::lesson::role::{TrackKind, TrackSource};
 use crate::session::sdp::PeerMode;
 use crate::session::subscription::{OutStream, Subscription};
+use crate::session::transport::Transport;
 
 /// Where a published packet belongs, cached per incoming SSRC and payload type.
 #[derive(Debug, Clone, Copy)]
@@ -46,6 +47,8 @@ pub(crate) struct Peer {
     pub link: Liveness,
     /// When the peer next needs `handle_timeout`.
     pub next_timeout: Instant,
+    /// How its media travels now (the transport of its last DTLS or media packet).
+    pub transport: Transport,
     /// The time of the latest input (for events str0m does not stamp).
     pub now: Instant,
 
@@ -108,6 +111,7 @@ impl Peer {
             local_ufrag,
             link: Liveness::new(connect_deadline, now),
             next_timeout: now,
+            transport: Transport::Udp,
             now,
             downlink: crate::bandwidth::downlink::Downlink::new(id, feedback, now),
             publishing: Publishing::default(),
@@ -138,6 +142,7 @@ impl Peer {
                 Output::Transmit(t) => fx.out.push_back(SfuOutput::Transmit(Transmit {
                     source: t.source,
                     destination: t.destination,
+                    transport: Transport::from_protocol(t.proto),
                     contents: t.contents.into(),
                 })),
                 Output::Event(e) => self.on_event(e, fx),
@@ -162,6 +167,7 @@ impl Peer {
                     role: self.info.role,
                     classroom: self.info.classroom.clone(),
                     name: self.info.name.clone(),
+                    transport: self.transport,
                 };
                 fx.activity(&self.room, self.id, joined);
             }
@@ -267,10 +273,12 @@ impl Peer {
         Some(Incoming { track, rid, params })
     }
 
-    /// Feeds a datagram to str0m. Malformed input is dropped; it never ends the peer.
+    /// Feeds a datagram (or a TCP frame) to str0m. Malformed input is dropped; it never ends
+    /// the peer.
     pub fn handle_datagram(
         &mut self,
         now: Instant,
+        transport: Transport,
         from: SocketAddr,
         to: SocketAddr,
         data: &[u8],
@@ -282,7 +290,7 @@ impl Peer {
         let input = Input::Receive(
             now,
             Receive {
-                proto: Protocol::Udp,
+                proto: transport.protocol(),
                 source: from,
                 destination: to,
                 contents,
@@ -291,6 +299,11 @@ impl Peer {
         self.now = now;
         if let Err(e) = self.rtc.handle_input(input) {
             tracing::debug!(peer = %self.id, "dropped datagram: {e}");
+        }
+        // Clients check every candidate pair at first; only the selected one carries DTLS and
+        // media, so those packets tell the transport in use.
+        if crate::session::demux::classify(data) != crate::session::demux::PacketClass::Stun {
+            self.transport = transport;
         }
         if self.link.on_datagram(now) {
             fx.floor_changed.push(self.id);

@@ -30,11 +30,12 @@ export function liveView(root) {
           render();
         } } }) : null),
       el('table', { class: 'admin-table' },
-        el('thead', {}, el('tr', {}, el('th', { key: 'name' }), el('th', { key: 'role' }), el('th', { key: 'joinedAt' }), el('th', {}))),
+        el('thead', {}, el('tr', {}, el('th', { key: 'name' }), el('th', { key: 'role' }), el('th', { key: 'joinedAt' }), el('th', { key: 'transport' }), el('th', {}))),
         el('tbody', {}, ...r.participants.map((p) => el('tr', { data: { peerId: p.peerId } },
           el('td', { text: p.name }),
           el('td', { key: `role_${p.role}` }),
           el('td', { text: time(p.joinedAt) }),
+          el('td', { class: 'transport', text: p.transport ? p.transport.toUpperCase() : '—' }),
           el('td', { class: 'actions' }, el('button', { type: 'button', class: 'ctl', key: 'remove', on: { click: async () => {
             if (!confirm(t('confirmRemove', { name: p.name }))) return;
             try { await del(`/rooms/${encodeURIComponent(r.room)}/participants/${p.peerId}`); } catch (err) { reportError(err); }

@@ -38,7 +38,7 @@ const en = {
   conflictWith: 'Conflicts with “{title}” ({start} – {end})',
   // live
   liveNone: 'No room is live on this server.', since: 'since {time}', participants: 'Participants: {count}',
-  endLesson: 'End lesson', remove: 'Remove', role: 'Role', joinedAt: 'Joined',
+  endLesson: 'End lesson', remove: 'Remove', role: 'Role', joinedAt: 'Joined', transport: 'Media over',
   confirmRemove: 'Remove {name} from the room?',
   // attendance
   attendance: 'Attendance', inRoom: 'In the room', totalTime: 'Total', reconnects: 'Reconnections',
@@ -84,7 +84,7 @@ const zh = {
   occurrence: '课次', status: '状态', room: '课堂', lessonSaved: '课程已保存。', saved: '已保存。',
   conflictWith: '与“{title}”冲突（{start} – {end}）',
   liveNone: '本服务器上没有正在进行的课堂。', since: '开始于 {time}', participants: '参与者：{count}',
-  endLesson: '结束课程', remove: '移出', role: '角色', joinedAt: '加入时间',
+  endLesson: '结束课程', remove: '移出', role: '角色', joinedAt: '加入时间', transport: '媒体传输',
   confirmRemove: '将 {name} 移出课堂？',
   attendance: '考勤', inRoom: '在课堂时段', totalTime: '总时长', reconnects: '重连次数',
   calledOn: '被点名', yes: '是', no: '否', absent: '缺席', inRoomNow: '在课堂中', downloadCsv: '下载 CSV',

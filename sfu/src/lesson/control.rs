@@ -7,7 +7,7 @@ use crate::error::SfuError;
 use crate::event::{Activity, ChatMessage, LeaveReason, PeerEvent, Question, QuestionStatus};
 use crate::ids::{PeerId, RoomId};
 use crate::lesson::role::Role;
-use crate::lesson::room::is_audience;
+use crate::lesson::role::is_audience;
 use crate::lesson::state_push::StateScope;
 use crate::sfu::Sfu;
 

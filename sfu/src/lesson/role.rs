@@ -147,6 +147,12 @@ impl std::str::FromStr for Role {
     }
 }
 
+/// Observers and viewers: possibly hundreds, so they are counted rather than listed, and
+/// their comings and goings are told only to the people who run the lesson.
+pub(crate) fn is_audience(role: Role) -> bool {
+    matches!(role, Role::Observer | Role::Viewer)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

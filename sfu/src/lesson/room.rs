@@ -10,7 +10,7 @@ use crate::event::{
 use crate::forward::track::TrackIn;
 use crate::ids::{PeerId, RoomId, TrackId};
 use crate::lesson::floor::{Floor, LessonMode};
-use crate::lesson::role::{Role, TrackSource};
+use crate::lesson::role::{TrackSource, is_audience};
 use crate::lesson::speaker::SpeakerDetector;
 
 /// Questions kept per room; older answered ones are dropped first.
@@ -38,12 +38,6 @@ pub(crate) struct Room {
     pub recorder: Option<crate::forward::recorder::RecorderTap>,
     /// Coalescing of room states (`state_push`).
     pub throttles: crate::lesson::state_push::StateThrottles,
-}
-
-/// Observers and viewers: possibly hundreds, so they are counted rather than listed, and
-/// their comings and goings are told only to the people who run the lesson.
-pub(crate) fn is_audience(role: Role) -> bool {
-    matches!(role, Role::Observer | Role::Viewer)
 }
 
 impl Room {

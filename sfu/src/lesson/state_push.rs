@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use crate::event::{ParticipantInfo, PeerEvent, RoomState};
 use crate::ids::{PeerId, RoomId};
-use crate::lesson::room::is_audience;
+use crate::lesson::role::is_audience;
 use crate::sfu::Sfu;
 
 /// Who must see a change.

@@ -15,8 +15,9 @@ use crate::event::{
     Activity, Answer, JoinRequest, LeaveReason, ParticipantInfo, PeerEvent, SfuEvent,
 };
 use crate::ids::{PeerId, RoomId, TrackId};
+use crate::lesson::role::is_audience;
 use crate::lesson::role::{Role, TrackSource};
-use crate::lesson::room::{Room, is_audience};
+use crate::lesson::room::Room;
 use crate::session::candidates::complete_candidates;
 use crate::session::peer::Peer;
 use crate::session::sdp::{Accepted, Feedback, PeerMode, Screened, screen_offer};

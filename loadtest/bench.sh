@@ -10,6 +10,8 @@
 # SCHED_FIFO (chrt -f 10; RT=0 turns this off) so other work on the machine (builds, browsers)
 # does not preempt them: on a busy 2-core machine that is the difference between a 3 ms and a
 # 1 s latency tail. Both use little CPU and every run is bounded, so real-time priority is safe.
+# KETANG_BIN / LOADTEST_BIN pick other builds (A/B); MEDIA_EXTRA adds lines to the server's
+# [media] table (e.g. "audience_bwe_below = 100000" to give every viewer the estimator).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,6 +38,7 @@ listen = "127.0.0.1:$port"
 [media]
 listen = "127.0.0.1:$((port + 2000))"
 shards = 1
+${MEDIA_EXTRA:-}
 [storage]
 data_dir = "$dir/data"
 [log]

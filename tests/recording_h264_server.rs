@@ -229,6 +229,11 @@ async fn an_h264_whip_lesson_is_in_the_library_as_mp4_with_picture_and_sound() {
         .await;
     let _ = publisher.close().await;
     drop(teacher);
+    // The room's recording is over for the live side too (its file was started as .webm).
+    s.poll("/api/v1/library/status", Duration::from_secs(5), |v| {
+        v["active"].as_array().is_some_and(|a| a.is_empty())
+    })
+    .await;
     assert_eq!(e["container"], "mp4", "{e:#}");
     assert_eq!(e["codecs"], serde_json::json!(["h264", "opus"]), "{e:#}");
     let path = tmp.path().join("lesson.mp4");

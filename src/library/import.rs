@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use super::catalog::{self, Entry, LessonFacts, TrackFile};
 use super::ids::RecordingId;
-use super::live::part_of;
+use super::live::{lesson_part_of, part_of};
 use super::store::{StoreError, lesson_key, track_key};
 use crate::db::ids::OccurrenceId;
 use crate::recording::{OnDisk, finished_file, finished_files, remove_finished};
@@ -120,7 +120,7 @@ async fn import_lesson(state: &AppState, f: &OnDisk) -> Result<RecordingId, Impo
     let pool = &state.db.pool;
     // The entry was made for the lesson's first file, `name.webm.part`, also when an H.264
     // lesson's file became `name.mp4`.
-    let part = lesson_part_of_track(&f.path)
+    let part = lesson_part_of(&f.path)
         .unwrap_or_else(|| part_of(&f.path))
         .to_string_lossy()
         .into_owned();
@@ -193,21 +193,13 @@ fn ext_of(path: &Path) -> String {
         .to_owned()
 }
 
-/// `dir/room-stamp.t3-video.webm` (a track) and `dir/room-stamp.seg2.mp4` (a codec segment)
-/// belong to `dir/room-stamp.webm` (room ids have no dots).
-fn lesson_part_of_track(track: &Path) -> Option<PathBuf> {
-    let name = track.file_name()?.to_str()?;
-    let stem = name.split('.').next()?;
-    Some(track.with_file_name(format!("{stem}.webm.part")))
-}
-
 async fn import_track(
     state: &AppState,
     f: &OnDisk,
     source: &str,
 ) -> Result<RecordingId, ImportError> {
     let pool = &state.db.pool;
-    let lesson_part = lesson_part_of_track(&f.path)
+    let lesson_part = lesson_part_of(&f.path)
         .ok_or_else(|| ImportError::NoLesson(f.path.display().to_string()))?;
     let entry = catalog::by_local_path(pool, &lesson_part.to_string_lossy())
         .await?
@@ -233,11 +225,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn track_files_name_their_lesson_file() {
-        let t = Path::new("/r/occ_1/occ_1-20301104T080000Z-2.t11-audio.webm");
-        assert_eq!(
-            lesson_part_of_track(t),
-            Some(PathBuf::from("/r/occ_1/occ_1-20301104T080000Z-2.webm.part"))
-        );
+    fn track_and_segment_files_name_their_lesson_file() {
+        let want = Some(PathBuf::from("/r/occ_1/occ_1-20301104T080000Z-2.webm.part"));
+        for f in [
+            "occ_1-20301104T080000Z-2.t11-audio.webm",
+            "occ_1-20301104T080000Z-2.mp4",
+        ] {
+            assert_eq!(lesson_part_of(&Path::new("/r/occ_1").join(f)), want, "{f}");
+        }
+        let seg = Path::new("/r/occ_1/occ_1-20301104T080000Z-2.seg3.webm");
+        assert_eq!(lesson_part_of(seg), want);
     }
 }

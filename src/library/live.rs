@@ -280,7 +280,8 @@ async fn on_status(state: &AppState, s: RecordingStatus) {
         RecordingStatus::Started { room, path } => started(state, room, path).await,
         RecordingStatus::Finished(f) => {
             if f.source.is_none() {
-                let part = part_of(&f.path);
+                // `name.mp4` (an H.264 lesson) was started as `name.webm.part` too.
+                let part = lesson_part_of(&f.path).unwrap_or_else(|| part_of(&f.path));
                 live.active.remove_if(&f.room, |_, a| a.part == part);
             }
             live.queue(Job::File(f.path));
@@ -292,6 +293,15 @@ async fn on_status(state: &AppState, s: RecordingStatus) {
         } => failed(state, room, error, partial).await,
     }
     live.forget_old();
+}
+
+/// The file a recording was started as (its entry's `local_path`): `dir/room-stamp.webm.part`
+/// for the lesson `dir/room-stamp.webm` or `.mp4`, its codec segments `dir/room-stamp.seg2.mp4`
+/// and its per-track files `dir/room-stamp.t3-video.webm` (room ids have no dots).
+pub fn lesson_part_of(file: &Path) -> Option<PathBuf> {
+    let name = file.file_name()?.to_str()?;
+    let stem = name.split('.').next()?;
+    Some(file.with_file_name(format!("{stem}.webm.part")))
 }
 
 /// `….webm` → `….webm.part`.

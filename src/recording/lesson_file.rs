@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use ketang_sfu::VideoCodec;
 
+use super::manifest::Manifest;
 use super::mp4::LiveMp4;
 use super::webm::{Finalized, LiveWebm, TrackSpec};
 
@@ -150,4 +151,23 @@ impl LessonFile {
             Writer::Mp4(m) => m.finalize(target),
         }
     }
+}
+
+pub(crate) fn codec_name(c: VideoCodec) -> &'static str {
+    match c {
+        VideoCodec::H264 => "h264",
+        VideoCodec::Vp9 => "vp9",
+        _ => "vp8",
+    }
+}
+
+/// Finalizes a lesson segment's file and marks its manifest finished (as `room::finish_file` does).
+pub(crate) fn finish_lesson(f: LessonFile, mut m: Manifest) -> io::Result<(Finalized, Manifest)> {
+    let done = f.finalize(&m.target())?;
+    if m.codecs.is_empty() {
+        m.codecs = vec!["opus".into()];
+    }
+    m.finished(done.duration_ms, done.bytes, None);
+    m.store()?;
+    Ok((done, m))
 }

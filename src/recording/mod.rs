@@ -38,6 +38,7 @@ mod h264;
 mod lesson_file;
 mod manifest;
 mod mp4;
+mod mp4_box;
 mod repair;
 mod room;
 mod video;

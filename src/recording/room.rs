@@ -23,7 +23,7 @@ use ketang_sfu::{RecordEvent, RoomId, TrackId, VideoCodec};
 use tracing::{info, warn};
 
 use super::audio::{FRAME, Mixer, RawAudio, opus_head};
-use super::lesson_file::{Container, LessonFile, Writer};
+use super::lesson_file::{Container, LessonFile, Writer, codec_name, finish_lesson};
 use super::manifest::Manifest;
 use super::mp4::{LiveMp4, Mp4Audio};
 use super::video::{Depacketizer, Frame, Ordered, Packet, Reorder};
@@ -595,25 +595,6 @@ fn create_unique(
         io::ErrorKind::AlreadyExists,
         "no free recording file name",
     ))
-}
-
-fn codec_name(c: VideoCodec) -> &'static str {
-    match c {
-        VideoCodec::H264 => "h264",
-        VideoCodec::Vp9 => "vp9",
-        _ => "vp8",
-    }
-}
-
-/// Finalizes a lesson segment's file, as [`finish_file`].
-pub(crate) fn finish_lesson(f: LessonFile, mut m: Manifest) -> io::Result<(Finalized, Manifest)> {
-    let done = f.finalize(&m.target())?;
-    if m.codecs.is_empty() {
-        m.codecs = vec!["opus".into()];
-    }
-    m.finished(done.duration_ms, done.bytes, None);
-    m.store()?;
-    Ok((done, m))
 }
 
 /// Finalizes one file into its manifest's target and marks the manifest finished (the

@@ -115,6 +115,10 @@ pub struct WsStats {
     pub bad_messages: u64,
     /// The `bye` reason, once received.
     pub bye: Option<String>,
+    /// `codecMismatch`: (publisher peer id, codec) of tracks this client cannot decode.
+    pub codec_mismatches: Vec<(u64, String)>,
+    /// `viewerCodecMismatch`: (viewer peer id, codec) of those who cannot decode ours.
+    pub viewer_codec_mismatches: Vec<(u64, String)>,
 }
 
 /// State shared by the handle, the signaling task and the track callback.
@@ -465,6 +469,22 @@ impl SignalingTask {
             }
             "participantJoined" | "participantLeft" | "trackAdded" | "trackRemoved" => {
                 record_event(&self.shared, &msg);
+                Ok(())
+            }
+            "codecMismatch" => {
+                let told = (
+                    msg["peerId"].as_u64().unwrap_or(0),
+                    truncate(msg["codec"].as_str().unwrap_or("")),
+                );
+                lock(&self.shared.stats).codec_mismatches.push(told);
+                Ok(())
+            }
+            "viewerCodecMismatch" => {
+                let told = (
+                    msg["viewerId"].as_u64().unwrap_or(0),
+                    truncate(msg["codec"].as_str().unwrap_or("")),
+                );
+                lock(&self.shared.stats).viewer_codec_mismatches.push(told);
                 Ok(())
             }
             "pong" | "roomState" | "chat" | "activeSpeaker" | "rollCall" | "lessonEnding"

@@ -166,10 +166,11 @@ async fn import_lesson(state: &AppState, f: &OnDisk) -> Result<RecordingId, Impo
         bytes: stored.bytes as i64,
         sha256: stored.sha256,
     };
-    catalog::set_ready(pool, id.as_str(), &file, f.recovered, state.clock.now_ms()).await?;
+    // Codecs first: an entry is read as soon as it is ready, and must say what it holds then.
     if !f.codecs.is_empty() {
         catalog::set_codecs(pool, id.as_str(), &f.codecs.join(",")).await?;
     }
+    catalog::set_ready(pool, id.as_str(), &file, f.recovered, state.clock.now_ms()).await?;
     cleanup(&f.path).await;
     Ok(id)
 }

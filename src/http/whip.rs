@@ -266,7 +266,8 @@ async fn post(
     for r in &answer.rejected {
         tracing::info!(%peer, mid = %r.mid, reason = %r.reason, "{} m-line refused", kind.path());
     }
-    tracing::info!(%peer, %room, role = %claims.role, "{} session {session} started", kind.path());
+    // Not the session id: its URL is the capability to end the session.
+    tracing::info!(%peer, %room, role = %claims.role, "{} session started", kind.path());
 
     let location = format!("/{}/{}/{}", kind.path(), room, session);
     let mut resp = (StatusCode::CREATED, answer.sdp).into_response();

@@ -213,6 +213,7 @@ async fn post(
             room: room.clone(),
             name: claims.name.clone(),
             expires: claims.exp,
+            version: claims.lv,
         },
     );
     // Removed while the offer was being answered: the removal could not find this peer yet.

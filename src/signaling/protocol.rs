@@ -275,6 +275,8 @@ pub enum ByeReason {
     MediaFailed,
     /// The client read its messages too slowly; events for it were dropped.
     SlowConsumer,
+    /// The lesson's links were reissued: this one no longer works.
+    LinkRevoked,
 }
 
 impl ByeReason {
@@ -297,9 +299,10 @@ impl ByeReason {
             ByeReason::RoomClosed => LeaveReason::RoomClosed,
             ByeReason::Shutdown => LeaveReason::Shutdown,
             ByeReason::MediaFailed | ByeReason::SlowConsumer => LeaveReason::Disconnected,
-            ByeReason::Removed | ByeReason::TokenExpired | ByeReason::Replaced => {
-                LeaveReason::Removed
-            }
+            ByeReason::Removed
+            | ByeReason::TokenExpired
+            | ByeReason::Replaced
+            | ByeReason::LinkRevoked => LeaveReason::Removed,
         }
     }
 
@@ -312,6 +315,9 @@ impl ByeReason {
             ByeReason::Shutdown => "the server is shutting down",
             ByeReason::Replaced => "the same room link joined from another page",
             ByeReason::MediaFailed => "the media connection failed",
+            ByeReason::LinkRevoked => {
+                "the lesson's links were reissued: ask the organizer for the current link"
+            }
             ByeReason::SlowConsumer => {
                 "the connection was too slow to follow the lesson; reconnecting should help"
             }

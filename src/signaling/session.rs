@@ -123,6 +123,7 @@ async fn run_session(
             room: s.claims.room.clone(),
             name: s.claims.name.clone(),
             expires: s.claims.exp,
+            version: s.claims.lv,
         },
     );
 

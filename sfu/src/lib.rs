@@ -88,6 +88,8 @@ mod event;
 mod fanout;
 mod floor;
 mod forward;
+#[cfg(test)]
+mod fuzz_tests;
 mod ids;
 mod keyframe;
 mod last_resort;

@@ -225,3 +225,27 @@ async fn oversized_frames_count_against_the_rate_limit() {
         "{too_large} oversized frames were all read in full"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whip_and_whep_check_the_token_before_reading_the_body() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::start().await;
+    for path in ["/whip/early", "/whep/early"] {
+        let mut tcp = tokio::net::TcpStream::connect(s.server.http_addr)
+            .await
+            .unwrap();
+        // A promised body that never comes, with a token that is no token.
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer forged\r\n\
+             Content-Type: application/sdp\r\nContent-Length: 100000\r\n\r\nv=0\r\n"
+        );
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 1024];
+        let n = tokio::time::timeout(Duration::from_secs(3), tcp.read(&mut buf))
+            .await
+            .expect("an answer before the body arrives")
+            .unwrap();
+        let reply = String::from_utf8_lossy(&buf[..n]);
+        assert!(reply.starts_with("HTTP/1.1 401"), "{path}: {reply}");
+    }
+}

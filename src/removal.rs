@@ -34,6 +34,23 @@ impl AppState {
         }
     }
 
+    /// Ends the sessions in `room` of links older than `version` (after a reissue).
+    pub fn end_revoked(&self, room: &RoomId, version: u32) -> usize {
+        let peers = self.media.people.revoked_in(room, version);
+        for p in &peers {
+            let told = self.media.registry.get(p).is_some_and(|tx| {
+                tx.send(crate::media::PeerSignal::Close(
+                    crate::signaling::protocol::ByeReason::LinkRevoked,
+                ))
+            });
+            // A peer without a session (its socket dropped) is taken out directly.
+            if !told {
+                self.media.remove_peer(room, *p, LeaveReason::Removed);
+            }
+        }
+        peers.len()
+    }
+
     /// Lets a removed link in again; false if `peer` was not removed from `room`.
     pub async fn readmit_link(&self, room: &RoomId, peer: PeerId) -> bool {
         let Some(link) = self.media.people.readmit(room, peer) else {
@@ -90,6 +107,7 @@ impl AppState {
                 room,
                 name: row.try_get("name")?,
                 expires: u64::try_from(expires / 1000).unwrap_or(0),
+                version: None,
             };
             let peer = u64::try_from(peer).unwrap_or(0);
             highest = highest.max(peer);

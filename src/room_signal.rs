@@ -43,6 +43,8 @@ pub enum ByeReason {
     ServerFull,
     /// The client read its messages too slowly; events for it were dropped.
     SlowConsumer,
+    /// The lesson's links were reissued: this one no longer works.
+    LinkRevoked,
 }
 
 impl ByeReason {
@@ -67,9 +69,10 @@ impl ByeReason {
             ByeReason::MediaFailed | ByeReason::SlowConsumer => LeaveReason::Disconnected,
             // Never admitted: nothing to leave.
             ByeReason::ServerFull => LeaveReason::Internal,
-            ByeReason::Removed | ByeReason::TokenExpired | ByeReason::Replaced => {
-                LeaveReason::Removed
-            }
+            ByeReason::Removed
+            | ByeReason::TokenExpired
+            | ByeReason::Replaced
+            | ByeReason::LinkRevoked => LeaveReason::Removed,
         }
     }
 
@@ -83,6 +86,9 @@ impl ByeReason {
             ByeReason::Replaced => "the same room link joined from another page",
             ByeReason::MediaFailed => "the media connection failed",
             ByeReason::ServerFull => "the server is full; the page tries again shortly",
+            ByeReason::LinkRevoked => {
+                "the lesson's links were reissued: ask the organizer for the current link"
+            }
             ByeReason::SlowConsumer => {
                 "the connection was too slow to follow the lesson; reconnecting should help"
             }

@@ -199,15 +199,47 @@ async fn announce_bootstrap_key(db: &Db, config: &Config) -> Result<(), ServerEr
     let key = crate::api::keys::bootstrap(db)
         .await
         .map_err(|e| ServerError(format!("cannot create the bootstrap admin key: {e}")))?;
-    if let Some(key) = key {
-        tracing::warn!(
-            "No admin API key existed, so this one was created; it is shown only now: {key} \
-             — sign in at {}/admin or send `Authorization: Bearer <key>` to /api/v1, then make \
-             personal keys (`ketang admin create-key NAME`) and revoke this one",
-            config.public_base_url()
+    let Some(key) = key else {
+        return Ok(());
+    };
+    // Never in the log (log files are shared and kept): a file only its user can read, and
+    // the terminal of whoever started the server, if any.
+    let path = config
+        .storage
+        .data_dir
+        .join(crate::api::keys::BOOTSTRAP_FILE);
+    write_private(&path, &format!("{key}\n"))
+        .map_err(|e| ServerError(format!("cannot write {}: {e}", path.display())))?;
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() {
+        eprintln!(
+            "Bootstrap admin key (shown once, also in {}): {key}",
+            path.display()
         );
     }
+    tracing::info!(
+        "No admin API key existed: a bootstrap key was written to {} (mode 600). Sign in at \
+         {}/admin with it and make a personal key (`ketang admin create-key NAME`); the \
+         bootstrap key stops working then, or 24 hours after it was made. Its uses are audited.",
+        path.display(),
+        config.public_base_url()
+    );
     Ok(())
+}
+
+/// Writes `text` to a new file readable only by this user.
+fn write_private(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    let mut f = o.open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
 }
 
 impl RunningServer {

@@ -168,3 +168,84 @@ async fn whip_and_whep_sessions_end_with_their_token() {
     assert_eq!(deleted(player.location()).await, 404);
     assert_eq!(deleted(encoder.location()).await, 404);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_that_never_joins_leaves_nothing_behind() {
+    let s = TestServer::start().await;
+    let token = s.token("idle", Role::Classroom, "Class 1");
+    let jti = {
+        let claims = s.server.state.verify(Some(&token), None).unwrap();
+        claims.jti
+    };
+    for _ in 0..3 {
+        let (mut ws, _) = connect(&s, &token).await;
+        ws.close(None).await.unwrap();
+    }
+    let mut left = false;
+    for _ in 0..100 {
+        if s.server.state.media.people.peer_of(&jti).is_none() {
+            left = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(left, "the link's identity outlived its sessions");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_frames_count_against_the_rate_limit() {
+    use futures_util::SinkExt;
+    let s = TestServer::start().await;
+    let token = s.token("big", Role::Classroom, "Class 1");
+    let (mut ws, _) = connect(&s, &token).await;
+    let max = s.server.state.config.signaling.max_message_bytes;
+    let big = format!("{{\"type\":\"ping\",\"pad\":\"{}\"}}", "x".repeat(max));
+    const SENT: usize = 100;
+    for _ in 0..SENT {
+        ws.send(Message::Text(big.clone().into())).await.unwrap();
+    }
+    let (mut too_large, mut limited) = (0, 0);
+    while too_large + limited < SENT {
+        let msg = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("a reply per frame")
+            .unwrap()
+            .unwrap();
+        if let Message::Text(t) = msg {
+            let v: Value = serde_json::from_str(&t).unwrap();
+            match v["code"].as_str() {
+                Some("messageTooLarge") => too_large += 1,
+                Some("rateLimited") => limited += 1,
+                _ => {}
+            }
+        }
+    }
+    assert!(
+        limited > 0,
+        "{too_large} oversized frames were all read in full"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whip_and_whep_check_the_token_before_reading_the_body() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::start().await;
+    for path in ["/whip/early", "/whep/early"] {
+        let mut tcp = tokio::net::TcpStream::connect(s.server.http_addr)
+            .await
+            .unwrap();
+        // A promised body that never comes, with a token that is no token.
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer forged\r\n\
+             Content-Type: application/sdp\r\nContent-Length: 100000\r\n\r\nv=0\r\n"
+        );
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 1024];
+        let n = tokio::time::timeout(Duration::from_secs(3), tcp.read(&mut buf))
+            .await
+            .expect("an answer before the body arrives")
+            .unwrap();
+        let reply = String::from_utf8_lossy(&buf[..n]);
+        assert!(reply.starts_with("HTTP/1.1 401"), "{path}: {reply}");
+    }
+}

@@ -86,6 +86,8 @@ mod effects;
 mod error;
 mod event;
 mod forward;
+#[cfg(test)]
+mod fuzz_tests;
 mod ids;
 mod lesson;
 mod report;

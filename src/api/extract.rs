@@ -38,7 +38,8 @@ impl FromRequestParts<AppState> for AdminKey {
         match keys::lookup(&state.db, key, state.clock.now_ms()).await? {
             Some(info) => Ok(AdminKey(info)),
             None => Err(Problem::unauthorized(
-                "the API key is unknown or was revoked",
+                "the API key is unknown or was revoked (the bootstrap key expires once a \
+                 personal key exists, or after 24 hours)",
             )),
         }
     }

@@ -49,21 +49,63 @@ pub fn hash(key: &str) -> String {
         .collect()
 }
 
-/// The key's owner, if the key is known and not revoked, for a request made at `now_ms`.
+/// The name of the key a first start makes.
+pub const BOOTSTRAP_NAME: &str = "bootstrap";
+
+/// The bootstrap key works this long after it was made (or until a personal key exists).
+pub const BOOTSTRAP_LIFETIME_MS: i64 = 24 * 3600 * 1000;
+
+/// File in `storage.data_dir` the bootstrap key is written to (mode 600).
+pub const BOOTSTRAP_FILE: &str = "bootstrap-admin-key";
+
+/// The key's owner, if the key is known and not revoked (nor, for the bootstrap key,
+/// expired), for a request made at `now_ms`. Each use of the bootstrap key is audited.
 pub async fn lookup(db: &Db, key: &str, now_ms: i64) -> Result<Option<KeyInfo>, sqlx::Error> {
     // Anything not shaped like a key cannot match; skip the query.
     if !key.starts_with(KEY_PREFIX) || key.len() != KEY_PREFIX.len() + 64 {
         return Ok(None);
     }
-    let row = sqlx::query("SELECT id, name FROM api_keys WHERE hash = $1 AND revoked_at IS NULL")
-        .bind(hash(key))
-        .fetch_optional(&db.pool)
-        .await?;
-    Ok(row.map(|r| KeyInfo {
+    let row = sqlx::query(
+        "SELECT id, name, created_at FROM api_keys WHERE hash = $1 AND revoked_at IS NULL",
+    )
+    .bind(hash(key))
+    .fetch_optional(&db.pool)
+    .await?;
+    let Some(r) = row else {
+        return Ok(None);
+    };
+    let info = KeyInfo {
         id: ApiKeyId::from_db(r.get("id")),
         name: r.get("name"),
         at_ms: now_ms,
-    }))
+    };
+    if info.name == BOOTSTRAP_NAME {
+        let created_at: i64 = r.get("created_at");
+        if !bootstrap_valid(db, created_at, now_ms).await? {
+            return Ok(None);
+        }
+        let mut conn = db.pool.acquire().await?;
+        audit::record(
+            &mut conn,
+            &info,
+            Audit::new("key.bootstrapUse", info.id.as_str()),
+        )
+        .await?;
+    }
+    Ok(Some(info))
+}
+
+/// The bootstrap key is for making the first personal key: it expires with that, or after a
+/// day.
+async fn bootstrap_valid(db: &Db, created_at: i64, now_ms: i64) -> Result<bool, sqlx::Error> {
+    if now_ms > created_at.saturating_add(BOOTSTRAP_LIFETIME_MS) {
+        return Ok(false);
+    }
+    let personal = sqlx::query("SELECT id FROM api_keys WHERE name <> $1 LIMIT 1")
+        .bind(BOOTSTRAP_NAME)
+        .fetch_optional(&db.pool)
+        .await?;
+    Ok(personal.is_none())
 }
 
 /// Why a key could not be created.
@@ -117,7 +159,7 @@ pub async fn bootstrap(db: &Db) -> Result<Option<String>, sqlx::Error> {
     // Before the server's state exists: the system clock, as the server's clock reads in
     // service.
     let now = crate::time::Clock::default().now_ms();
-    match create(&mut conn, "bootstrap", now).await {
+    match create(&mut conn, BOOTSTRAP_NAME, now).await {
         Ok((_, key)) => Ok(Some(key)),
         // Another node got there first (or the insert lost the race on the unique name).
         Err(CreateKeyError::Exists(_)) => Ok(None),

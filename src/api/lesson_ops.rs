@@ -371,5 +371,9 @@ pub async fn reissue_links(
     .await?;
     let links = mint_links(&state, &mut tx, &l, &o).await?;
     tx.commit().await?;
+    // The old links stop working now, also for those already in the room (WHIP/WHEP too).
+    if let Ok(room) = RoomId::new(&o.id) {
+        state.end_revoked(&room, o.link_version());
+    }
     Ok(Json(links))
 }

@@ -210,7 +210,21 @@ pub fn validate_name(name: &str) -> Result<(), String> {
     if name.chars().any(char::is_control) {
         return Err("the name must not contain control characters".to_owned());
     }
+    if name.chars().any(is_invisible_format) {
+        return Err(
+            "the name must not contain invisible or direction-changing characters".to_owned(),
+        );
+    }
     Ok(())
+}
+
+/// Invisible formatting characters: zero-width spaces and joiners, direction marks, embeddings
+/// and isolates, the byte-order mark. In a name or chat text they only serve to make text
+/// look like something else (a reversed file name, two names that look the same).
+pub fn is_invisible_format(c: char) -> bool {
+    matches!(c,
+        '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
 }
 
 /// Mints and verifies room tokens with one secret.

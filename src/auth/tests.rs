@@ -186,7 +186,14 @@ fn a_token_for_another_room_is_refused() {
 #[test]
 fn bad_names_and_ttls_are_refused_at_mint() {
     let auth = TokenAuthority::new(SECRET, SKEW);
-    for name in ["", "   ", "tab\there", &"x".repeat(65)] {
+    for name in [
+        "",
+        "   ",
+        "tab\there",
+        &"x".repeat(65),
+        "evil\u{202E}gnp.exe",
+        "Li\u{200B}Wei",
+    ] {
         let req = MintRequest {
             name: name.to_owned(),
             ..request()

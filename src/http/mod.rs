@@ -73,7 +73,12 @@ pub fn router(state: AppState) -> Router {
             headers::SecurityHeaders::new(&state.config.http.frame_ancestors),
             headers::add,
         ))
-        .layer(TraceLayer::new_for_http())
+        // The span names the path only: the query holds room tokens (`?t=`).
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &axum::extract::Request| {
+                tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+            }),
+        )
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::metrics::http::track,

@@ -1,7 +1,7 @@
 //! WHIP (RFC 9725) ingest and WHEP playback: one HTTP POST carries the SDP offer, the answer
 //! comes back with a session URL, DELETE on that URL ends the session (protocol §6).
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -38,7 +38,7 @@ pub async fn whip_post(
     State(state): State<AppState>,
     Path(room): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     post(state, Kind::Whip, room, headers, body).await
 }
@@ -47,7 +47,7 @@ pub async fn whep_post(
     State(state): State<AppState>,
     Path(room): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     post(state, Kind::Whep, room, headers, body).await
 }
@@ -92,7 +92,7 @@ async fn post(
     kind: Kind,
     room: String,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     if state.is_shutting_down() {
         return shutting_down();
@@ -148,6 +148,27 @@ async fn post(
             format!("this link already plays in {cap} sessions; end one (DELETE) first"),
         );
     }
+    // The body is read only now, after the token and role were checked: a client without a
+    // valid link cannot make the server wait for (or buffer) an offer.
+    let max = state.config.signaling.max_sdp_bytes;
+    let body: Bytes = match axum::body::to_bytes(body, max.saturating_add(1)).await {
+        Ok(b) if b.len() <= max => b,
+        Ok(_) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalidSdp",
+                format!("the offer exceeds {max} bytes"),
+            );
+        }
+        // Too long (the limit hit mid-stream), or the body deadline passed.
+        Err(e) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalidSdp",
+                format!("the offer could not be read within {max} bytes: {e}"),
+            );
+        }
+    };
     let Ok(offer) = String::from_utf8(body.to_vec()) else {
         return error(
             StatusCode::BAD_REQUEST,
@@ -205,6 +226,7 @@ async fn post(
             room: room.clone(),
             name: claims.name.clone(),
             expires: claims.exp,
+            version: claims.lv,
         },
     );
     // Removed while the offer was being answered: the removal could not find this peer yet.
@@ -263,7 +285,8 @@ async fn post(
     for r in &answer.rejected {
         tracing::info!(%peer, mid = %r.mid, reason = %r.reason, "{} m-line refused", kind.path());
     }
-    tracing::info!(%peer, %room, role = %claims.role, "{} session {session} started", kind.path());
+    // Not the session id: its URL is the capability to end the session.
+    tracing::info!(%peer, %room, role = %claims.role, "{} session started", kind.path());
 
     let location = format!("/{}/{}/{}", kind.path(), room, session);
     let mut resp = (StatusCode::CREATED, answer.sdp).into_response();

@@ -18,6 +18,8 @@ pub struct Identity {
     pub name: String,
     /// The link's expiry (Unix seconds): a removal need not be kept longer.
     pub expires: u64,
+    /// The lesson link version it was minted at (`lv`), for ending revoked links' sessions.
+    pub version: Option<u32>,
 }
 
 /// A link removed from a room.
@@ -57,6 +59,15 @@ impl People {
 
     pub fn identity(&self, peer: PeerId) -> Option<Identity> {
         self.by_peer.get(&peer).map(|i| i.clone())
+    }
+
+    /// Live peers of a room whose link is of a version older than `current` (revoked).
+    pub fn revoked_in(&self, room: &RoomId, current: u32) -> Vec<PeerId> {
+        self.by_peer
+            .iter()
+            .filter(|e| e.room == *room && e.version.is_some_and(|v| v < current))
+            .map(|e| *e.key())
+            .collect()
     }
 
     /// Every live peer of a link in a room.
@@ -123,6 +134,7 @@ mod tests {
             room: RoomId::new("r").unwrap(),
             name: "n".into(),
             expires: 1_000,
+            version: None,
         }
     }
 

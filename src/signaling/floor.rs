@@ -19,9 +19,14 @@ pub fn clean_text(text: &str) -> Result<String, String> {
             "the text is longer than {MAX_TEXT_CHARS} characters"
         ));
     }
-    Ok(t.chars()
-        .filter(|c| !c.is_control() || *c == '\n')
-        .collect())
+    let clean: String = t
+        .chars()
+        .filter(|c| (!c.is_control() || *c == '\n') && !crate::auth::is_invisible_format(*c))
+        .collect();
+    if clean.trim().is_empty() {
+        return Err("the text is empty".into());
+    }
+    Ok(clean)
 }
 
 impl Session {
@@ -167,5 +172,14 @@ mod tests {
         assert_eq!(clean_text(&"字".repeat(500)).unwrap().chars().count(), 500);
         // Markup is kept as text: escaping is the renderer's job (textContent).
         assert_eq!(clean_text("<b>x</b>").unwrap(), "<b>x</b>");
+    }
+
+    #[test]
+    fn direction_overrides_and_zero_width_characters_are_removed() {
+        assert_eq!(
+            clean_text("see \u{202E}fdp.exe\u{202C} and a\u{200B}b\u{2066}c\u{FEFF}").unwrap(),
+            "see fdp.exe and abc"
+        );
+        assert!(clean_text("\u{200B}\u{200D}").is_err());
     }
 }

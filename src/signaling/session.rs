@@ -123,6 +123,7 @@ async fn run_session(
             room: s.claims.room.clone(),
             name: s.claims.name.clone(),
             expires: s.claims.exp,
+            version: s.claims.lv,
         },
     );
 
@@ -134,11 +135,16 @@ async fn run_session(
         (End::Detach, Some(shard)) => shard.detach(s.peer),
         _ => {}
     }
-    // Unless a newer session took the peer over, its channel goes with this session.
-    state
+    // Unless a newer session took the peer over, its channel goes with this session, and so
+    // does the identity of a peer that never joined (no shard will report it gone).
+    let owned = state
         .media
         .registry
-        .remove_if(&s.peer, |_, t| t.same_channel(&tx));
+        .remove_if(&s.peer, |_, t| t.same_channel(&tx))
+        .is_some();
+    if owned && s.shard.is_none() {
+        state.media.people.left(s.peer);
+    }
     let _ = s.sink.close().await;
     tracing::info!(room = %s.claims.room, peer = %s.peer, "signaling session ended");
 }
@@ -275,6 +281,19 @@ impl Session {
     /// Handles one text frame; `Some` ends the session.
     async fn on_text(&mut self, text: &str) -> Option<End> {
         let cfg = &self.state.config.signaling;
+        // Every frame counts against the rate, oversized ones too.
+        if !self.bucket.take(Instant::now()) {
+            let m = format!(
+                "more than {} messages per second; message dropped",
+                cfg.messages_per_second
+            );
+            let r = (text.len() <= cfg.max_message_bytes)
+                .then(|| message_type(text))
+                .flatten();
+            self.send(ServerMsg::error(ErrorCode::RateLimited, m, r.as_deref()))
+                .await;
+            return None;
+        }
         if text.len() > cfg.max_message_bytes {
             let m = format!(
                 "message of {} bytes exceeds the limit of {} bytes",
@@ -282,16 +301,6 @@ impl Session {
                 cfg.max_message_bytes
             );
             self.send(ServerMsg::error(ErrorCode::MessageTooLarge, m, None))
-                .await;
-            return None;
-        }
-        if !self.bucket.take(Instant::now()) {
-            let m = format!(
-                "more than {} messages per second; message dropped",
-                cfg.messages_per_second
-            );
-            let r = message_type(text);
-            self.send(ServerMsg::error(ErrorCode::RateLimited, m, r.as_deref()))
                 .await;
             return None;
         }

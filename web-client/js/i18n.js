@@ -84,6 +84,7 @@ export const strings = {
     bye_shutdown: 'The server is restarting. Rejoin in a moment.',
     bye_replaced: 'This link was opened somewhere else, so this page was disconnected.',
     bye_slowConsumer: 'The connection was too slow to follow the lesson. Rejoin to continue.',
+    bye_linkRevoked: 'This lesson link was replaced by a new one. Ask the organizer for the current link.',
     bye_mediaFailed: 'The audio/video connection failed. Check the network and rejoin.',
     bye_unknown: 'Disconnected by the server: {message}',
     // signaling errors
@@ -185,6 +186,7 @@ export const strings = {
     bye_shutdown: '服务器正在重启，请稍后重新进入。',
     bye_replaced: '此链接已在其他地方打开，本页面已断开。',
     bye_slowConsumer: '网络太慢，跟不上课堂，请重新进入。',
+    bye_linkRevoked: '此课堂链接已被新链接取代，请向组织者索取最新链接。',
     bye_mediaFailed: '音视频连接失败，请检查网络后重新进入。',
     bye_unknown: '服务器断开了连接：{message}',
     err_badMessage: '服务器无法识别一条消息。',

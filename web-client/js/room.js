@@ -18,7 +18,7 @@ import { $, showPanel, bindText, Banners, renderStatus, Tabs, StatsOverlay } fro
 
 const PUBLISHERS = new Set(['teacher', 'classroom']);
 const BYE_REASONS = new Set(['left', 'roomClosed', 'removed', 'tokenExpired', 'shutdown', 'replaced', 'mediaFailed',
-  'serverFull', 'slowConsumer']);
+  'serverFull', 'slowConsumer', 'linkRevoked']);
 const ERROR_CODES = new Set(['badMessage', 'messageTooLarge', 'rateLimited', 'invalidSdp', 'glare',
   'noPendingOffer', 'forbidden', 'notJoined', 'internal']);
 const TOKEN_ERRORS = new Set(['tokenExpired', 'tokenNotYetValid', 'tokenInvalid', 'tokenWrongRoom',

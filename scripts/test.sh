@@ -50,6 +50,16 @@ aiortc_env=$(./scripts/aiortc-venv.sh)
 eval "$aiortc_env"
 export KETANG_AIORTC_PYTHON
 
+# --- The browser app parses (a syntax error would only show as a blank page) -----------------
+say "web-client syntax"
+js_check=$(mktemp -d)
+for f in $(find web-client -name '*.js'); do
+  # Plain ES modules: check each as a module.
+  cp "$f" "$js_check/check.mjs"
+  node --check "$js_check/check.mjs" || { echo "syntax error in $f" >&2; exit 1; }
+done
+rm -rf "$js_check"
+
 # --- Rust ----------------------------------------------------------------------------------
 say "cargo fmt --check"
 cargo fmt --all -- --check

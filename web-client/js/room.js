@@ -407,7 +407,6 @@ function onBye(msg) {
     banners.show('serverFull', { kind: 'warn', id: 'server-full', timeoutMs: 8000 });
     return; // the server closes the socket next; onSocketClose reconnects
   }
-  if (reason === 'mediaFailed' && ketang.peerId !== null) {
   if ((reason === 'mediaFailed' || reason === 'slowConsumer') && ketang.peerId !== null) {
     // The server gave up on our media (nothing arrived for its grace period): the network may
     // still be blocking it. Keep trying, as after any other loss, and join again when the

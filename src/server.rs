@@ -76,26 +76,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         crate::attendance::AttendanceSink::channel(crate::attendance::QUEUE, clock.clone());
     let attendance = crate::attendance::spawn(db.clone(), attendance_rx, clock.clone());
     let attendance_dropped = attendance_sink.dropped_counter();
-    let settings = MediaSettings {
-        listen: config.media.listen,
-        shards: config.media_shard_count(),
-        advertise: config.advertised_ips(),
-        connect_timeout: config.media.connect_timeout,
-        bwe_policy: ketang_sfu::BwePolicy {
-            audience_bwe_below: config.media.audience_bwe_below,
-        },
-        max_peers_per_shard: config.media.max_peers_per_shard,
-        tcp: config.media.tcp.then(|| crate::media::TcpSettings {
-            listen: config.media.tcp_listen,
-            advertise: config.advertised_tcp_ips(),
-            limits: crate::media::TcpLimits {
-                max_pending_per_ip: config.media.tcp_max_pending_per_ip,
-                stun_deadline: crate::media::TCP_STUN_DEADLINE,
-            },
-        }),
-        record: library.sink.clone(),
-        attendance: Some(attendance_sink),
-    };
+    let settings = media_settings(&config, library.sink.clone(), attendance_sink);
     let media = MediaPlane::start(&settings).map_err(|e| ServerError(e.to_string()))?;
     let listener = TcpListener::bind(config.http.listen)
         .await
@@ -118,24 +99,11 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         header_read_timeout: config.http.header_read_timeout,
         max_connections: config.http.max_connections,
     };
-    let tls = match &certs {
-        Some(store) => Some(tokio_rustls::TlsAcceptor::from(
-            crate::http::tls::server_config(store.clone())
-                .map_err(|e| ServerError(format!("http.tls_cert: {e}")))?,
-        )),
-        None => None,
-    };
+    let tls = tls_acceptor(certs.as_ref())?;
     let cert_watch = certs.as_ref().map(|store| store.watch());
     let state = AppState::with_library(config, tokens, media, db, library.library, clock);
     state.metrics.watch_attendance(attendance_dropped);
-    // Removed links stay out across restarts: barred before the listener serves anyone.
-    let restored = state
-        .restore_removals()
-        .await
-        .map_err(|e| ServerError(format!("cannot read removed links: {e}")))?;
-    if restored > 0 {
-        tracing::info!("{restored} removed room links stay barred");
-    }
+    restore_removals(&state).await?;
     crate::library::live::spawn(state.clone(), library.statuses);
     let scheduler = crate::schedule::runner::spawn(state.clone());
     let app = crate::http::router(state.clone());
@@ -158,6 +126,59 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         cert_watch,
         attendance,
     })
+}
+
+/// The media plane's settings from the configuration.
+fn media_settings(
+    config: &Config,
+    record: Option<crate::media::RecordSink>,
+    attendance: crate::attendance::AttendanceSink,
+) -> MediaSettings {
+    let media = &config.media;
+    MediaSettings {
+        listen: media.listen,
+        shards: config.media_shard_count(),
+        advertise: config.advertised_ips(),
+        connect_timeout: media.connect_timeout,
+        bwe_policy: ketang_sfu::BwePolicy {
+            audience_bwe_below: media.audience_bwe_below,
+        },
+        max_peers_per_shard: media.max_peers_per_shard,
+        tcp: media.tcp.then(|| crate::media::TcpSettings {
+            listen: media.tcp_listen,
+            advertise: config.advertised_tcp_ips(),
+            limits: crate::media::TcpLimits {
+                max_pending_per_ip: media.tcp_max_pending_per_ip,
+                stun_deadline: crate::media::TCP_STUN_DEADLINE,
+            },
+        }),
+        record,
+        attendance: Some(attendance),
+    }
+}
+
+/// The TLS acceptor over the certificate store, when HTTPS is on.
+fn tls_acceptor(
+    certs: Option<&std::sync::Arc<crate::http::tls::CertStore>>,
+) -> Result<Option<tokio_rustls::TlsAcceptor>, ServerError> {
+    let Some(store) = certs else {
+        return Ok(None);
+    };
+    let config = crate::http::tls::server_config(store.clone())
+        .map_err(|e| ServerError(format!("http.tls_cert: {e}")))?;
+    Ok(Some(tokio_rustls::TlsAcceptor::from(config)))
+}
+
+/// Removed links stay out across restarts: barred before the listener serves anyone.
+async fn restore_removals(state: &AppState) -> Result<(), ServerError> {
+    let restored = state
+        .restore_removals()
+        .await
+        .map_err(|e| ServerError(format!("cannot read removed links: {e}")))?;
+    if restored > 0 {
+        tracing::info!("{restored} removed room links stay barred");
+    }
+    Ok(())
 }
 
 /// The TLS certificate store when `http.tls_cert` and `http.tls_key` are set.

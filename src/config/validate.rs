@@ -10,6 +10,39 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.validate_http()?;
 
+        self.validate_media()?;
+
+        if let Some(secret) = &self.auth.secret
+            && secret.len() < MIN_SECRET_BYTES
+        {
+            return Err(ConfigError::invalid(
+                "auth.secret",
+                format!(
+                    "must be at least {MIN_SECRET_BYTES} bytes (got {}); \
+                     remove it to use a generated secret",
+                    secret.len()
+                ),
+            ));
+        }
+
+        if self.storage.data_dir.as_os_str().is_empty() {
+            return Err(ConfigError::invalid(
+                "storage.data_dir",
+                "must not be empty",
+            ));
+        }
+
+        self.validate_signaling()?;
+
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
+            return Err(ConfigError::invalid("log.filter", e.to_string()));
+        }
+        self.recording.validate(&self.storage.data_dir)?;
+        self.validate_schedule()
+    }
+
+    /// `[media]`: ports in range, addresses clients can reach, ICE over TCP's bounds.
+    fn validate_media(&self) -> Result<(), ConfigError> {
         let media = &self.media;
         // Port 0 lets every shard pick a free port (tests, one-machine setups); the chosen
         // ports are announced in SDP, so only firewalled deployments need fixed ones.
@@ -73,27 +106,11 @@ impl Config {
                 "must be greater than zero",
             ));
         }
+        Ok(())
+    }
 
-        if let Some(secret) = &self.auth.secret
-            && secret.len() < MIN_SECRET_BYTES
-        {
-            return Err(ConfigError::invalid(
-                "auth.secret",
-                format!(
-                    "must be at least {MIN_SECRET_BYTES} bytes (got {}); \
-                     remove it to use a generated secret",
-                    secret.len()
-                ),
-            ));
-        }
-
-        if self.storage.data_dir.as_os_str().is_empty() {
-            return Err(ConfigError::invalid(
-                "storage.data_dir",
-                "must not be empty",
-            ));
-        }
-
+    /// `[signaling]`: message and SDP sizes that fit each other, rates that allow a burst.
+    fn validate_signaling(&self) -> Result<(), ConfigError> {
         let sig = &self.signaling;
         if sig.max_message_bytes == 0 {
             return Err(ConfigError::invalid(
@@ -140,12 +157,7 @@ impl Config {
                 ),
             ));
         }
-
-        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
-            return Err(ConfigError::invalid("log.filter", e.to_string()));
-        }
-        self.recording.validate(&self.storage.data_dir)?;
-        self.validate_schedule()
+        Ok(())
     }
 
     fn validate_http(&self) -> Result<(), ConfigError> {

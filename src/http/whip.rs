@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use ketang_sfu::{LeaveReason, PeerMode, Role, RoomId, SfuError};
 
 use super::error::{error, shutting_down, token_error};
-use crate::auth::TokenError;
+use crate::auth::{RoomClaims, TokenError};
 use crate::media::{Identity, MediaError, PeerSignal};
 use crate::state::{AppState, HttpSession};
 
@@ -94,52 +94,14 @@ async fn post(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if state.is_shutting_down() {
-        return shutting_down();
-    }
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let mime = content_type.split(';').next().unwrap_or("").trim();
-    if !mime.eq_ignore_ascii_case("application/sdp") {
-        return error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupportedMediaType",
-            format!("expected Content-Type: application/sdp, got {content_type:?}"),
-        );
-    }
-    let room = match RoomId::new(&room) {
-        Ok(r) => r,
-        Err(e) => return token_error(&TokenError::Malformed(e.to_string())),
+    let (room, claims) = match admit(&state, kind, &room, &headers).await {
+        Ok(admitted) => admitted,
+        Err(refused) => return refused,
     };
-    let claims = match state.admit(bearer(&headers), Some(&room)).await {
-        Ok(c) => c,
-        Err(e) => return token_error(&e),
-    };
-    if !kind.allows(claims.role) {
-        let what = match kind {
-            Kind::Whip => "publish over WHIP (teacher or classroom tokens only)",
-            Kind::Whep => "play over WHEP (viewer or observer tokens only)",
-        };
-        return error(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!("a {} token may not {what}", claims.role),
-        );
-    }
-    if state.media.people.is_removed(&room, &claims.jti) {
-        return removed();
-    }
     // One live publisher per link (a reconnecting encoder replaces its old session); a few
     // players per link, so that one viewer link cannot open hundreds.
     let publishes = kind == Kind::Whip;
-    let older: Vec<(String, HttpSession)> = state
-        .http_sessions
-        .iter()
-        .filter(|e| e.link == claims.jti && e.publishes == publishes)
-        .map(|e| (e.key().clone(), e.value().clone()))
-        .collect();
+    let older = sessions_of(&state, &claims.jti, publishes);
     let cap = state.config.signaling.players_per_link;
     if !publishes && older.len() >= cap {
         return error(
@@ -150,47 +112,15 @@ async fn post(
     }
     // The body is read only now, after the token and role were checked: a client without a
     // valid link cannot make the server wait for (or buffer) an offer.
-    let max = state.config.signaling.max_sdp_bytes;
-    let body: Bytes = match axum::body::to_bytes(body, max.saturating_add(1)).await {
-        Ok(b) if b.len() <= max => b,
-        Ok(_) => {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "invalidSdp",
-                format!("the offer exceeds {max} bytes"),
-            );
-        }
-        // Too long (the limit hit mid-stream), or the body deadline passed.
-        Err(e) => {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "invalidSdp",
-                format!("the offer could not be read within {max} bytes: {e}"),
-            );
-        }
+    let offer = match read_offer(body, state.config.signaling.max_sdp_bytes).await {
+        Ok(offer) => offer,
+        Err(refused) => return refused,
     };
-    let Ok(offer) = String::from_utf8(body.to_vec()) else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalidSdp",
-            "the offer is not UTF-8 text",
-        );
-    };
-    if offer.len() > state.config.signaling.max_sdp_bytes {
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "invalidSdp",
-            format!(
-                "the offer exceeds {} bytes",
-                state.config.signaling.max_sdp_bytes
-            ),
-        );
-    }
 
     let peer = state.next_peer_id();
     let session = random_id();
     // The peer's signals: only its end matters here, to forget the session.
-    let (tx, mut rx) = crate::media::peer_channel(crate::media::PEER_QUEUE);
+    let (tx, rx) = crate::media::peer_channel(crate::media::PEER_QUEUE);
     state.media.registry.insert(peer, tx);
     let entry = crate::join::Entry {
         peer,
@@ -205,35 +135,10 @@ async fn post(
         Ok(joined) => (joined.shard, joined.answer),
         Err(e) => {
             state.media.registry.remove(&peer);
-            return match e {
-                MediaError::Sfu(SfuError::InvalidSdp(m)) => {
-                    error(StatusCode::BAD_REQUEST, "invalidSdp", m)
-                }
-                MediaError::Full => {
-                    let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "serverFull", e);
-                    r.headers_mut()
-                        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-                    r
-                }
-                e => error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e),
-            };
+            return join_refused(e);
         }
     };
-    state.media.people.insert_http(
-        peer,
-        Identity {
-            link: claims.jti.clone(),
-            room: room.clone(),
-            name: claims.name.clone(),
-            expires: claims.exp,
-            version: claims.lv,
-        },
-    );
-    // Removed while the offer was being answered: the removal could not find this peer yet.
-    if state.media.people.is_removed(&room, &claims.jti) {
-        if let Some(shard) = state.media.shards().get(shard) {
-            shard.leave(peer, LeaveReason::Removed);
-        }
+    if !register(&state, peer, shard, &room, &claims) {
         return removed();
     }
     // The new session replaces the link's older publisher only once it is in: a request that
@@ -243,53 +148,188 @@ async fn post(
             end_session(&state, &id, s, LeaveReason::Left);
         }
     }
-    state.http_sessions.insert(
-        session.clone(),
-        HttpSession {
-            peer,
-            room: room.clone(),
-            shard,
-            link: claims.jti.clone(),
-            publishes,
-        },
-    );
-    let watcher = state.clone();
-    let sid = session.clone();
+    let link = claims.jti.clone();
+    let it = HttpSession {
+        peer,
+        room: room.clone(),
+        shard,
+        link,
+        publishes,
+    };
+    state.http_sessions.insert(session.clone(), it);
     // The session ends with its token, as a signaling session does.
     let expires = token_deadline(&state.clock, claims.exp);
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                sig = rx.recv() => match sig {
-                    None | Some(PeerSignal::Left(_)) => break,
-                    Some(PeerSignal::Close(reason)) => {
-                        if let Some((_, s)) = watcher.http_sessions.remove(&sid) {
-                            end_session(&watcher, &sid, s, reason.leave_reason());
-                        }
-                        break;
-                    }
-                    Some(PeerSignal::Event(_) | PeerSignal::Notice(_)) => {}
-                },
-                _ = tokio::time::sleep_until(expires) => {
-                    if let Some((_, s)) = watcher.http_sessions.remove(&sid) {
-                        tracing::info!(peer = %s.peer, "token expired; session ended");
-                        end_session(&watcher, &sid, s, LeaveReason::Removed);
-                    }
-                    break;
-                }
-            }
-        }
-        watcher.http_sessions.remove(&sid);
-        watcher.media.registry.remove(&peer);
-    });
+    tokio::spawn(watch(state.clone(), session.clone(), peer, rx, expires));
     for r in &answer.rejected {
         tracing::info!(%peer, mid = %r.mid, reason = %r.reason, "{} m-line refused", kind.path());
     }
     // Not the session id: its URL is the capability to end the session.
     tracing::info!(%peer, %room, role = %claims.role, "{} session started", kind.path());
+    created(kind, &room, &session, answer.sdp)
+}
 
+/// The checks before anything is read or joined: the server runs, the body is SDP, the link
+/// is valid for this room, its role may use this endpoint, and it was not removed.
+async fn admit(
+    state: &AppState,
+    kind: Kind,
+    room: &str,
+    headers: &HeaderMap,
+) -> Result<(RoomId, RoomClaims), Response> {
+    if state.is_shutting_down() {
+        return Err(shutting_down());
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mime = content_type.split(';').next().unwrap_or("").trim();
+    if !mime.eq_ignore_ascii_case("application/sdp") {
+        return Err(error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupportedMediaType",
+            format!("expected Content-Type: application/sdp, got {content_type:?}"),
+        ));
+    }
+    let room = RoomId::new(room).map_err(|e| token_error(&TokenError::Malformed(e.to_string())))?;
+    let claims = state
+        .admit(bearer(headers), Some(&room))
+        .await
+        .map_err(|e| token_error(&e))?;
+    if !kind.allows(claims.role) {
+        let what = match kind {
+            Kind::Whip => "publish over WHIP (teacher or classroom tokens only)",
+            Kind::Whep => "play over WHEP (viewer or observer tokens only)",
+        };
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("a {} token may not {what}", claims.role),
+        ));
+    }
+    if state.media.people.is_removed(&room, &claims.jti) {
+        return Err(removed());
+    }
+    Ok((room, claims))
+}
+
+/// Tells the people registry whose link the new peer is; false (and the peer taken out) if the
+/// link was removed while its offer was being answered (the removal could not find it yet).
+fn register(
+    state: &AppState,
+    peer: ketang_sfu::PeerId,
+    shard: usize,
+    room: &RoomId,
+    claims: &RoomClaims,
+) -> bool {
+    let identity = Identity {
+        link: claims.jti.clone(),
+        room: room.clone(),
+        name: claims.name.clone(),
+        expires: claims.exp,
+        version: claims.lv,
+    };
+    state.media.people.insert_http(peer, identity);
+    if state.media.people.is_removed(room, &claims.jti) {
+        if let Some(shard) = state.media.shards().get(shard) {
+            shard.leave(peer, LeaveReason::Removed);
+        }
+        return false;
+    }
+    true
+}
+
+/// The link's live sessions of one kind (publishing or playing).
+fn sessions_of(state: &AppState, link: &str, publishes: bool) -> Vec<(String, HttpSession)> {
+    state
+        .http_sessions
+        .iter()
+        .filter(|e| e.link == link && e.publishes == publishes)
+        .map(|e| (e.key().clone(), e.value().clone()))
+        .collect()
+}
+
+/// The offer: at most `max` bytes of UTF-8, read within the body deadline.
+async fn read_offer(body: Body, max: usize) -> Result<String, Response> {
+    let body: Bytes = match axum::body::to_bytes(body, max.saturating_add(1)).await {
+        Ok(b) if b.len() <= max => b,
+        Ok(_) => {
+            return Err(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalidSdp",
+                format!("the offer exceeds {max} bytes"),
+            ));
+        }
+        // Too long (the limit hit mid-stream), or the body deadline passed.
+        Err(e) => {
+            return Err(error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalidSdp",
+                format!("the offer could not be read within {max} bytes: {e}"),
+            ));
+        }
+    };
+    String::from_utf8(body.to_vec()).map_err(|_| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "invalidSdp",
+            "the offer is not UTF-8 text",
+        )
+    })
+}
+
+/// Why the room would not take the peer, as the client is told.
+fn join_refused(e: MediaError) -> Response {
+    match e {
+        MediaError::Sfu(SfuError::InvalidSdp(m)) => error(StatusCode::BAD_REQUEST, "invalidSdp", m),
+        MediaError::Full => {
+            let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "serverFull", e);
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            r
+        }
+        e => error(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e),
+    }
+}
+
+/// Follows a session until its peer leaves, the application closes it or its token expires;
+/// then forgets it.
+async fn watch(
+    state: AppState,
+    sid: String,
+    peer: ketang_sfu::PeerId,
+    mut rx: crate::media::PeerReceiver,
+    expires: tokio::time::Instant,
+) {
+    loop {
+        tokio::select! {
+            sig = rx.recv() => match sig {
+                None | Some(PeerSignal::Left(_)) => break,
+                Some(PeerSignal::Close(reason)) => {
+                    if let Some((_, s)) = state.http_sessions.remove(&sid) {
+                        end_session(&state, &sid, s, reason.leave_reason());
+                    }
+                    break;
+                }
+                Some(PeerSignal::Event(_) | PeerSignal::Notice(_)) => {}
+            },
+            _ = tokio::time::sleep_until(expires) => {
+                if let Some((_, s)) = state.http_sessions.remove(&sid) {
+                    tracing::info!(peer = %s.peer, "token expired; session ended");
+                    end_session(&state, &sid, s, LeaveReason::Removed);
+                }
+                break;
+            }
+        }
+    }
+    state.http_sessions.remove(&sid);
+    state.media.registry.remove(&peer);
+}
+
+/// `201 Created` with the answer and the session's URL.
+fn created(kind: Kind, room: &RoomId, session: &str, sdp: String) -> Response {
     let location = format!("/{}/{}/{}", kind.path(), room, session);
-    let mut resp = (StatusCode::CREATED, answer.sdp).into_response();
+    let mut resp = (StatusCode::CREATED, sdp).into_response();
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,

@@ -107,6 +107,46 @@ fn teacher_only(role: Role, what: &'static str) -> Result<(), SfuError> {
     }
 }
 
+/// Who acts on the floor.
+struct Actor {
+    peer: PeerId,
+    role: Role,
+    name: String,
+    room: RoomId,
+}
+
+/// What a floor action did: whether forwarding and the room state must follow, who must see
+/// the new state, and what the caller is told.
+struct Applied {
+    changed: bool,
+    scope: StateScope,
+    outcome: FloorOutcome,
+}
+
+impl Applied {
+    fn changed(changed: bool) -> Applied {
+        Applied {
+            changed,
+            scope: StateScope::Everyone,
+            outcome: FloorOutcome::Done,
+        }
+    }
+
+    fn with(mut self, outcome: FloorOutcome) -> Applied {
+        self.outcome = outcome;
+        self
+    }
+
+    fn seen_by(mut self, scope: StateScope) -> Applied {
+        self.scope = scope;
+        self
+    }
+}
+
+fn refused(e: impl std::fmt::Display) -> SfuError {
+    SfuError::Forbidden(e.to_string())
+}
+
 impl Sfu {
     /// Applies a floor action of `actor`.
     pub fn floor(
@@ -118,177 +158,197 @@ impl Sfu {
     ) -> Result<FloorOutcome, SfuError> {
         self.last_now = self.last_now.max(now);
         let a = self.peers.get(&actor).ok_or(SfuError::UnknownPeer(actor))?;
-        let (role, name, room_id) = (a.info.role, a.info.name.clone(), a.room.clone());
-        // A target must be a peer of the same room.
-        let target_role = |peer: PeerId| -> Result<Role, SfuError> {
-            self.peers
-                .get(&peer)
-                .filter(|p| p.room == room_id)
-                .map(|p| p.info.role)
-                .ok_or(SfuError::UnknownPeer(peer))
+        let actor = Actor {
+            peer: actor,
+            role: a.info.role,
+            name: a.info.name.clone(),
+            room: a.room.clone(),
         };
-        let mut outcome = FloorOutcome::Done;
-        let mut changed = false;
-        let mut scope = StateScope::Everyone;
-        let stage_before = self.stage_of(&room_id);
+        let stage_before = self.stage_of(&actor.room);
         let roll_call = cmd == FloorCommand::RollCall;
-        match cmd {
-            FloorCommand::RaiseHand => {
-                let room = self.room_mut(&room_id)?;
-                changed = room
+        let applied = self.apply_floor(now, &actor, cmd, ctx)?;
+        if applied.changed {
+            self.refresh_forwarding(&actor.room);
+            self.push_state_to(&actor.room, applied.scope);
+        }
+        self.report_stage(&actor.room, &stage_before, roll_call);
+        self.process(now);
+        Ok(applied.outcome)
+    }
+
+    fn apply_floor(
+        &mut self,
+        now: Instant,
+        a: &Actor,
+        cmd: FloorCommand,
+        ctx: FloorContext,
+    ) -> Result<Applied, SfuError> {
+        let (role, room) = (a.role, &a.room);
+        Ok(match cmd {
+            FloorCommand::RaiseHand => Applied::changed(
+                self.room_mut(room)?
                     .floor
-                    .raise_hand(role, actor, ctx.now_ms)
-                    .map_err(|e| SfuError::Forbidden(e.to_string()))?;
+                    .raise_hand(role, a.peer, ctx.now_ms)
+                    .map_err(refused)?,
+            ),
+            FloorCommand::LowerHand => {
+                Applied::changed(self.room_mut(room)?.floor.lower_hand(a.peer))
             }
-            FloorCommand::LowerHand => changed = self.room_mut(&room_id)?.floor.lower_hand(actor),
             FloorCommand::CallOn { peer, replace } => {
                 teacher_only(role, "call on a classroom")?;
-                let r = target_role(peer)?;
-                changed = self
-                    .room_mut(&room_id)?
-                    .floor
-                    .call_on(peer, r, replace)
-                    .map_err(|e| SfuError::Forbidden(e.to_string()))?;
-                outcome = FloorOutcome::CalledOn(peer);
+                let r = self.target_role(room, peer)?;
+                let floor = &mut self.room_mut(room)?.floor;
+                Applied::changed(floor.call_on(peer, r, replace).map_err(refused)?)
+                    .with(FloorOutcome::CalledOn(peer))
             }
             FloorCommand::Done { peer } => {
                 teacher_only(role, "end a turn")?;
-                changed = self.room_mut(&room_id)?.floor.done(peer);
+                Applied::changed(self.room_mut(room)?.floor.done(peer))
             }
             FloorCommand::RollCall => {
                 teacher_only(role, "hold a roll call")?;
-                let present: Vec<PeerId> = self
-                    .rooms
-                    .get(&room_id)
-                    .map(|r| {
-                        r.peers
-                            .iter()
-                            .copied()
-                            .filter(|p| {
-                                self.peers
-                                    .get(p)
-                                    .is_some_and(|p| p.info.role == Role::Classroom)
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let room = self.room_mut(&room_id)?;
-                let Some(picked) = room.floor.roll_call(&present, ctx.random) else {
-                    return Err(SfuError::Forbidden("no classroom is present".into()));
-                };
-                changed = room
-                    .floor
-                    .call_on(picked, Role::Classroom, true)
-                    .map_err(|e| SfuError::Forbidden(e.to_string()))?;
-                let peers = room.peers.clone();
-                for p in peers {
-                    self.fx
-                        .send_to_peer(p, PeerEvent::RollCall { peer: picked });
-                }
-                outcome = FloorOutcome::CalledOn(picked);
+                self.roll_call(room, ctx)?
             }
             FloorCommand::Mute { peer, mic, video } => {
                 teacher_only(role, "mute others")?;
-                target_role(peer)?;
-                changed = self
-                    .room_mut(&room_id)?
-                    .floor
-                    .set_teacher_mute(peer, mic, video);
+                self.target_role(room, peer)?;
+                let floor = &mut self.room_mut(room)?.floor;
+                Applied::changed(floor.set_teacher_mute(peer, mic, video))
             }
             FloorCommand::MuteAllClassrooms => {
                 teacher_only(role, "mute all classrooms")?;
-                let classrooms: Vec<PeerId> = self
-                    .rooms
-                    .get(&room_id)
-                    .map(|r| r.peers.clone())
-                    .unwrap_or_default()
-                    .into_iter()
+                let classrooms = self.classrooms_in(room);
+                let floor = &mut self.room_mut(room)?.floor;
+                let mut changed = false;
+                for c in classrooms {
+                    changed |= floor.set_teacher_mute(c, Some(true), None);
+                }
+                Applied::changed(changed)
+            }
+            FloorCommand::SelfMute { mic, video } => {
+                Applied::changed(self.room_mut(room)?.floor.set_self_mute(a.peer, mic, video))
+            }
+            FloorCommand::Chat { text } => self.chat(a, text, ctx)?,
+            FloorCommand::Ask { text } => self.ask(a, text, ctx)?,
+            FloorCommand::SettleQuestion { id, answered } => {
+                teacher_only(role, "settle questions")?;
+                self.settle_question(room, id, answered)?
+            }
+            FloorCommand::Remove { peer } => {
+                teacher_only(role, "remove participants")?;
+                if self.target_role(room, peer)? == Role::Teacher {
+                    return Err(refused("a teacher cannot be removed"));
+                }
+                self.remove_peer(now, peer, LeaveReason::Removed);
+                Applied::changed(false).with(FloorOutcome::Removed(peer))
+            }
+        })
+    }
+
+    /// The role of `peer`, which a floor action may target only in its own room.
+    fn target_role(&self, room: &RoomId, peer: PeerId) -> Result<Role, SfuError> {
+        self.peers
+            .get(&peer)
+            .filter(|p| &p.room == room)
+            .map(|p| p.info.role)
+            .ok_or(SfuError::UnknownPeer(peer))
+    }
+
+    /// The classrooms present in a room, in joining order.
+    fn classrooms_in(&self, room: &RoomId) -> Vec<PeerId> {
+        self.rooms
+            .get(room)
+            .map(|r| {
+                r.peers
+                    .iter()
+                    .copied()
                     .filter(|p| {
                         self.peers
                             .get(p)
                             .is_some_and(|p| p.info.role == Role::Classroom)
                     })
-                    .collect();
-                let room = self.room_mut(&room_id)?;
-                for c in classrooms {
-                    changed |= room.floor.set_teacher_mute(c, Some(true), None);
-                }
-            }
-            FloorCommand::SelfMute { mic, video } => {
-                changed = self
-                    .room_mut(&room_id)?
-                    .floor
-                    .set_self_mute(actor, mic, video);
-            }
-            FloorCommand::Chat { text } => {
-                let room = self.room_mut(&room_id)?;
-                let msg = ChatMessage {
-                    id: room.next_id(),
-                    peer_id: actor,
-                    name,
-                    role,
-                    text: clip(text),
-                    at: ctx.now_ms,
-                };
-                let peers = room.peers.clone();
-                for p in peers {
-                    self.fx.send_to_peer(p, PeerEvent::Chat(msg.clone()));
-                }
-            }
-            FloorCommand::Ask { text } => {
-                if !is_audience(role) {
-                    return Err(SfuError::Forbidden(
-                        "questions are for viewers and observers; use the chat".into(),
-                    ));
-                }
-                let room = self.room_mut(&room_id)?;
-                if let Some(why) = room.ask_refused(actor, ctx.now_ms) {
-                    return Err(SfuError::RateLimited(why));
-                }
-                let q = Question {
-                    id: room.next_id(),
-                    peer_id: actor,
-                    name,
-                    text: clip(text),
-                    at: ctx.now_ms,
-                    status: QuestionStatus::Open,
-                };
-                room.add_question(q);
-                changed = true;
-                scope = StateScope::Asked(actor);
-            }
-            FloorCommand::SettleQuestion { id, answered } => {
-                teacher_only(role, "settle questions")?;
-                let room = self.room_mut(&room_id)?;
-                let q = room
-                    .questions
-                    .iter_mut()
-                    .find(|q| q.id == id)
-                    .ok_or_else(|| SfuError::Forbidden(format!("no question {id}")))?;
-                q.status = if answered {
-                    QuestionStatus::Answered
-                } else {
-                    QuestionStatus::Dismissed
-                };
-                changed = true;
-                scope = StateScope::Settled(q.peer_id);
-            }
-            FloorCommand::Remove { peer } => {
-                teacher_only(role, "remove participants")?;
-                if target_role(peer)? == Role::Teacher {
-                    return Err(SfuError::Forbidden("a teacher cannot be removed".into()));
-                }
-                self.remove_peer(now, peer, LeaveReason::Removed);
-                outcome = FloorOutcome::Removed(peer);
-            }
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The teacher calls on a classroom picked at random; everyone is told which.
+    fn roll_call(&mut self, room_id: &RoomId, ctx: FloorContext) -> Result<Applied, SfuError> {
+        let present = self.classrooms_in(room_id);
+        let room = self.room_mut(room_id)?;
+        let Some(picked) = room.floor.roll_call(&present, ctx.random) else {
+            return Err(refused("no classroom is present"));
+        };
+        let changed = room
+            .floor
+            .call_on(picked, Role::Classroom, true)
+            .map_err(refused)?;
+        let peers = room.peers.clone();
+        for p in peers {
+            self.fx
+                .send_to_peer(p, PeerEvent::RollCall { peer: picked });
         }
-        if changed {
-            self.refresh_forwarding(&room_id);
-            self.push_state_to(&room_id, scope);
+        Ok(Applied::changed(changed).with(FloorOutcome::CalledOn(picked)))
+    }
+
+    fn chat(&mut self, a: &Actor, text: String, ctx: FloorContext) -> Result<Applied, SfuError> {
+        let room = self.room_mut(&a.room)?;
+        let msg = ChatMessage {
+            id: room.next_id(),
+            peer_id: a.peer,
+            name: a.name.clone(),
+            role: a.role,
+            text: clip(text),
+            at: ctx.now_ms,
+        };
+        let peers = room.peers.clone();
+        for p in peers {
+            self.fx.send_to_peer(p, PeerEvent::Chat(msg.clone()));
         }
-        self.report_stage(&room_id, &stage_before, roll_call);
-        self.process(now);
-        Ok(outcome)
+        Ok(Applied::changed(false))
+    }
+
+    /// A viewer or observer asks the teacher a question (rate-limited per link).
+    fn ask(&mut self, a: &Actor, text: String, ctx: FloorContext) -> Result<Applied, SfuError> {
+        if !is_audience(a.role) {
+            return Err(refused(
+                "questions are for viewers and observers; use the chat",
+            ));
+        }
+        let room = self.room_mut(&a.room)?;
+        if let Some(why) = room.ask_refused(a.peer, ctx.now_ms) {
+            return Err(SfuError::RateLimited(why));
+        }
+        let q = Question {
+            id: room.next_id(),
+            peer_id: a.peer,
+            name: a.name.clone(),
+            text: clip(text),
+            at: ctx.now_ms,
+            status: QuestionStatus::Open,
+        };
+        room.add_question(q);
+        Ok(Applied::changed(true).seen_by(StateScope::Asked(a.peer)))
+    }
+
+    fn settle_question(
+        &mut self,
+        room_id: &RoomId,
+        id: u64,
+        answered: bool,
+    ) -> Result<Applied, SfuError> {
+        let room = self.room_mut(room_id)?;
+        let q = room
+            .questions
+            .iter_mut()
+            .find(|q| q.id == id)
+            .ok_or_else(|| refused(format!("no question {id}")))?;
+        q.status = if answered {
+            QuestionStatus::Answered
+        } else {
+            QuestionStatus::Dismissed
+        };
+        Ok(Applied::changed(true).seen_by(StateScope::Settled(q.peer_id)))
     }
 
     fn stage_of(&self, room: &RoomId) -> Vec<PeerId> {

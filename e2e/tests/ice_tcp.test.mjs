@@ -15,6 +15,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { startServer, TEST_HOST } from '../lib/server.mjs';
+
+const METRICS_TOKEN = 'e2e-metrics-token';
 import { launchBrowser, openPage, describePage, PageLog } from '../lib/browser.mjs';
 import { adminApi } from '../lib/rig.mjs';
 import { NetNs } from '../lib/netns.mjs';
@@ -37,7 +39,11 @@ describe('a classroom whose network drops UDP', () => {
   before(async () => {
     assert.equal(process.getuid?.(), 0, 'this test needs root for ip netns and nft (CI runs as root)');
     ns = await new NetNs().create();
-    server = await startServer({ https: true, httpHost: '0.0.0.0', mediaHost: ns.hostIp, tlsHosts: [ns.hostIp] });
+    // The server listens beyond loopback here, where /metrics wants its bearer token.
+    server = await startServer({
+      https: true, httpHost: '0.0.0.0', mediaHost: ns.hostIp, tlsHosts: [ns.hostIp],
+      extraConfig: `[metrics]\ntoken = "${METRICS_TOKEN}"\n`,
+    });
     api = adminApi(server, await server.createAdminKey());
     lesson = await scheduleLesson();
     browsers.push(await launchBrowser()); // after the server: they trust its certificate
@@ -172,7 +178,7 @@ describe('a classroom whose network drops UDP', () => {
       return { ok: byRole.teacher === 'udp' && byRole.classroom === 'tcp', seen: ps };
     }, { timeoutMs: 5_000 });
     assert.ok(live.ok);
-    const metrics = await (await server.fetch('/metrics')).text();
+    const metrics = await (await server.fetch('/metrics', { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text();
     assert.match(metrics, /ketang_peers_by_transport\{[^}]*transport="tcp"[^}]*\} 1/, 'one peer counted on TCP');
     const att = await api('GET', `/lessons/${lesson.id}/attendance`);
     const rec = att.occurrences[0].participants.find((p) => p.classroomId === lesson.classroomId);

@@ -39,6 +39,7 @@ mod lesson_file;
 mod manifest;
 mod mp4;
 mod mp4_box;
+mod part_file;
 mod repair;
 mod room;
 mod video;

@@ -20,9 +20,9 @@
 //! the next one comes), parameter sets kept in band as WebRTC senders send them; audio in
 //! 1/48 000 s, 20 ms Opus packets.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use super::part_file::PartFile;
+use std::io;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::h264::parameter_sets;
@@ -75,17 +75,13 @@ struct Held {
 
 /// A fragmented MP4 being written (`*.mp4.part`).
 pub(crate) struct LiveMp4 {
-    file: File,
-    path: PathBuf,
+    out: PartFile,
     audio: Mp4Audio,
     /// Offset of mehd's 64-bit duration, once the header is on disk.
     mehd_at: Option<u64>,
     frag: Fragment,
     held: Option<Held>,
     sequence: u32,
-    /// Bytes known to be complete in the file.
-    written: u64,
-    dirty: bool,
     /// End of the media in the file and in the open fragment, µs.
     end_us: u64,
     committed_end_us: u64,
@@ -97,21 +93,13 @@ pub(crate) struct LiveMp4 {
 impl LiveMp4 {
     /// Creates `path` (which must not exist); the header follows with the first keyframe.
     pub fn create(path: &Path, audio: Mp4Audio, fragment_max: Duration) -> io::Result<Self> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(path)?;
         Ok(LiveMp4 {
-            file,
-            path: path.to_owned(),
+            out: PartFile::create(path)?,
             audio,
             mehd_at: None,
             frag: Fragment::default(),
             held: None,
             sequence: 0,
-            written: 0,
-            dirty: false,
             end_us: 0,
             committed_end_us: 0,
             fragment_max_us: fragment_max.as_micros().clamp(100_000, 3_000_000) as u64,
@@ -121,7 +109,7 @@ impl LiveMp4 {
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.out.path()
     }
 
     /// Whether the header (hence anything) is on disk.
@@ -141,7 +129,7 @@ impl LiveMp4 {
                 return Ok(false);
             };
             let header = header(sps, pps, &self.audio);
-            self.write_at_end(&header.bytes)?;
+            self.out.append(&header.bytes)?;
             self.mehd_at = Some(header.mehd_at);
         }
         let mut dts = us * VIDEO_SCALE / 1_000_000;
@@ -227,7 +215,7 @@ impl LiveMp4 {
         }
         self.sequence += 1;
         let bytes = fragment(self.sequence, &frag);
-        self.write_at_end(&bytes)?;
+        self.out.append(&bytes)?;
         let end = |s: &[Sample], scale: u64| {
             s.last()
                 .map(|x| (x.dts + u64::from(x.duration)) * 1_000_000 / scale)
@@ -254,23 +242,7 @@ impl LiveMp4 {
         {
             self.close_fragment()?;
         }
-        if self.dirty {
-            self.file.sync_data()?;
-            self.dirty = false;
-        }
-        Ok(())
-    }
-
-    fn write_at_end(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.file.seek(SeekFrom::Start(self.written))?;
-        if let Err(e) = self.file.write_all(bytes) {
-            // Cut a torn write off so the file stays a sequence of whole boxes.
-            let _ = self.file.set_len(self.written);
-            return Err(e);
-        }
-        self.written += bytes.len() as u64;
-        self.dirty = true;
-        Ok(())
+        self.out.sync_if_dirty()
     }
 
     /// Writes the held frame (with the previous frame's duration) and the open fragment,
@@ -288,20 +260,14 @@ impl LiveMp4 {
         self.close_fragment()?;
         let duration_ms = self.committed_end_us / 1000;
         if let Some(at) = self.mehd_at {
-            self.file.seek(SeekFrom::Start(at))?;
-            self.file
-                .write_all(&(duration_ms * MOVIE_SCALE / 1000).to_be_bytes())?;
+            self.out
+                .patch(at, &(duration_ms * MOVIE_SCALE / 1000).to_be_bytes())?;
         }
-        self.file.set_len(self.written)?;
-        self.file.sync_all()?;
-        std::fs::rename(&self.path, final_path)?;
-        if let Some(dir) = final_path.parent() {
-            let _ = File::open(dir).and_then(|d| d.sync_all());
-        }
+        let bytes = self.out.finish(final_path)?;
         Ok(Finalized {
             path: final_path.to_owned(),
             duration_ms,
-            bytes: self.written,
+            bytes,
         })
     }
 
@@ -309,17 +275,13 @@ impl LiveMp4 {
     /// to [`finalize`](Self::finalize) and the bytes cut; `Ok(None)` if the header never made
     /// it to disk.
     pub fn reopen(path: &Path) -> io::Result<Option<(Self, u64)>> {
-        let mut file = OpenOptions::new().read(true).write(true).open(path)?;
-        let mut data = Vec::new();
-        file.read_to_end(&mut data)?;
+        let (file, data) = PartFile::open_left(path)?;
         let Some(scan) = scan(&data) else {
             return Ok(None);
         };
         let cut = data.len() as u64 - scan.good_end;
-        file.set_len(scan.good_end)?;
         let w = LiveMp4 {
-            file,
-            path: path.to_owned(),
+            out: PartFile::resume(file, path, scan.good_end)?,
             audio: Mp4Audio {
                 channels: 1,
                 pre_skip: 0,
@@ -328,8 +290,6 @@ impl LiveMp4 {
             frag: Fragment::default(),
             held: None,
             sequence: scan.fragments,
-            written: scan.good_end,
-            dirty: true,
             end_us: scan.end_us,
             committed_end_us: scan.end_us,
             fragment_max_us: 1_000_000,

@@ -1,5 +1,6 @@
 //! The fragmented MP4 writer against ffprobe and ffmpeg (installed by scripts/test.sh).
 
+use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -222,17 +223,20 @@ fn a_file_cut_mid_fragment_plays_up_to_its_last_fragment() {
         Duration::from_secs(1),
     )
     .expect("sync");
-    let whole = mp4.written;
+    let whole = mp4.out.written();
     let in_file = mp4.committed_end_us;
     drop(mp4); // a crash: no finalize
     // A torn fragment after the last whole one.
-    let mut f = OpenOptions::new().append(true).open(&part).expect("open");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&part)
+        .expect("open");
     f.write_all(&[0, 0, 0x10, 0, b'm', b'o', b'o', b'f', 1, 2, 3])
         .expect("tear");
     drop(f);
     let (w, cut) = LiveMp4::reopen(&part).expect("reopen").expect("header");
     assert_eq!(cut, 11);
-    assert_eq!(w.written, whole);
+    assert_eq!(w.out.written(), whole);
     assert_eq!(w.committed_end_us, in_file);
     let f = w.finalize(&dir.path().join("c.mp4")).expect("finalize");
     let p = probe(&f.path);

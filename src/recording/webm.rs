@@ -16,8 +16,8 @@
 //! Finalizing appends Cues and patches three fixed-size fields: O(cues), never a copy of the
 //! file, so stopping a long lesson does not stall the recorder thread that serves every room.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use super::part_file::PartFile;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -83,8 +83,7 @@ pub(crate) struct Finalized {
 
 /// A WebM file being written (`*.webm.part`).
 pub(crate) struct LiveWebm {
-    file: File,
-    path: PathBuf,
+    out: PartFile,
     tracks: Vec<TrackSpec>,
     title: String,
     created: SystemTime,
@@ -92,12 +91,10 @@ pub(crate) struct LiveWebm {
     cluster: Option<OpenCluster>,
     cues: Vec<Cue>,
     /// Bytes known to be complete in the file.
-    written: u64,
     end_t: u64,
     /// `end_t` of what is in the file.
     committed_end_t: u64,
     last_t: u64,
-    dirty: bool,
     video_cue_seen: bool,
     cluster_max_t: u64,
 }
@@ -120,32 +117,24 @@ impl LiveWebm {
         title: &str,
         cluster_max_ms: u64,
     ) -> io::Result<Self> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(path)?;
         Ok(LiveWebm {
-            file,
-            path: path.to_owned(),
+            out: PartFile::create(path)?,
             tracks,
             title: title.to_owned(),
             created: SystemTime::now(),
             layout: None,
             cluster: None,
             cues: Vec::new(),
-            written: 0,
             end_t: 0,
             committed_end_t: 0,
             last_t: 0,
-            dirty: false,
             video_cue_seen: false,
             cluster_max_t: cluster_max_ms.clamp(100, CLUSTER_MAX_MS) * 1000 / TICK_US,
         })
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.out.path()
     }
 
     /// Replaces a track's description while the header is not written yet; true if it was.
@@ -237,8 +226,8 @@ impl LiveWebm {
         let written = self.ensure_header().and_then(|layout| {
             let mut out = Buf::default();
             out.bytes(id::CLUSTER, &c.body.0);
-            let pos = self.written - layout.segment_data;
-            self.write_at_end(&out.0).map(|()| pos)
+            let pos = self.out.written() - layout.segment_data;
+            self.out.append(&out.0).map(|()| pos)
         });
         match written {
             Ok(pos) => {
@@ -281,23 +270,7 @@ impl LiveWebm {
         {
             self.close_cluster()?;
         }
-        if self.dirty {
-            self.file.sync_data()?;
-            self.dirty = false;
-        }
-        Ok(())
-    }
-
-    fn write_at_end(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.file.seek(SeekFrom::Start(self.written))?;
-        if let Err(e) = self.file.write_all(bytes) {
-            // Cut a torn write off so the file stays a sequence of whole elements.
-            let _ = self.file.set_len(self.written);
-            return Err(e);
-        }
-        self.written += bytes.len() as u64;
-        self.dirty = true;
-        Ok(())
+        self.out.sync_if_dirty()
     }
 
     fn ensure_header(&mut self) -> io::Result<Layout> {
@@ -347,8 +320,8 @@ impl LiveWebm {
             info,
             tracks,
         };
-        self.written = 0;
-        self.write_at_end(&b.0)?;
+        self.out.rewind();
+        self.out.append(&b.0)?;
         self.layout = Some(layout);
         Ok(layout)
     }
@@ -358,7 +331,7 @@ impl LiveWebm {
     pub fn finalize(mut self, final_path: &Path) -> io::Result<Finalized> {
         self.close_cluster()?;
         let l = self.ensure_header()?;
-        let cues_pos = self.written - l.segment_data;
+        let cues_pos = self.out.written() - l.segment_data;
         let mut cues = Buf::default();
         let written: Vec<&Cue> = self.cues.iter().filter(|c| c.pos != u64::MAX).collect();
         if !written.is_empty() {
@@ -373,11 +346,11 @@ impl LiveWebm {
                     });
                 }
             });
-            self.write_at_end(&cues.0)?;
+            self.out.append(&cues.0)?;
         }
         let mut d = Buf::default();
         d.float(id::DURATION, self.end_t as f64);
-        self.patch(l.duration, &d.0)?;
+        self.out.patch(l.duration, &d.0)?;
         let mut seek = Buf::default();
         seek.master(id::SEEK_HEAD, |s| {
             let mut entry = |target: u32, pos: u64| {
@@ -394,44 +367,29 @@ impl LiveWebm {
         });
         let rest = l.seek_area_len as usize - seek.0.len();
         seek.void(rest);
-        self.patch(l.seek_area, &seek.0)?;
+        self.out.patch(l.seek_area, &seek.0)?;
         let mut size = Buf::default();
-        size.size_fixed(self.written - l.segment_data, 8);
-        self.patch(l.segment_size, &size.0)?;
-        self.file.set_len(self.written)?;
-        self.file.sync_all()?;
-        std::fs::rename(&self.path, final_path)?;
-        if let Some(dir) = final_path.parent() {
-            // The rename itself must survive a crash.
-            let _ = File::open(dir).and_then(|d| d.sync_all());
-        }
+        size.size_fixed(self.out.written() - l.segment_data, 8);
+        self.out.patch(l.segment_size, &size.0)?;
+        let bytes = self.out.finish(final_path)?;
         Ok(Finalized {
             path: final_path.to_owned(),
             duration_ms: self.end_t * TICK_US / 1000,
-            bytes: self.written,
+            bytes,
         })
-    }
-
-    fn patch(&mut self, at: u64, bytes: &[u8]) -> io::Result<()> {
-        self.file.seek(SeekFrom::Start(at))?;
-        self.file.write_all(bytes)
     }
 
     /// Opens a file left by a crash: cuts a torn tail (and Cues of an interrupted finalize)
     /// off and returns a writer ready to [`finalize`](Self::finalize); `Ok(None)` if not even
     /// the header made it to disk.
     pub fn reopen(path: &Path) -> io::Result<Option<(Self, u64)>> {
-        let mut file = OpenOptions::new().read(true).write(true).open(path)?;
-        let mut data = Vec::new();
-        file.read_to_end(&mut data)?;
+        let (file, data) = PartFile::open_left(path)?;
         let Some(scan) = scan(&data) else {
             return Ok(None);
         };
         let cut = data.len() as u64 - scan.good_end;
-        file.set_len(scan.good_end)?;
         let w = LiveWebm {
-            file,
-            path: path.to_owned(),
+            out: PartFile::resume(file, path, scan.good_end)?,
             tracks: scan.tracks,
             title: String::new(),
             created: SystemTime::now(),
@@ -439,11 +397,9 @@ impl LiveWebm {
             cluster: None,
             video_cue_seen: scan.cues.iter().any(|c| c.1),
             cues: scan.cues.into_iter().map(|(c, _)| c).collect(),
-            written: scan.good_end,
             end_t: scan.end_t,
             committed_end_t: scan.end_t,
             last_t: scan.end_t,
-            dirty: true,
             cluster_max_t: CLUSTER_MAX_MS * 1000 / TICK_US,
         };
         Ok(Some((w, cut)))
@@ -499,6 +455,7 @@ fn date_utc(t: SystemTime) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     fn tracks() -> Vec<TrackSpec> {
         vec![

@@ -11,8 +11,9 @@ use crate::effects::{Effects, Forward};
 use crate::event::{PeerEvent, SfuOutput, TrackInfo};
 use crate::event::{RecordEvent, VideoCodec};
 use crate::forward::keyframe::{self, PayloadInfo};
-use crate::forward::recorder::{RecorderTap, TapVideo};
+use crate::forward::recorder::RecorderTap;
 use crate::forward::rewrite::SourceFields;
+use crate::forward::sink::SinkOffer;
 use crate::forward::track::TrackIn;
 use crate::forward::write::ForwardResult;
 use crate::ids::{PeerId, RoomId, TrackId};
@@ -297,21 +298,21 @@ impl RecorderTap {
                 };
                 let keyframe = arrival.info.keyframe_start;
                 match self.on_video(f.track, arrival.layer, keyframe, src) {
-                    TapVideo::Record { seq, ts } => {
+                    SinkOffer::Write { rw, .. } => {
                         fx.out.push_back(SfuOutput::Record(RecordEvent::Video {
                             room: room.clone(),
                             track: f.track,
                             codec: video_codec(f.params.spec().codec),
-                            seq,
-                            ts,
+                            seq: rw.seq,
+                            ts: rw.ts,
                             marker: f.packet.header.marker,
                             keyframe,
                             payload: f.packet.payload.clone(),
                             at: f.packet.timestamp,
                         }));
                     }
-                    TapVideo::NeedKeyframe => wants.add(arrival.layer),
-                    TapVideo::Drop => {}
+                    SinkOffer::NeedKeyframe => wants.add(arrival.layer),
+                    SinkOffer::Drop => {}
                 }
                 return retarget;
             }

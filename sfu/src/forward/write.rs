@@ -108,8 +108,7 @@ impl Subscription {
         // Before the layer selector: a codec the subscriber cannot decode would otherwise ask
         // the publisher for keyframes nobody can use, and leave a black tile unexplained.
         let Some(pt) = out.map_pt(tx.rtc, mid, &f.params) else {
-            if !out.mismatch_told {
-                out.mismatch_told = true;
+            if !std::mem::replace(&mut out.mismatch_told, true) {
                 tell_codec_mismatch(tx.peer, &self.info, f, fx);
             }
             return ForwardResult::Dropped;
@@ -148,18 +147,14 @@ impl Subscription {
                 rw
             }
             SinkOffer::Drop => return ForwardResult::Dropped,
-            SinkOffer::NeedKeyframe => {
-                return ForwardResult::NeedKeyframe(self.selector.target().unwrap_or(layer));
-            }
+            SinkOffer::NeedKeyframe => return ForwardResult::NeedKeyframe(layer),
         };
-        let write = rtp_write(pt, f, info, &rw, kind);
-        match tx.rtc.direct_api().stream_tx(&ssrc) {
-            Some(stream) => {
-                stream.write_rtp(write);
-                ForwardResult::Sent
-            }
-            None => ForwardResult::Dropped,
-        }
+        let mut api = tx.rtc.direct_api();
+        let Some(stream) = api.stream_tx(&ssrc) else {
+            return ForwardResult::Dropped;
+        };
+        stream.write_rtp(rtp_write(pt, f, info, &rw, kind));
+        ForwardResult::Sent
     }
 }
 

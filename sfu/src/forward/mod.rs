@@ -10,6 +10,8 @@
 pub(crate) mod fanout;
 pub(crate) mod keyframe;
 pub(crate) mod layer;
+pub(crate) mod packet;
+pub(crate) mod recent;
 pub(crate) mod recorder;
 pub(crate) mod rewrite;
 pub(crate) mod sink;

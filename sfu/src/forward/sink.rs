@@ -43,6 +43,11 @@ impl<K: Copy + Eq> Sink<K> {
         }
     }
 
+    /// Whether the wanted source is the one being sent (its keyframe went out).
+    pub fn sent_any(&self) -> bool {
+        self.current.is_some() && self.current == self.wanted
+    }
+
     /// The source wanted (it may still wait for its keyframe).
     pub fn wanted(&self) -> Option<K> {
         self.wanted

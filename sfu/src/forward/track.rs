@@ -9,6 +9,7 @@ use str0m::media::{Mid, Rid};
 use crate::bandwidth::rate::RateMeter;
 use crate::event::TrackInfo;
 use crate::forward::keyframe::KeyframeThrottle;
+use crate::forward::recent::RecentKeyframe;
 use crate::ids::PeerId;
 use crate::lesson::role::TrackKind;
 
@@ -23,6 +24,8 @@ pub(crate) struct LayerIn {
     /// The publisher is sending it (not reported paused by str0m).
     pub active: bool,
     pub throttle: KeyframeThrottle,
+    /// Its latest keyframe and what followed, for subscriptions that start just after it.
+    pub recent: RecentKeyframe,
     pub packets: u64,
     /// What it costs on the wire (`fanout::wire_bytes`).
     pub meter: RateMeter,
@@ -221,6 +224,7 @@ impl LayerIn {
             rid,
             active: false,
             throttle: KeyframeThrottle::new(keyframe_interval),
+            recent: RecentKeyframe::default(),
             packets: 0,
             meter: RateMeter::default(),
             payload: RateMeter::default(),

@@ -12,10 +12,11 @@ use str0m::media::{MediaKind, Pt};
 use str0m::rtp::{ExtensionValues, RtpWrite, Vp8Patch, Vp8PatchError};
 
 use crate::bandwidth::downlink::{CONGESTED, DRAINED, Downlink};
-use crate::effects::{Effects, Forward};
+use crate::effects::Effects;
 use crate::event::{PeerEvent, TrackInfo};
 use crate::forward::keyframe::PayloadInfo;
 use crate::forward::layer::Selection;
+use crate::forward::packet::Packet;
 use crate::forward::rewrite::{Rewritten, SourceFields};
 use crate::forward::sink::SinkOffer;
 use crate::ids::PeerId;
@@ -49,7 +50,7 @@ impl Peer {
     /// the round sends it and finds the next deadline.
     pub(crate) fn forward(
         &mut self,
-        f: &Forward,
+        f: &Packet,
         layer: usize,
         lowest_active: Option<usize>,
         info: &PayloadInfo,
@@ -66,7 +67,7 @@ impl Peer {
         };
         let r = sub.forward(&mut tx, f, layer, lowest_active, info, fx);
         if r == ForwardResult::Sent {
-            self.next_timeout = self.next_timeout.min(f.packet.timestamp);
+            self.next_timeout = self.next_timeout.min(f.arrival);
         }
         r
     }
@@ -78,7 +79,7 @@ impl Subscription {
     pub(crate) fn forward(
         &mut self,
         tx: &mut Sender,
-        f: &Forward,
+        f: &Packet,
         layer: usize,
         lowest_active: Option<usize>,
         info: &PayloadInfo,
@@ -131,11 +132,10 @@ impl Subscription {
                 return ForwardResult::NeedKeyframe(self.selector.target().unwrap_or(layer));
             }
         };
-        let header = &f.packet.header;
         let src = SourceFields {
-            seq: *f.packet.seq_no,
-            ts: header.timestamp,
-            arrival: f.packet.timestamp,
+            seq: f.seq,
+            ts: f.ts,
+            arrival: f.arrival,
             picture_id: info.vp8.and_then(|d| d.picture_id()),
             tl0: info.vp8.and_then(|d| d.tl0_pic_idx()),
         };
@@ -160,7 +160,7 @@ impl Subscription {
 
 /// Tells a subscriber that it cannot decode a publisher's codec (its tile says so), and the
 /// publisher who cannot see it.
-fn tell_codec_mismatch(subscriber: PeerId, info: &TrackInfo, f: &Forward, fx: &mut Effects) {
+fn tell_codec_mismatch(subscriber: PeerId, info: &TrackInfo, f: &Packet, fx: &mut Effects) {
     let codec = f.params.spec().codec.to_string();
     let (track, publisher) = (info.track_id, info.peer_id);
     fx.send_to_peer(
@@ -183,24 +183,17 @@ fn tell_codec_mismatch(subscriber: PeerId, info: &TrackInfo, f: &Forward, fx: &m
 
 /// The packet as the subscriber gets it: the rewritten sequence number and timestamp, the
 /// publisher's header extensions that still hold, the shared payload and its VP8 patch.
-fn rtp_write(pt: Pt, f: &Forward, info: &PayloadInfo, rw: &Rewritten, kind: TrackKind) -> RtpWrite {
-    let header = &f.packet.header;
+fn rtp_write(pt: Pt, f: &Packet, info: &PayloadInfo, rw: &Rewritten, kind: TrackKind) -> RtpWrite {
     let exts = ExtensionValues {
-        audio_level: header.ext_vals.audio_level,
-        voice_activity: header.ext_vals.voice_activity,
-        video_orientation: header.ext_vals.video_orientation,
+        audio_level: f.audio_level,
+        voice_activity: f.voice_activity,
+        video_orientation: f.video_orientation,
         ..Default::default()
     };
-    let mut write = RtpWrite::new(
-        pt,
-        rw.seq.into(),
-        rw.ts,
-        f.packet.timestamp,
-        f.packet.payload.clone(),
-    )
-    .marker(header.marker)
-    .ext_vals(exts)
-    .nackable(kind == TrackKind::Video);
+    let mut write = RtpWrite::new(pt, rw.seq.into(), rw.ts, f.arrival, f.payload.clone())
+        .marker(f.marker)
+        .ext_vals(exts)
+        .nackable(kind == TrackKind::Video);
     if let Some(patch) = info.vp8.and_then(|d| vp8_patch(&d, rw)) {
         write = write.vp8_patch(patch);
     }
@@ -218,10 +211,10 @@ fn paced_delay(
     feedback: Feedback,
     kind: TrackKind,
     ssrc: str0m::rtp::Ssrc,
-    f: &Forward,
+    f: &Packet,
 ) -> Duration {
     if kind == TrackKind::Video && feedback == Feedback::Twcc {
-        queue_delay(rtc, ssrc, f.packet.timestamp)
+        queue_delay(rtc, ssrc, f.arrival)
     } else {
         Duration::ZERO
     }

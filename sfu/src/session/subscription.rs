@@ -70,6 +70,11 @@ impl Subscription {
         }
     }
 
+    /// Whether anything was sent yet on its stream for this track.
+    pub fn started(&self) -> bool {
+        self.out.as_ref().is_some_and(|o| o.sink.sent_any())
+    }
+
     pub fn mid(&self) -> Option<Mid> {
         match self.state {
             SubState::Wanted => None,

@@ -85,6 +85,8 @@ pub struct Config {
     pub recording: recording::RecordingConfig,
     /// Access to `/metrics`.
     pub metrics: MetricsConfig,
+    /// RTMP push from classroom hardware (`rtmp.rs`).
+    pub rtmp: rtmp::RtmpConfig,
 }
 
 /// `[metrics]`
@@ -510,6 +512,7 @@ impl fmt::Display for LogFormat {
 }
 
 pub mod recording;
+pub mod rtmp;
 mod validate;
 
 pub use validate::check_base_url;

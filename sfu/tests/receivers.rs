@@ -316,3 +316,31 @@ fn a_viewer_of_a_source_that_takes_no_keyframe_requests_starts_from_its_last_key
     let gap = max_gap(&frames, first, net.now - Duration::from_millis(100));
     assert!(gap < Duration::from_millis(100), "stalled for {gap:?}");
 }
+
+#[test]
+fn a_batch_of_ingress_packets_costs_each_subscriber_one_round() {
+    // One round per subscriber per ingress batch (issue 16 item 2): a 1.5 Mbit/s camera sends
+    // its frames as bursts of several packets that arrive together; the shard writes each to
+    // every subscriber and lets them all go in the subscriber's next round, not a round per
+    // packet. Twenty players, plain (no pacer) so the count is about batching alone.
+    let mut net = broadcast(CAMERA_1500K);
+    for i in 0..19 {
+        net.join_mode(&format!("p{i}"), Role::Viewer, &[], PeerMode::Whep);
+    }
+    net.run_for(Duration::from_secs(3));
+    let (rounds0, sent0) = {
+        let s = net.sfu.stats();
+        (s.peer_rounds, s.forwarded_video + s.forwarded_audio)
+    };
+    net.run_for(Duration::from_secs(5));
+    let s = net.sfu.stats();
+    let (rounds, sent) = (
+        s.peer_rounds - rounds0,
+        s.forwarded_video + s.forwarded_audio - sent0,
+    );
+    eprintln!("{sent} packets forwarded in {rounds} peer rounds");
+    assert!(sent > 20 * 5 * 100, "{sent} forwarded");
+    // Audio packets come alone (one round each); a video frame's 5 packets share one. Every
+    // round also serves the peer's own timers (RTCP, ICE): well under one per packet.
+    assert!(rounds * 10 < sent * 6, "{rounds} rounds for {sent} packets");
+}

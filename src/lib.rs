@@ -26,6 +26,7 @@
 //! windows end. `config` is data with defaults, loaded from TOML and `KETANG_*` environment
 //! variables.
 
+pub mod accounts;
 pub mod api;
 pub mod attendance;
 pub mod auth;

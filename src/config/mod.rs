@@ -85,6 +85,8 @@ pub struct Config {
     pub recording: recording::RecordingConfig,
     /// Access to `/metrics`.
     pub metrics: MetricsConfig,
+    /// Admin accounts, sessions and the audit log's retention (`accounts.rs`).
+    pub accounts: accounts::AccountsConfig,
 }
 
 /// `[metrics]`
@@ -509,6 +511,7 @@ impl fmt::Display for LogFormat {
     }
 }
 
+pub mod accounts;
 pub mod recording;
 mod validate;
 

@@ -10,6 +10,7 @@
 pub mod accounts;
 pub mod attendance;
 pub mod audit;
+pub mod audit_chain;
 pub mod bandwidth;
 pub mod classrooms;
 pub mod extract;
@@ -183,6 +184,7 @@ pub fn routes() -> (Router<AppState>, OpenApiDoc) {
         .routes(routes!(keys::list_keys, keys::create_key))
         .routes(routes!(keys::revoke_key))
         .routes(routes!(audit::list_audit))
+        .routes(routes!(audit_chain::verify_audit))
         .routes(routes!(
             session::sign_in,
             session::current,

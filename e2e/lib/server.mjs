@@ -180,6 +180,21 @@ export class KetangServer {
   }
 
   /**
+   * A new admin account, from `ketang admin create-user NAME --role ROLE --config CONFIG`:
+   * resolves with its one-time password.
+   */
+  async createAdminUser(name, role = 'system') {
+    const args = ['admin', 'create-user', name, '--role', role, '--config', this.configPath];
+    let out;
+    try {
+      out = await execFileP(KETANG_BIN, args, { timeout: 15_000, env: childEnv() });
+    } catch (err) {
+      throw new Error(`ketang ${args.join(' ')} failed: ${err.message}\nstderr: ${err.stderr}`);
+    }
+    return out.stdout.trim();
+  }
+
+  /**
    * Sign a token (HS256) with the config's secret, for claims `ketang token` refuses to mint
    * (it will not mint a link that is already expired). `claims` are added to iat and jti.
    */

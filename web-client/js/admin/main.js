@@ -1,8 +1,9 @@
-// Admin page entry point: sign in with an API key (kept in sessionStorage), tabs, views.
+// Admin page entry point: sign in with an API key (kept in sessionStorage) or an admin account
+// (password, TOTP code; a new account first enrols its authenticator), tabs, views.
 
 import './strings.js';
 import { applyI18n, toggleLang, onLangChange, t } from '../i18n.js';
-import { get, storedKey, storeKey } from './api.js';
+import { get, post, del, storedKey, storeKey } from './api.js';
 import { $, banner } from './dom.js';
 import { loadDirectory, schoolsView, classroomsView, teachersView } from './directory.js';
 import { lessonsView } from './lessons.js';
@@ -42,6 +43,8 @@ for (const tab of document.querySelectorAll('#tabs .tab')) tab.addEventListener(
 
 function signedOut(message = null) {
   window.ketangAdmin.signedIn = false;
+  window.ketangAdmin.account = null;
+  $('enrol-panel').hidden = true;
   $('signin-panel').hidden = false;
   $('admin-main').hidden = true;
   $('tabs').hidden = true;
@@ -74,9 +77,67 @@ $('signin-form').addEventListener('submit', async (ev) => {
   }
 });
 
-$('sign-out').addEventListener('click', () => {
+$('sign-out').addEventListener('click', async () => {
+  if (window.ketangAdmin.account) {
+    try { await del('/session'); } catch { /* ended already */ }
+  }
   storeKey(null);
   signedOut();
+});
+
+/** Signed in with an account: enrol first if needed, else the page (for system admins). */
+async function accountSignedIn(session) {
+  window.ketangAdmin.account = session;
+  if (!session.totpEnrolled) {
+    const e = await post('/session/totp');
+    $('enrol-qr').src = `data:image/svg+xml;charset=utf-8,${encodeURIComponent(e.qrSvg)}`;
+    $('enrol-secret').textContent = e.secret;
+    $('signin-panel').hidden = true;
+    $('enrol-panel').hidden = false;
+    $('enrol-code').focus();
+    return;
+  }
+  $('enrol-panel').hidden = true;
+  if (session.role !== 'system' && session.role !== 'all') {
+    banner(t('roleLimited', { name: session.name, role: session.role }), 'warn');
+  }
+  await signedIn();
+}
+
+$('account-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  storeKey(null);
+  const body = { name: $('account-name').value.trim(), password: $('account-password').value };
+  const code = $('account-code').value.trim();
+  if (code) body.code = code;
+  const err = $('account-error');
+  try {
+    const session = await post('/session', body);
+    $('account-password').value = '';
+    $('account-code').value = '';
+    err.hidden = true;
+    await accountSignedIn(session);
+  } catch (e) {
+    err.hidden = false;
+    err.textContent = t('accountFailed', { message: e.message });
+  }
+});
+
+$('enrol-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const err = $('enrol-error');
+  try {
+    const session = await post('/session/totp/confirm', {
+      code: $('enrol-code').value.trim(),
+      newPassword: $('enrol-password').value,
+    });
+    $('enrol-password').value = '';
+    err.hidden = true;
+    await accountSignedIn(session);
+  } catch (e) {
+    err.hidden = false;
+    err.textContent = t('accountFailed', { message: e.message });
+  }
 });
 
 window.addEventListener('ketang:unauthorized', () => {
@@ -90,5 +151,6 @@ if (storedKey()) {
   storeKey(storedKey());
   get('/schools').then(signedIn, () => { storeKey(null); signedOut(); });
 } else {
-  signedOut();
+  // A session cookie from an earlier sign-in in this browser, if still live.
+  get('/session').then((s) => (s.totpEnrolled ? accountSignedIn(s) : signedOut()), () => signedOut());
 }

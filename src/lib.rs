@@ -39,6 +39,7 @@ pub mod join;
 pub mod library;
 pub mod media;
 pub mod metrics;
+pub mod oidc;
 pub mod private;
 pub mod recording;
 pub mod removal;

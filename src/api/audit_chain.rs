@@ -49,6 +49,15 @@ impl ChainKey {
     }
 }
 
+impl ChainKey {
+    /// Another key for `label`, derived from this one (the teacher portal's cookies).
+    pub fn subkey(&self, label: &[u8]) -> [u8; 32] {
+        let mut mac = mac_with(&self.0);
+        mac.update(label);
+        mac.finalize().into_bytes().into()
+    }
+}
+
 fn mac_with(key: &[u8]) -> Hmac<Sha256> {
     // HMAC takes keys of any length.
     <Hmac<Sha256> as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!())

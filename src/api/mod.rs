@@ -15,7 +15,7 @@ pub mod bandwidth;
 pub mod classrooms;
 pub mod extract;
 pub mod keys;
-mod lesson_ops;
+pub(crate) mod lesson_ops;
 mod lesson_plan;
 pub mod lessons;
 pub mod library;

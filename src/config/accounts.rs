@@ -82,3 +82,76 @@ impl AccountsConfig {
         Ok(())
     }
 }
+
+/// `[oidc]`: teachers sign in with the school's identity provider (OpenID Connect,
+/// authorization code with PKCE). Off while `issuer` is unset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OidcConfig {
+    /// The provider's issuer URL (its `/.well-known/openid-configuration` is read from it).
+    pub issuer: Option<String>,
+    /// This server's client id at the provider.
+    pub client_id: String,
+    /// The client secret (sent to the token endpoint only).
+    pub client_secret: Option<String>,
+    /// Scopes asked for (`openid` is always included).
+    pub scopes: Vec<String>,
+    /// The ID token claim whose value is the teacher's Ketang id (`tch_...`).
+    pub teacher_claim: String,
+    /// The claim shown as the teacher's name.
+    pub name_claim: String,
+    /// How long a teacher stays signed in.
+    #[serde(with = "duration_str")]
+    pub session: Duration,
+}
+
+impl Default for OidcConfig {
+    fn default() -> Self {
+        Self {
+            issuer: None,
+            client_id: String::new(),
+            client_secret: None,
+            scopes: vec!["openid".to_owned(), "profile".to_owned()],
+            teacher_claim: "ketang_teacher".to_owned(),
+            name_claim: "name".to_owned(),
+            session: Duration::from_secs(8 * 3600),
+        }
+    }
+}
+
+impl OidcConfig {
+    /// Bounds that types alone cannot express.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let Some(issuer) = &self.issuer else {
+            return Ok(());
+        };
+        let loopback_http = issuer.starts_with("http://127.0.0.1")
+            || issuer.starts_with("http://localhost")
+            || issuer.starts_with("http://[::1]");
+        if !issuer.starts_with("https://") && !loopback_http {
+            return Err(ConfigError::invalid(
+                "oidc.issuer",
+                "must be an https:// URL (http:// only on loopback, for tests)",
+            ));
+        }
+        if self.client_id.trim().is_empty() {
+            return Err(ConfigError::invalid(
+                "oidc.client_id",
+                "must be set when oidc.issuer is",
+            ));
+        }
+        if self.teacher_claim.trim().is_empty() || self.name_claim.trim().is_empty() {
+            return Err(ConfigError::invalid(
+                "oidc.teacher_claim",
+                "claim names must not be empty",
+            ));
+        }
+        if self.session < Duration::from_secs(60) || self.session > Duration::from_secs(86400) {
+            return Err(ConfigError::invalid(
+                "oidc.session",
+                "must be between 1m and 1day",
+            ));
+        }
+        Ok(())
+    }
+}

@@ -39,6 +39,7 @@ impl Config {
         }
         self.recording.validate(&self.storage.data_dir)?;
         self.accounts.validate()?;
+        self.oidc.validate()?;
         self.validate_schedule()
     }
 

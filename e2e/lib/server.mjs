@@ -222,6 +222,10 @@ export class KetangServer {
         while (!this.exit) await sleep(50);
       }
     }
+    // scripts/test.sh searches every server's log for secrets.
+    if (process.env.KETANG_E2E_LOG_DIR) {
+      await fsp.copyFile(this.logPath, path.join(process.env.KETANG_E2E_LOG_DIR, `${path.basename(this.dir)}.log`)).catch(() => {});
+    }
     if (!process.env.E2E_KEEP) await fsp.rm(this.dir, { recursive: true, force: true });
   }
 }

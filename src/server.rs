@@ -112,7 +112,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let audit_sealer = crate::api::audit_chain::spawn(
         state.db.clone(),
         audit_key,
-        state.config.accounts.audit_retention,
+        state.config.accounts.clone(),
         state.clock.clone(),
     );
     let app = crate::http::router(state.clone());

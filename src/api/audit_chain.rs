@@ -306,11 +306,12 @@ pub async fn purge(db: &Db, retention: Duration, now_ms: i64) -> Result<u64, sql
     Ok(done.rows_affected())
 }
 
-/// Seals new rows every second and purges old ones hourly, until aborted.
+/// Seals new rows every second and purges old ones (and ended admin sessions) hourly, until
+/// aborted.
 pub fn spawn(
     db: Db,
     key: ChainKey,
-    retention: Duration,
+    accounts: crate::config::accounts::AccountsConfig,
     clock: crate::time::Clock,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -321,10 +322,15 @@ pub fn spawn(
             if let Err(e) = seal(&db, &key).await {
                 tracing::warn!("cannot seal the audit log: {e}");
             }
-            if turns.is_multiple_of(3600)
-                && let Err(e) = purge(&db, retention, clock.now_ms()).await
-            {
-                tracing::warn!("cannot purge the audit log: {e}");
+            if turns.is_multiple_of(3600) {
+                if let Err(e) = purge(&db, accounts.audit_retention, clock.now_ms()).await {
+                    tracing::warn!("cannot purge the audit log: {e}");
+                }
+                if let Err(e) =
+                    crate::accounts::session::sweep(&db, &accounts, clock.now_ms()).await
+                {
+                    tracing::warn!("cannot remove ended admin sessions: {e}");
+                }
             }
             turns += 1;
         }

@@ -110,7 +110,14 @@ pub async fn sign_in(
             Ok(resp)
         }
         Err(SignInError::Bad { user, reason }) => {
-            let who = actor(user.as_ref(), &input.name, now);
+            // A name that is no account is not recorded: it is often a password typed into
+            // the wrong field.
+            let tried = if user.is_some() {
+                input.name.as_str()
+            } else {
+                "(unknown account)"
+            };
+            let who = actor(user.as_ref(), tried, now);
             let target = user.as_ref().map_or("-", |u| u.id.as_str()).to_owned();
             audit_event(
                 &state,

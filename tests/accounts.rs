@@ -315,6 +315,13 @@ on_both_engines! {
         assert_ne!(again, otp);
         let (r, _) = sign_in(api, "审计员", &again, None).await;
         r.expect(200);
+        // A refused API key is audited with its source, without the key.
+        let bogus = format!("kt_{}", "ab".repeat(32));
+        api.send("GET", "/api/v1/schools", None, Some(&bogus)).await.expect(401);
+        let log = api.get("/api/v1/audit?limit=200").await.expect(200);
+        let refused = log.body["items"].as_array().unwrap().iter().find(|i| i["action"] == "key.refused").cloned().unwrap();
+        assert_eq!(refused["source"], "127.0.0.1");
+        assert!(!log.body.to_string().contains(&bogus));
     }
 }
 

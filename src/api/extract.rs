@@ -82,10 +82,40 @@ async fn by_key(parts: &Parts, state: &AppState) -> Result<Caller, Problem> {
         .ok_or_else(|| Problem::unauthorized("the Authorization header must be `Bearer KEY`"))?;
     match keys::lookup_role(&state.db, key, state.clock.now_ms()).await? {
         Some((info, role)) => Ok(Caller { info, role }),
-        None => Err(Problem::unauthorized(
-            "the API key is unknown or was revoked (the bootstrap key expires once a \
+        None => {
+            refused_key(state, key).await;
+            Err(Problem::unauthorized(
+                "the API key is unknown or was revoked (the bootstrap key expires once a \
              personal key exists, or after 24 hours)",
-        )),
+            ))
+        }
+    }
+}
+
+/// Audits a refused key (`key.refused`, with the source address): only its hash prefix, which
+/// names a revoked or expired key without being usable.
+async fn refused_key(state: &AppState, key: &str) {
+    let now = state.clock.now_ms();
+    let who = KeyInfo {
+        id: ApiKeyId::from_db("-".to_owned()),
+        name: "(refused key)".to_owned(),
+        at_ms: now,
+    };
+    let shaped = key.starts_with(keys::KEY_PREFIX) && key.len() == keys::KEY_PREFIX.len() + 64;
+    let hint = if shaped {
+        keys::hash(key)[..12].to_owned()
+    } else {
+        "malformed".to_owned()
+    };
+    let entry = crate::api::audit::Audit::new("key.refused", "-")
+        .detail(serde_json::json!({"keyHashPrefix": hint}));
+    let written = async {
+        let mut conn = state.db.pool.acquire().await?;
+        crate::api::audit::record(&mut conn, &who, entry).await
+    }
+    .await;
+    if let Err(e) = written {
+        tracing::warn!("cannot audit a refused API key: {e}");
     }
 }
 

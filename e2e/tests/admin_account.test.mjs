@@ -81,6 +81,25 @@ describe('admin account', () => {
       await page.waitForFunction(() => window.ketangAdmin?.signedIn === false, null, { timeout: STEP_TIMEOUT_MS });
       const res = await rig.server.fetch('/api/v1/schools', { headers: { Cookie: `ketang_admin=${value}` } });
       assert.equal(res.status, 401);
+
+      // An audit admin lands on the audit log, sees the system admin's write and checks the
+      // chain; the timetable's tabs are not offered.
+      const auditOtp = await rig.server.createAdminUser('审计员', 'audit');
+      await page.fill('#account-name', '审计员');
+      await page.fill('#account-password', auditOtp);
+      await page.click('#account-form button[type="submit"]');
+      await page.waitForSelector('#enrol-panel:not([hidden])', { timeout: STEP_TIMEOUT_MS });
+      const auditSecret = (await page.textContent('#enrol-secret')).trim();
+      await page.fill('#enrol-code', totp(auditSecret));
+      await page.fill('#enrol-password', 'Audit trail 2026 ok');
+      await page.click('#enrol-form button[type="submit"]');
+      await page.waitForFunction(() => window.ketangAdmin?.current === 'audit', null, { timeout: STEP_TIMEOUT_MS });
+      assert.equal(await page.isVisible('.tab[data-tab="schools"]'), false);
+      await page.waitForSelector('#view-audit tr[data-audit]', { timeout: STEP_TIMEOUT_MS });
+      const actions = await page.$$eval('#view-audit tbody tr td:nth-child(3)', (tds) => tds.map((td) => td.textContent));
+      assert.ok(actions.includes('school.create') && actions.includes('login.ok'), actions.join(','));
+      await page.click('#view-audit [data-i18n="auditVerify"], #view-audit button.primary');
+      await page.waitForFunction(() => document.getElementById('audit-verify')?.className === 'ok', null, { timeout: STEP_TIMEOUT_MS });
     } catch (err) {
       rig.failed = true;
       const seen = {};

@@ -8,6 +8,7 @@ import { $, banner } from './dom.js';
 import { loadDirectory, schoolsView, classroomsView, teachersView } from './directory.js';
 import { lessonsView } from './lessons.js';
 import { liveView } from './live.js';
+import { accountsView, auditView } from './security.js';
 
 applyI18n(document);
 onLangChange(() => applyI18n(document));
@@ -19,7 +20,19 @@ const views = {
   classrooms: classroomsView($('view-classrooms')),
   teachers: teachersView($('view-teachers')),
   live: liveView($('view-live')),
+  accounts: accountsView($('view-accounts')),
+  audit: auditView($('view-audit')),
 };
+/** The tabs a role sees: system admins the timetable's, the others their own; a key all. */
+const ROLE_TABS = { security: ['accounts'], audit: ['audit'] };
+
+function tabsFor(role) {
+  const allowed = ROLE_TABS[role];
+  for (const tab of document.querySelectorAll('#tabs .tab')) {
+    tab.hidden = allowed ? !allowed.includes(tab.dataset.tab) : (role === 'system' && Boolean(tab.dataset.role));
+  }
+  return allowed ? allowed[0] : null;
+}
 let current = null;
 
 /** Exposed for the browser tests, like `window.ketang` on the room page. */
@@ -27,14 +40,18 @@ window.ketangAdmin = { get current() { return current; }, signedIn: false };
 
 async function show(name) {
   if (!views[name]) name = 'lessons';
+  const allowed = ROLE_TABS[window.ketangAdmin.account?.role];
+  if (allowed && !allowed.includes(name)) [name] = allowed;
   views.live.stop?.();
   current = name;
   for (const tab of document.querySelectorAll('#tabs .tab')) tab.setAttribute('aria-selected', String(tab.dataset.tab === name));
   for (const v of document.querySelectorAll('.admin-view')) v.hidden = v.dataset.view !== name;
   if (location.hash !== `#${name}`) history.replaceState(null, '', `#${name}`);
-  try {
-    await loadDirectory();
-  } catch { /* reported by the 401 handler or the view */ }
+  if (!ROLE_TABS[window.ketangAdmin.account?.role]) {
+    try {
+      await loadDirectory();
+    } catch { /* reported by the 401 handler or the view */ }
+  }
   await views[name]();
   document.body.dataset.view = name;
 }
@@ -68,8 +85,10 @@ $('signin-form').addEventListener('submit', async (ev) => {
   ev.preventDefault();
   storeKey($('signin-key').value.trim());
   try {
-    await get('/schools');
+    // A key of another role is refused the schools (403), but it is a key.
+    await get('/schools').catch((err) => { if (err.status !== 403) throw err; });
     $('signin-key').value = '';
+    tabsFor(null);
     await signedIn();
   } catch (err) {
     storeKey(null);
@@ -98,9 +117,8 @@ async function accountSignedIn(session) {
     return;
   }
   $('enrol-panel').hidden = true;
-  if (session.role !== 'system' && session.role !== 'all') {
-    banner(t('roleLimited', { name: session.name, role: session.role }), 'warn');
-  }
+  const first = tabsFor(session.role);
+  if (first) history.replaceState(null, '', `#${first}`);
   await signedIn();
 }
 
@@ -149,7 +167,7 @@ window.addEventListener('ketang:unauthorized', () => {
 
 if (storedKey()) {
   storeKey(storedKey());
-  get('/schools').then(signedIn, () => { storeKey(null); signedOut(); });
+  get('/schools').then(() => { tabsFor(null); return signedIn(); }, () => { storeKey(null); signedOut(); });
 } else {
   // A session cookie from an earlier sign-in in this browser, if still live.
   get('/session').then((s) => (s.totpEnrolled ? accountSignedIn(s) : signedOut()), () => signedOut());

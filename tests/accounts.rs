@@ -151,6 +151,18 @@ async fn enrolled(api: &Api, name: &str, role: AdminRole) -> String {
         .await
         .expect(200);
     let secret = e.body["secret"].as_str().unwrap().to_owned();
+    // The seed is stored sealed, never as the base32 the app gets.
+    let stored: Option<String> =
+        sqlx::query_scalar("SELECT totp_pending FROM admin_users WHERE name = $1")
+            .bind(name)
+            .fetch_one(&api.server.state.db.pool)
+            .await
+            .unwrap();
+    let stored = stored.unwrap();
+    assert!(
+        stored.starts_with("v1.") && !stored.contains(&secret),
+        "{stored}"
+    );
     assert!(
         e.body["uri"]
             .as_str()

@@ -3,6 +3,7 @@
 //! repeated failures. `session` holds their sign-in sessions; `api::session` the HTTP side.
 
 pub mod password;
+pub mod seed;
 pub mod session;
 pub mod totp;
 

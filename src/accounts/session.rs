@@ -65,6 +65,7 @@ pub async fn sign_in(
     name: &str,
     password: &str,
     code: Option<&str>,
+    seeds: &super::seed::SeedKey,
     now_ms: i64,
 ) -> Result<SignedIn, SignInError> {
     let user = match by_name(db, name.trim()).await? {
@@ -87,7 +88,10 @@ pub async fn sign_in(
     }
     let full = match &user.totp_secret {
         None => false,
-        Some(secret) => {
+        Some(sealed) => {
+            // A seed that does not open (another server secret, an edited row) matches no code.
+            let secret = seeds.open(user.id.as_str(), sealed).unwrap_or_default();
+            let secret = secret.as_str();
             let now_secs = u64::try_from(now_ms / 1000).unwrap_or(0);
             let last = u64::try_from(user.totp_last_step).unwrap_or(0);
             match code.and_then(|c| totp::check(secret, c, now_secs, last)) {

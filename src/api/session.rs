@@ -15,6 +15,7 @@ use super::audit::{self, Audit};
 use super::extract::Body;
 use super::keys::KeyInfo;
 use super::problem::{ApiResult, AuthErrors, Problem, WriteErrors, types};
+use crate::accounts::seed::SeedKey;
 use crate::accounts::session::{self, Session, SignInError};
 use crate::accounts::{AdminRole, User, password, totp};
 use crate::db::ids::ApiKeyId;
@@ -67,6 +68,15 @@ async fn audit_event(state: &AppState, who: &KeyInfo, entry: Audit) -> Result<()
     Ok(())
 }
 
+/// The key TOTP seeds are sealed with (derived from the server secret).
+fn seed_key(state: &AppState) -> Result<SeedKey, Problem> {
+    state
+        .audit_key
+        .get()
+        .map(|k| SeedKey::new(k.subkey(b"ketang totp seeds v1")))
+        .ok_or_else(Problem::internal)
+}
+
 /// Sign in with name, password and TOTP code; sets the session cookies.
 #[utoipa::path(post, path = "/api/v1/session", tag = "session", security(()),
     request_body = SignInInput,
@@ -80,12 +90,14 @@ pub async fn sign_in(
 ) -> ApiResult<Response> {
     let now = state.clock.now_ms();
     let cfg = &state.config.accounts;
+    let seeds = seed_key(&state)?;
     let result = session::sign_in(
         &state.db,
         cfg,
         &input.name,
         &input.password,
         input.code.as_deref(),
+        &seeds,
         now,
     )
     .await;
@@ -239,8 +251,11 @@ pub async fn start_totp(
         ));
     }
     let secret = totp::generate_secret();
+    let sealed = seed_key(&state)?
+        .seal(s.user.id.as_str(), &secret)
+        .ok_or_else(Problem::internal)?;
     sqlx::query("UPDATE admin_users SET totp_pending = $1 WHERE id = $2")
-        .bind(&secret)
+        .bind(&sealed)
         .bind(s.user.id.as_str())
         .execute(&state.db.pool)
         .await?;
@@ -277,7 +292,12 @@ pub async fn confirm_totp(
     AnySession(s): AnySession,
     Body(input): Body<ConfirmTotp>,
 ) -> ApiResult<Json<SessionInfo>> {
-    let Some(pending) = s.user.totp_pending.clone() else {
+    let pending = s
+        .user
+        .totp_pending
+        .as_deref()
+        .and_then(|p| seed_key(&state).ok()?.open(s.user.id.as_str(), p));
+    let Some(pending) = pending else {
         return Err(Problem::state(
             "start enrolment first (POST /api/v1/session/totp)",
         ));

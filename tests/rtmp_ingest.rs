@@ -168,3 +168,64 @@ async fn b_frames_and_bad_links_are_refused_with_their_reason() {
     assert_eq!(b_frames, 1.0, "{metrics}");
     assert_eq!(refused, 1.0, "{metrics}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_never_publishes_gets_little_buffered_and_is_closed() {
+    use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let (s, _) = rtmp_server().await;
+    let addr = s.server.rtmp_addr.expect("RTMP listener");
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut hs = Handshake::new(PeerType::Client);
+    tcp.write_all(&hs.generate_outbound_p0_and_p1().unwrap())
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 8192];
+    let mut done = false;
+    for _ in 0..16 {
+        let n = tcp.read(&mut buf).await.expect("handshake reply");
+        assert!(n > 0, "closed during the handshake");
+        match hs.process_bytes(&buf[..n]).expect("handshake") {
+            HandshakeProcessResult::InProgress { response_bytes } => {
+                tcp.write_all(&response_bytes).await.unwrap();
+            }
+            HandshakeProcessResult::Completed { response_bytes, .. } => {
+                tcp.write_all(&response_bytes).await.unwrap();
+                done = true;
+                break;
+            }
+        }
+    }
+    assert!(done, "no handshake");
+    // One chunk header announcing a 16 MB message on chunk stream 5, then its body, slowly
+    // enough to be read: the server must give up long before 16 MB.
+    let mut first = vec![0x05, 0, 0, 0, 0xff, 0xff, 0xff, 0x12, 1, 0, 0, 0];
+    first.extend(vec![0u8; 128]);
+    tcp.write_all(&first).await.unwrap();
+    let mut sent = first.len();
+    // Within 5 s (the server's own setup timeout is 10 s): the connection is closed.
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        let chunk = [0xc5u8; 1024];
+        while sent < 4_000_000 {
+            if tcp.write_all(&chunk).await.is_err() {
+                return true;
+            }
+            sent += chunk.len();
+        }
+        // Whatever the socket buffers took: the server must have closed by now.
+        for _ in 0..64 {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => return true,
+                Ok(_) => {} // its session start messages
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    assert!(
+        closed,
+        "the server kept reading an unauthenticated stream ({sent} bytes sent)"
+    );
+}

@@ -30,6 +30,10 @@ use ketang_sfu::RoomId;
 const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// A publishing encoder that sends nothing for this long is gone.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Bytes a connection may send before its `publish` names a valid room link: `connect` and
+/// `publish` take a few hundred. RTMP messages can be 16 MB each on any of thousands of chunk
+/// streams, so an unauthenticated peer gets no more than this buffered for it.
+const MAX_BYTES_BEFORE_PUBLISH: usize = 64 * 1024;
 
 /// The bound RTMP listener.
 pub struct RtmpListener {
@@ -138,6 +142,7 @@ impl Conn {
         self.input(&leftover).await?;
         let started = Instant::now();
         let mut last_input = Instant::now();
+        let mut before_publish = leftover.len();
         let (mut buf, mut dgram) = (vec![0u8; 64 * 1024], vec![0u8; 2048]);
         loop {
             let deadline = match self.bridge.as_mut() {
@@ -159,6 +164,14 @@ impl Conn {
                 Wake::Tcp(Ok(0)) => return Ok(()),
                 Wake::Tcp(Ok(n)) => {
                     last_input = Instant::now();
+                    if self.target.is_none() {
+                        before_publish += n;
+                        if before_publish > MAX_BYTES_BEFORE_PUBLISH {
+                            return Err(IngestError::Protocol(
+                                "64 KiB sent without a publish".into(),
+                            ));
+                        }
+                    }
                     let bytes = buf[..n].to_vec();
                     if !self.input(&bytes).await? {
                         return Ok(());

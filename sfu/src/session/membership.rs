@@ -77,7 +77,8 @@ impl Sfu {
             .or_insert_with(|| Room::new(req.room.clone(), mode));
         let others = room.peers.clone();
         room.peers.push(req.peer);
-        self.demux.add_peer(req.peer, peer.local_ufrag.clone());
+        self.demux
+            .add_peer(req.peer, peer.rtc.direct_api().local_ice_credentials());
         self.peers.insert(req.peer, peer);
         // Attendance hears of it when its media connects (`Peer::on_event`): presence means
         // media.
@@ -261,8 +262,10 @@ impl Sfu {
         apply_screened(&mut fresh, &screened);
         *p = fresh;
         self.demux.remove_peer(peer);
-        self.demux
-            .add_peer(peer, self.peers[&peer].local_ufrag.clone());
+        if let Some(p) = self.peers.get_mut(&peer) {
+            let creds = p.rtc.direct_api().local_ice_credentials();
+            self.demux.add_peer(peer, creds);
+        }
         self.to_negotiate.push(peer);
         self.fx.activity(&room_id, peer, Activity::Rejoined);
 
@@ -355,10 +358,10 @@ impl Sfu {
             .unwrap_or(Err(SfuError::Internal(peer)));
         // An ICE restart gives the peer new credentials: route its new checks to it.
         if let Some(p) = self.peers.get_mut(&peer) {
-            let ufrag = p.rtc.direct_api().local_ice_credentials().ufrag;
-            if ufrag != old_ufrag {
-                p.local_ufrag = ufrag.clone();
-                self.demux.add_peer(peer, ufrag);
+            let creds = p.rtc.direct_api().local_ice_credentials();
+            if creds.ufrag != old_ufrag {
+                p.local_ufrag = creds.ufrag.clone();
+                self.demux.add_peer(peer, creds);
             }
         }
         self.schedule(peer);

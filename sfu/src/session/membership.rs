@@ -47,6 +47,7 @@ impl Sfu {
                 .may_publish(role, peer_id, s)
         };
         let mut screened = screen_offer(&req.offer, req.role, req.mode, &named, &[], &may);
+        self.within_track_cap(&screened)?;
         screened.feedback = self.adapted(&req.room, req.role, screened.feedback);
         let (rtc, answer) = self.accept_fresh(now, &screened)?;
 
@@ -109,6 +110,18 @@ impl Sfu {
             sdp: complete_candidates(&answer.to_sdp_string()),
             rejected: screened.rejected,
         })
+    }
+
+    /// Refuses an offer with more m-lines of the client's own than a peer may have.
+    fn within_track_cap(&self, screened: &Screened) -> Result<(), SfuError> {
+        let max = self.config.max_tracks_per_peer;
+        if screened.media_lines > max {
+            return Err(SfuError::TooManyTracks {
+                offered: screened.media_lines,
+                max,
+            });
+        }
+        Ok(())
     }
 
     /// How a new connection of a `role` peer in `room` is adapted to (`BwePolicy`).
@@ -247,6 +260,7 @@ impl Sfu {
                 .is_some_and(|r| r.floor.may_publish(role, peer, s))
         };
         let mut screened = screen_offer(offer, role, mode, &named, &[], &may);
+        self.within_track_cap(&screened)?;
         screened.feedback = self.adapted(&room_id, role, screened.feedback);
         let (rtc, answer) = self.accept_fresh(now, &screened)?;
 
@@ -343,6 +357,7 @@ impl Sfu {
                 .is_some_and(|r| r.floor.may_publish(role, peer, s))
         };
         let screened = screen_offer(sdp, role, mode, &named, &server_sends, &may);
+        self.within_track_cap(&screened)?;
         let Sfu { peers, fx, .. } = self;
         let p = peers.get_mut(&peer).ok_or(SfuError::UnknownPeer(peer))?;
         for (mid, acc) in &screened.accepted {

@@ -265,3 +265,46 @@ fn an_offer_with_more_m_lines_than_a_peer_may_have_is_refused() {
     assert!(join(&mut net, 901, enough).is_ok());
     assert_eq!(net.sfu.peer_count(), 2);
 }
+
+#[test]
+fn a_direction_with_trailing_space_is_screened_as_str0m_reads_it() {
+    use str0m::media::{Direction, MediaKind};
+    let mut net = Net::new();
+    net.join("teacher", Role::Teacher, MIC_CAM);
+    // A viewer's offer whose sending m-line says `a=inactive ` (trailing space).
+    let mut rtc = str0m::Rtc::builder().build(net.now);
+    let mut api = rtc.sdp_api();
+    api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+    let (offer, _) = api.apply().expect("an offer");
+    let sdp = offer
+        .to_sdp_string()
+        .replace("a=sendonly\r\n", "a=inactive \r\n");
+    assert!(sdp.contains("a=inactive \r\n"));
+    let answer = net
+        .sfu
+        .join(
+            net.now,
+            ketang_sfu::JoinRequest {
+                peer: ketang_sfu::PeerId(900),
+                room: net.room.clone(),
+                name: "viewer".into(),
+                role: Role::Viewer,
+                classroom: None,
+                joined_at_ms: 0,
+                mode: PeerMode::Signaling,
+                offer: sdp,
+                sources: Vec::new(),
+                lesson_mode: net.mode,
+                caps: net.caps,
+            },
+        )
+        .expect("joins");
+    // The m-line is inactive for str0m too: its answer takes nothing from the viewer.
+    let audio = answer
+        .sdp
+        .split("m=")
+        .find(|s| s.starts_with("audio"))
+        .expect("the audio m-line is answered");
+    assert!(audio.contains("a=inactive"), "answered as: {audio}");
+    assert!(!audio.contains("a=recvonly") && !audio.contains("a=sendrecv"));
+}

@@ -148,6 +148,10 @@ pub(crate) fn screen_offer(
     let mut sections: Vec<Section> = Vec::new();
 
     for line in sdp.lines() {
+        // A direction attribute is written back in its exact form: str0m reads only that form
+        // (`a=inactive ` with a trailing space would be an unknown attribute to it, so the
+        // m-line would default to sendrecv while the screening saw it inactive).
+        let line: &str = Dir::parse(line).map_or(line, |d| d.line());
         if line.starts_with("m=") {
             let kind = if line.starts_with("m=audio") {
                 Some(TrackKind::Audio)

@@ -36,6 +36,8 @@ pub struct Metrics {
     recording_bytes: AtomicU64,
     /// Attendance observations dropped because the attendance task fell behind.
     attendance_dropped: std::sync::OnceLock<Arc<AtomicU64>>,
+    /// `/readyz`'s database check, cached for a second.
+    pub ready_db: ready::DbCheck,
 }
 
 /// Held by a signaling connection while it is open.

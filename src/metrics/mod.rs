@@ -30,14 +30,14 @@ use text::{Kind, Writer};
 /// What only the server itself can count.
 #[derive(Default)]
 pub struct Metrics {
+    /// `/readyz`'s database check, cached for a second.
+    pub ready_db: ready::DbCheck,
     pub http: http::HttpMetrics,
     signaling_open: Arc<AtomicU64>,
     signaling_total: AtomicU64,
     recording_bytes: AtomicU64,
     /// Attendance observations dropped because the attendance task fell behind.
     attendance_dropped: std::sync::OnceLock<Arc<AtomicU64>>,
-    /// `/readyz`'s database check, cached for a second.
-    pub ready_db: ready::DbCheck,
 }
 
 /// Held by a signaling connection while it is open.

@@ -205,6 +205,9 @@ pub fn run() -> ExitCode {
         },
         Command::Token(args) => match token(&args, SystemTime::now()) {
             Ok(out) => {
+                if let Err(e) = audit_token(&args, &out.summary) {
+                    eprintln!("warning: the link was not written to the audit log: {e}");
+                }
                 println!("{}", out.line);
                 if !args.token_only {
                     eprintln!("{}", out.summary);
@@ -288,6 +291,36 @@ impl TokenCommandError {
             TokenCommandError::Config(_) | TokenCommandError::Secret(_) => 1,
         }
     }
+}
+
+/// Records a link minted on the command line in the server's audit log (`token.mint`, by
+/// `cli`), as the admin API records the links it hands out.
+fn audit_token(args: &TokenArgs, summary: &str) -> Result<(), String> {
+    let config = Config::load(args.config.as_deref()).map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime.block_on(async {
+        let db = crate::db::Db::open(&config)
+            .await
+            .map_err(|e| e.to_string())?;
+        let written = async {
+            let mut conn = db.pool.acquire().await?;
+            let entry = crate::api::audit::Audit::new("token.mint", args.room.as_str()).detail(
+                serde_json::json!({
+                    "role": args.role.as_str(),
+                    "name": args.name,
+                    "summary": summary.lines().next().unwrap_or_default(),
+                }),
+            );
+            let now = crate::time::Clock::default().now_ms();
+            crate::api::audit::record_by(&mut conn, "cli", "ketang token", now, entry).await
+        }
+        .await;
+        db.close().await;
+        written.map_err(|e| e.to_string())
+    })
 }
 
 /// Mints the link for `args` at `now`, loading config and secret exactly as `serve` does.

@@ -161,6 +161,7 @@ fn media_settings(
             audience_bwe_below: media.audience_bwe_below,
         },
         max_peers_per_shard: media.max_peers_per_shard,
+        max_tracks_per_peer: media.max_tracks_per_peer,
         tcp: media.tcp.then(|| crate::media::TcpSettings {
             listen: media.tcp_listen,
             advertise: config.advertised_tcp_ips(),

@@ -205,3 +205,48 @@ async fn create_user_prints_a_one_time_password_that_signs_in_once() {
     assert_eq!(schools.status(), 403);
     server.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_line_actions_are_audited() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config_file(dir.path());
+    let config_arg = config.to_str().expect("utf-8 path");
+    let made = ketang(&["admin", "create-key", "ops", "--config", config_arg]);
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let minted = ketang(&[
+        "token", "--room", "math", "--role", "teacher", "--name", "Ms Li", "--config", config_arg,
+    ]);
+    assert!(
+        minted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&minted.stderr)
+    );
+    assert!(
+        !String::from_utf8_lossy(&minted.stderr).contains("warning"),
+        "{}",
+        String::from_utf8_lossy(&minted.stderr)
+    );
+
+    let config = Config::load(Some(&config)).expect("config");
+    let db = ketang::db::Db::open(&config).await.expect("database");
+    let rows: Vec<(String, String, String, String)> =
+        sqlx::query_as("SELECT key_id, key_name, action, target FROM audit ORDER BY id")
+            .fetch_all(&db.pool)
+            .await
+            .expect("audit");
+    db.close().await;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!(
+        (rows[0].0.as_str(), rows[0].1.as_str(), rows[0].2.as_str()),
+        ("cli", "ketang admin create-key", "key.create")
+    );
+    assert!(rows[0].3.starts_with("key_"), "{rows:?}");
+    assert_eq!(
+        (rows[1].0.as_str(), rows[1].2.as_str(), rows[1].3.as_str()),
+        ("cli", "token.mint", "math")
+    );
+}

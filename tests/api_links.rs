@@ -85,6 +85,9 @@ on_both_engines! {
         let url = b["links"][2]["url"].as_str().unwrap();
         assert!(url.starts_with(&format!("{}/r/{occ}?t=", api.base)), "public URL and room: {url}");
         let token = token_of(b, "remoteClassroom");
+        // Handing out links is on record.
+        let audit = api.get(&format!("/api/v1/audit?target={occ}")).await.expect(200);
+        assert_eq!(audit.body["items"][0]["action"], "links.mint", "{:#}", audit.body);
 
         // Before the window: not yet valid, and the refusal says from when.
         let (status, body) = session(api, &occ, &token).await;

@@ -278,3 +278,60 @@ async fn bad_input_gets_documented_errors_and_the_lesson_goes_on() {
     p.close().await.unwrap();
     v.close().await.unwrap();
 }
+
+/// A WebRTC offer publishing `n` Opus m-lines, bundled, as any client could send.
+fn offer_with_audio_lines(n: usize) -> String {
+    let mids: Vec<String> = (0..n).map(|i| i.to_string()).collect();
+    let mut s = format!(
+        "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+         a=group:BUNDLE {}\r\na=msid-semantic: WMS\r\n",
+        mids.join(" ")
+    );
+    for mid in &mids {
+        s.push_str(&format!(
+            "m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\n\
+             a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=ice-options:trickle\r\n\
+             a=fingerprint:sha-256 00:EC:71:FB:92:49:80:7F:81:CF:77:88:36:26:14:EC:4F:8C:9C:0C:73:5D:AC:C7:13:80:D3:4F:72:D6:F4:4D\r\n\
+             a=setup:actpass\r\na=mid:{mid}\r\na=sendonly\r\na=msid:s t{mid}\r\na=rtcp-mux\r\n\
+             a=rtpmap:111 opus/48000/2\r\na=fmtp:111 minptime=10;useinbandfec=1\r\na=ssrc:{} cname:x\r\n",
+            1000 + mid.parse::<u32>().unwrap_or(0)
+        ));
+    }
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_with_too_many_m_lines_is_refused_on_whip_and_signaling() {
+    let s = TestServer::start().await;
+    let teacher = s.token("tracks", Role::Teacher, "Teacher");
+    let (st, body) = post_sdp(
+        &s.url("/whip/tracks"),
+        &teacher,
+        "application/sdp",
+        &offer_with_audio_lines(100),
+    )
+    .await;
+    assert_eq!(
+        (st, body["error"].as_str()),
+        (400, Some("tooManyTracks")),
+        "{body}"
+    );
+
+    let c1 = s.token("tracks", Role::Classroom, "Class 1");
+    let (mut ws, _) = tokio_tungstenite::connect_async(s.ws_url(&c1))
+        .await
+        .unwrap();
+    let offer = serde_json::json!({"type": "offer", "sdp": offer_with_audio_lines(100)});
+    ws.send(Message::text(offer.to_string())).await.unwrap();
+    let e = next_of(&mut ws, "error").await;
+    assert_eq!(e["code"], "tooManyTracks", "{e}");
+    assert!(
+        e["message"].as_str().unwrap_or("").contains("at most 8"),
+        "{e}"
+    );
+    // A browser's four m-lines are within the cap: that offer joins.
+    let offer = serde_json::json!({"type": "offer", "sdp": offer_with_audio_lines(4)});
+    ws.send(Message::text(offer.to_string())).await.unwrap();
+    let a = next_of(&mut ws, "answer").await;
+    assert!(a["sdp"].as_str().unwrap_or("").contains("m=audio"), "{a}");
+}

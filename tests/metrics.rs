@@ -157,3 +157,36 @@ async fn readyz_says_why_it_is_not_ready() {
     let body: serde_json::Value = refused.json().await.expect("JSON");
     assert_eq!(body["error"], "shuttingDown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_asks_the_database_at_most_once_a_second() {
+    let s = TestServer::start().await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let ready = || async { reqwest::get(s.url("/readyz")).await.expect("GET /readyz") };
+    let mut r = ready().await;
+    while r.status() != 200 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        r = ready().await;
+    }
+    assert_eq!(r.status(), 200);
+    // A fresh check now (the one above may have been an answer up to a second old).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let checked = Instant::now();
+    assert_eq!(ready().await.status(), 200);
+    // The database goes away: requests within the second get the answer already known (no
+    // query each), and the first one after it sees the database gone.
+    s.server.state.db.pool.close().await;
+    let mut answers = Vec::new();
+    while checked.elapsed() < Duration::from_millis(700) {
+        answers.push(ready().await.status().as_u16());
+    }
+    assert!(
+        answers.len() > 5 && answers.iter().all(|s| *s == 200),
+        "{answers:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let r = ready().await;
+    assert_eq!(r.status(), 503);
+    let body: serde_json::Value = r.json().await.expect("JSON");
+    assert_eq!(body["error"], "databaseUnavailable");
+}

@@ -166,3 +166,60 @@ fn link_of(token: &str) -> String {
     let v: Value = serde_json::from_slice(&bytes).expect("json");
     v["jti"].as_str().expect("jti").to_owned()
 }
+
+/// The actions taken in the room, as the audit log has them: (action, actor name, target).
+async fn audited(s: &TestServer) -> Vec<(String, String, String)> {
+    sqlx::query_as("SELECT action, key_name, target FROM audit ORDER BY id")
+        .fetch_all(&s.server.state.db.pool)
+        .await
+        .expect("audit")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_teachers_actions_on_others_are_audited() {
+    let s = TestServer::start().await;
+    let room = RoomId::new("aud").unwrap();
+    let teacher = s.token("aud", Role::Teacher, "Ms Li");
+    let classroom = s.token("aud", Role::Classroom, "Class 2");
+    let mut t = join(&s, &teacher).await;
+    let mut c = join(&s, &classroom).await;
+    until("the classroom to join", async || {
+        peers_named(&s, &room, "Class 2").await.len() == 1
+    })
+    .await;
+    let class_peer = peers_named(&s, &room, "Class 2").await[0];
+    // The classroom's own hand is not the teacher's action on others: not audited.
+    send(&mut c, json!({"type": "raiseHand"})).await;
+    send(
+        &mut t,
+        json!({"type": "mute", "peerId": class_peer, "mic": true}),
+    )
+    .await;
+    send(&mut t, json!({"type": "remove", "peerId": class_peer})).await;
+    next_of(&mut c, "bye").await;
+    send(&mut t, json!({"type": "readmit", "peerId": class_peer})).await;
+    let want = [
+        ("room.mute", "Ms Li", "aud"),
+        ("room.remove", "Ms Li", "aud"),
+        ("room.readmit", "Ms Li", "aud"),
+    ];
+    let mut got = Vec::new();
+    for _ in 0..50 {
+        got = audited(&s).await;
+        if got.len() >= want.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let got: Vec<(&str, &str, &str)> = got
+        .iter()
+        .map(|(a, n, t)| (a.as_str(), n.as_str(), t.as_str()))
+        .collect();
+    assert_eq!(got, want);
+    let removed: String =
+        sqlx::query_scalar("SELECT detail FROM audit WHERE action = 'room.remove'")
+            .fetch_one(&s.server.state.db.pool)
+            .await
+            .expect("detail");
+    assert!(removed.contains("Class 2"), "{removed}");
+}

@@ -3,6 +3,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+/// The default of [`SfuConfig::max_tracks_per_peer`].
+pub const DEFAULT_MAX_TRACKS_PER_PEER: usize = 8;
+
 /// Settings of one shard (one `Sfu`).
 #[derive(Debug, Clone)]
 pub struct SfuConfig {
@@ -34,6 +37,10 @@ pub struct SfuConfig {
     /// runners a changed question list: what one viewer can make the server send stays
     /// bounded however busy the room (issue 13).
     pub audience_state_every: Duration,
+    /// Most audio and video m-lines a client's offer may bring (besides the ones the server
+    /// sends on): every m-line is state str0m keeps for the peer, whatever it carries. A
+    /// browser publishes at most four (microphone, camera, screen and its sound).
+    pub max_tracks_per_peer: usize,
 }
 
 impl SfuConfig {
@@ -50,6 +57,7 @@ impl SfuConfig {
             initial_bitrate_bps: 2_500_000,
             bwe_policy: Default::default(),
             audience_state_every: Duration::from_millis(1000),
+            max_tracks_per_peer: DEFAULT_MAX_TRACKS_PER_PEER,
         }
     }
 }

@@ -31,6 +31,14 @@ pub enum SfuError {
     /// Too many requests of this kind from the peer; this one was dropped.
     #[error("{0}")]
     RateLimited(String),
+    /// The offer has more audio and video m-lines than a peer may have.
+    #[error("the offer has {offered} audio and video m-lines; at most {max} are allowed")]
+    TooManyTracks {
+        /// Live audio and video m-lines of the client's own in the offer.
+        offered: usize,
+        /// `SfuConfig::max_tracks_per_peer`.
+        max: usize,
+    },
     /// The room is closing; no new peers.
     #[error("room {0} is closing")]
     RoomClosing(RoomId),

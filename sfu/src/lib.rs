@@ -108,7 +108,7 @@ pub use bandwidth::policy::BwePolicy;
 pub use bandwidth::rate::RateMeter;
 pub use bandwidth::receiver_estimate::ReceiverEstimate;
 pub use bandwidth::upgrade_backoff::{Upgrade, UpgradeBackoff};
-pub use config::SfuConfig;
+pub use config::{DEFAULT_MAX_TRACKS_PER_PEER, SfuConfig};
 pub use error::SfuError;
 pub use event::{
     Activity, Answer, ChatMessage, HandInfo, JoinRequest, LayerWanted, LeaveReason, MidTrack,

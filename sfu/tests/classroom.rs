@@ -215,3 +215,96 @@ fn whep_player_gets_the_teacher_and_follows_a_rejoin() {
     let after: u64 = net.client("player").rx.values().map(|r| r.frames).sum();
     assert!(after > before + 100, "{before} -> {after}");
 }
+
+/// A client offer with `n` sending audio m-lines, as any WebRTC stack can make.
+fn offer_with_lines(net: &Net, n: usize) -> String {
+    use str0m::media::{Direction, MediaKind};
+    let mut rtc = str0m::Rtc::builder().build(net.now);
+    let mut api = rtc.sdp_api();
+    for _ in 0..n {
+        api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+    }
+    let (offer, _) = api.apply().expect("an offer");
+    offer.to_sdp_string()
+}
+
+#[test]
+fn an_offer_with_more_m_lines_than_a_peer_may_have_is_refused() {
+    let mut net = Net::new();
+    net.join("teacher", Role::Teacher, MIC_CAM);
+    let max = ketang_sfu::DEFAULT_MAX_TRACKS_PER_PEER;
+    let join = |net: &mut Net, peer: u64, offer: String| {
+        net.sfu.join(
+            net.now,
+            ketang_sfu::JoinRequest {
+                peer: ketang_sfu::PeerId(peer),
+                room: net.room.clone(),
+                name: "greedy".into(),
+                role: Role::Classroom,
+                classroom: None,
+                joined_at_ms: 0,
+                mode: PeerMode::Signaling,
+                offer,
+                sources: Vec::new(),
+                lesson_mode: net.mode,
+                caps: net.caps,
+            },
+        )
+    };
+    let hundred = offer_with_lines(&net, 100);
+    match join(&mut net, 900, hundred) {
+        Err(ketang_sfu::SfuError::TooManyTracks { offered, max: m }) => {
+            assert_eq!((offered, m), (100, max));
+        }
+        Ok(_) => panic!("a 100-m-line offer was accepted"),
+        Err(e) => panic!("a 100-m-line offer was refused for another reason: {e}"),
+    }
+    assert_eq!(net.sfu.peer_count(), 1, "nothing of the refused peer stays");
+    // As many as allowed still join.
+    let enough = offer_with_lines(&net, max);
+    assert!(join(&mut net, 901, enough).is_ok());
+    assert_eq!(net.sfu.peer_count(), 2);
+}
+
+#[test]
+fn a_direction_with_trailing_space_is_screened_as_str0m_reads_it() {
+    use str0m::media::{Direction, MediaKind};
+    let mut net = Net::new();
+    net.join("teacher", Role::Teacher, MIC_CAM);
+    // A viewer's offer whose sending m-line says `a=inactive ` (trailing space).
+    let mut rtc = str0m::Rtc::builder().build(net.now);
+    let mut api = rtc.sdp_api();
+    api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+    let (offer, _) = api.apply().expect("an offer");
+    let sdp = offer
+        .to_sdp_string()
+        .replace("a=sendonly\r\n", "a=inactive \r\n");
+    assert!(sdp.contains("a=inactive \r\n"));
+    let answer = net
+        .sfu
+        .join(
+            net.now,
+            ketang_sfu::JoinRequest {
+                peer: ketang_sfu::PeerId(900),
+                room: net.room.clone(),
+                name: "viewer".into(),
+                role: Role::Viewer,
+                classroom: None,
+                joined_at_ms: 0,
+                mode: PeerMode::Signaling,
+                offer: sdp,
+                sources: Vec::new(),
+                lesson_mode: net.mode,
+                caps: net.caps,
+            },
+        )
+        .expect("joins");
+    // The m-line is inactive for str0m too: its answer takes nothing from the viewer.
+    let audio = answer
+        .sdp
+        .split("m=")
+        .find(|s| s.starts_with("audio"))
+        .expect("the audio m-line is answered");
+    assert!(audio.contains("a=inactive"), "answered as: {audio}");
+    assert!(!audio.contains("a=recvonly") && !audio.contains("a=sendrecv"));
+}

@@ -68,15 +68,48 @@ pub async fn record(
     key: &KeyInfo,
     entry: Audit,
 ) -> Result<(), sqlx::Error> {
-    let now = u64::try_from(key.at_ms).unwrap_or(0);
+    record_by(conn, key.id.as_str(), &key.name, key.at_ms, entry).await
+}
+
+/// Who acts outside the admin API, as the audit log names them: a room link's holder
+/// (`link:{jti}`, the link's name) or the command line (`cli`, the command).
+pub fn link_actor(claims: &crate::auth::RoomClaims) -> (String, String) {
+    (format!("link:{}", claims.jti), claims.name.clone())
+}
+
+/// An action in a room by a link's holder (a teacher removing or muting someone), recorded
+/// on its own connection. A database that does not answer is logged, and the action stands:
+/// the lesson must not stop over its audit.
+pub async fn record_in_room(state: &AppState, claims: &crate::auth::RoomClaims, entry: Audit) {
+    let (id, name) = link_actor(claims);
+    let action = entry.action;
+    let result = async {
+        let mut conn = state.db.pool.acquire().await?;
+        record_by(&mut conn, &id, &name, state.clock.now_ms(), entry).await
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(action, error = %e, "cannot write the audit entry");
+    }
+}
+
+/// Writes `entry` made by `actor_id` (`actor_name`) at `at_ms`.
+pub async fn record_by(
+    conn: &mut sqlx::AnyConnection,
+    actor_id: &str,
+    actor_name: &str,
+    at_ms: i64,
+    entry: Audit,
+) -> Result<(), sqlx::Error> {
+    let now = u64::try_from(at_ms).unwrap_or(0);
     sqlx::query(
         "INSERT INTO audit (id, at, key_id, key_name, action, target, detail, source) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(AuditId::generate(now).as_str())
     .bind(now as i64)
-    .bind(key.id.as_str())
-    .bind(&key.name)
+    .bind(actor_id)
+    .bind(actor_name)
     .bind(entry.action)
     .bind(&entry.target)
     .bind(entry.detail.map(|d| d.to_string()))
@@ -95,7 +128,10 @@ pub struct AuditEntry {
     /// RFC 3339.
     #[schema(format = DateTime)]
     pub at: String,
+    /// The admin key; `link:{jti}` for a room link's holder acting in the room; `cli` for the
+    /// command line.
     pub key_id: String,
+    /// The key's name; the link's name; the command.
     pub key_name: String,
     /// `school.create`, `lesson.update`, `occurrence.cancel`, `links.reissue`, ...
     pub action: String,

@@ -247,13 +247,14 @@ pub fn create_key_command(
         let db = Db::open(&config).await?;
         let made = async {
             let mut conn = db.pool.acquire().await.map_err(CreateKeyError::Db)?;
-            create_with_role(
-                &mut conn,
-                name,
-                role,
-                crate::time::Clock::default().now_ms(),
-            )
-            .await
+            let now = crate::time::Clock::default().now_ms();
+            let (id, key) = create_with_role(&mut conn, name, role, now).await?;
+            let entry = Audit::new("key.create", id.as_str())
+                .detail(serde_json::json!({"name": name.trim(), "role": role.to_string()}));
+            audit::record_by(&mut conn, "cli", "ketang admin create-key", now, entry)
+                .await
+                .map_err(CreateKeyError::Db)?;
+            Ok::<_, CreateKeyError>((id, key))
         }
         .await;
         db.close().await;

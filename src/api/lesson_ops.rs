@@ -319,7 +319,7 @@ async fn mint_links(
     responses((status = 200, description = "OK", body = Links), WriteErrors))]
 pub async fn get_links(
     State(state): State<AppState>,
-    _key: AdminKey,
+    AdminKey(key): AdminKey,
     Path(id): Path<String>,
     Params(q): Params<OccurrenceQuery>,
 ) -> ApiResult<Json<Links>> {
@@ -330,7 +330,20 @@ pub async fn get_links(
     let o = pick(&mut conn, &id, &q, upcoming(&state, now))
         .await?
         .ok_or_else(|| Problem::state("the lesson has no upcoming occurrence"))?;
-    Ok(Json(mint_links(&state, &mut conn, &l, &o).await?))
+    let links = mint_links(&state, &mut conn, &l, &o).await?;
+    // Each call hands out working links: who took them is on record.
+    let detail = serde_json::json!({
+        "lessonId": links.lesson_id,
+        "linkVersion": links.link_version,
+        "roles": links.links.iter().map(|k| k.role.as_str()).collect::<Vec<_>>(),
+    });
+    audit::record(
+        &mut conn,
+        &key,
+        Audit::new("links.mint", links.occurrence_id.clone()).detail(detail),
+    )
+    .await?;
+    Ok(Json(links))
 }
 
 /// Reissue an occurrence's links: every link handed out before stops working

@@ -24,6 +24,7 @@ pub mod types {
     pub const TOO_LARGE: &str = "urn:ketang:problem:too-large";
     pub const INTERNAL: &str = "urn:ketang:problem:internal";
     pub const UNAVAILABLE: &str = "urn:ketang:problem:unavailable";
+    pub const RATE_LIMITED: &str = "urn:ketang:problem:rate-limited";
 }
 
 /// One invalid input field.
@@ -157,6 +158,16 @@ impl Problem {
     /// 409: the thing cannot go while others refer to it.
     pub fn in_use(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, types::IN_USE, "In use", detail)
+    }
+
+    /// 429: too many requests of this kind; try again later.
+    pub fn rate_limited(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            types::RATE_LIMITED,
+            "Too many requests",
+            detail,
+        )
     }
 
     /// 409: not possible in the current state (cancelled, ended, over...).

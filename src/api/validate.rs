@@ -8,7 +8,9 @@ pub const MAX_KBPS: i64 = 1_000_000;
 /// Highest school-wide budget, kbit/s (100 Gbit/s).
 pub const MAX_BUDGET_KBPS: i64 = 100_000_000;
 
-/// Text of `min..=max` characters after trimming, without control characters.
+/// Text of `min..=max` characters after trimming, without control characters or invisible
+/// formatting (zero-width characters, direction marks and overrides: the same rule as display
+/// names in room tokens, `auth::is_invisible_format`, and chat, which strips them).
 pub fn text(value: &str, min: usize, max: usize) -> Result<String, String> {
     let v = value.trim();
     let chars = v.chars().count();
@@ -24,6 +26,9 @@ pub fn text(value: &str, min: usize, max: usize) -> Result<String, String> {
     }
     if v.chars().any(char::is_control) {
         return Err("must not contain control characters".to_owned());
+    }
+    if v.chars().any(crate::auth::is_invisible_format) {
+        return Err("must not contain invisible or direction-changing characters".to_owned());
     }
     Ok(v.to_owned())
 }
@@ -55,6 +60,25 @@ mod tests {
         );
         assert!(text(&"数".repeat(65), 1, 64).is_err());
         assert_eq!(text("", 0, 10), Ok(String::new()));
+    }
+
+    #[test]
+    fn direction_overrides_and_zero_width_characters_are_refused() {
+        // What names in tokens refuse and chat strips, the admin API and notes refuse too:
+        // a teacher "evil\u{202E}gnp.exe" or a classroom "Class\u{200B} 1" that looks like
+        // another.
+        for bad in [
+            "evil\u{202E}gnp.exe",
+            "Class\u{200B} 1",
+            "\u{2066}x",
+            "a\u{FEFF}",
+        ] {
+            assert!(text(bad, 1, 64).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            text("李老师 (三年级)", 1, 64),
+            Ok("李老师 (三年级)".to_owned())
+        );
     }
 
     #[test]

@@ -22,6 +22,15 @@ pub const SECRET_FILE: &str = "auth.secret";
 /// Longest display name, in characters.
 pub const MAX_NAME_CHARS: usize = 64;
 
+/// Longest validity (`exp - nbf`) of a room token, at minting and at entry. A lesson link
+/// spans at most a 12-hour lesson plus a day of lead and a day of grace; a leaked token
+/// should not open rooms for longer than that.
+pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// The `aud` of room tokens: a token meant for anything else (a library link, another service
+/// sharing the secret) never opens a room.
+pub const ROOM_AUDIENCE: &str = "ketang-room";
+
 /// The claims of a room token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomClaims {
@@ -45,6 +54,10 @@ pub struct RoomClaims {
     pub iat: u64,
     /// Unique token id (128 random bits, hex).
     pub jti: String,
+    /// Audience: always `ketang-room` in tokens minted now; tokens minted before it was added
+    /// have none and are taken within their (capped) validity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aud: Option<String>,
     /// The scheduled occurrence the link is for (its id is also the room id); such tokens are
     /// also checked against the schedule on entry (`AppState::admit`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -95,6 +108,9 @@ pub enum MintError {
     /// The validity window does not fit in Unix seconds.
     #[error("the validity window is out of range")]
     OutOfRange,
+    /// Longer than [`MAX_TOKEN_LIFETIME`].
+    #[error("the validity (ttl) must be at most {} days", MAX_TOKEN_LIFETIME.as_secs() / 86_400)]
+    TooLong,
     /// The signing key is unusable (empty secret) or signing failed.
     #[error("cannot sign the token: {0}")]
     Signing(String),
@@ -255,7 +271,8 @@ impl TokenAuthority {
         validation.required_spec_claims.clear();
         validation.validate_exp = false;
         validation.validate_nbf = false;
-        validation.validate_aud = false;
+        // Checked when present: tokens from before `aud` have none.
+        validation.set_audience(&[ROOM_AUDIENCE]);
         validation.leeway = 0;
         Self {
             keys,
@@ -294,6 +311,9 @@ impl TokenAuthority {
         // Round the ttl up so that a sub-second ttl does not mint an already-expired token.
         let ttl_secs = req.ttl.as_secs() + u64::from(req.ttl.subsec_nanos() > 0);
         let exp = nbf.checked_add(ttl_secs).ok_or(MintError::OutOfRange)?;
+        if ttl_secs > MAX_TOKEN_LIFETIME.as_secs() {
+            return Err(MintError::TooLong);
+        }
         let claims = RoomClaims {
             room: req.room.clone(),
             role: req.role,
@@ -304,6 +324,7 @@ impl TokenAuthority {
             exp,
             iat,
             jti: format!("{:032x}", rand::random::<u128>()),
+            aud: Some(ROOM_AUDIENCE.to_owned()),
             lesson: binding.map(|b| b.occurrence.clone()),
             lv: binding.map(|b| b.link_version),
         };
@@ -337,6 +358,12 @@ impl TokenAuthority {
             .map_err(map_jwt_error)?;
         let claims = data.claims;
         validate_name(&claims.name).map_err(TokenError::Malformed)?;
+        if claims.exp.saturating_sub(claims.nbf) > MAX_TOKEN_LIFETIME.as_secs() {
+            return Err(TokenError::Malformed(format!(
+                "it is valid for longer than the {} days a room link may be",
+                MAX_TOKEN_LIFETIME.as_secs() / 86_400
+            )));
+        }
 
         let now = unix_secs(now);
         if now > claims.exp.saturating_add(self.skew_secs) {
@@ -363,7 +390,10 @@ impl TokenAuthority {
 fn map_jwt_error(e: jsonwebtoken::errors::Error) -> TokenError {
     use jsonwebtoken::errors::ErrorKind as K;
     match e.kind() {
-        K::InvalidSignature | K::InvalidAlgorithm | K::InvalidAlgorithmName => TokenError::Invalid,
+        K::InvalidSignature
+        | K::InvalidAlgorithm
+        | K::InvalidAlgorithmName
+        | K::InvalidAudience => TokenError::Invalid,
         K::Json(err) => TokenError::Malformed(format!("bad claims: {err}")),
         K::Base64(_) | K::Utf8(_) | K::InvalidToken => {
             TokenError::Malformed("not a room token".to_owned())

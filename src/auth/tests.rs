@@ -340,3 +340,59 @@ fn schedule_refusals_have_their_protocol_codes() {
     assert_eq!(TokenError::Unavailable.code(), "scheduleUnavailable");
     assert!(TokenError::Revoked.to_string().contains("newer"));
 }
+
+fn signed(claims: &serde_json::Value) -> String {
+    let key = EncodingKey::from_secret(SECRET).expect("key");
+    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &key).expect("sign")
+}
+
+#[test]
+fn a_token_longer_than_the_maximum_lifetime_is_refused_at_mint_and_at_entry() {
+    let auth = TokenAuthority::new(SECRET, SKEW);
+    let week = MAX_TOKEN_LIFETIME;
+    let long = MintRequest {
+        ttl: week + Duration::from_secs(1),
+        ..request()
+    };
+    assert_eq!(auth.mint(&long, at(T0)), Err(MintError::TooLong));
+    let longest = MintRequest {
+        ttl: week,
+        ..request()
+    };
+    assert!(auth.mint(&longest, at(T0)).is_ok());
+    // A token signed with the secret but valid for ten years (as one minted before the cap,
+    // or by a tool that ignored it) opens nothing.
+    let ten_years = signed(
+        &serde_json::json!({"room":"math-101","role":"teacher","name":"x",
+        "nbf":T0,"exp":T0 + 10 * 365 * 86_400,"iat":T0,"jti":"a","aud":ROOM_AUDIENCE}),
+    );
+    let e = auth.verify(&ten_years, None, at(T0)).unwrap_err();
+    assert_eq!(e.code(), "tokenMalformed", "{e}");
+    assert!(e.to_string().contains("7 days"), "{e}");
+}
+
+#[test]
+fn room_tokens_carry_their_audience_and_others_are_refused() {
+    let auth = TokenAuthority::new(SECRET, SKEW);
+    let c = auth
+        .verify(&mint_at(&auth, &request(), T0), None, at(T0))
+        .expect("valid");
+    assert_eq!(c.aud.as_deref(), Some(ROOM_AUDIENCE));
+    let base = serde_json::json!({"room":"math-101","role":"teacher","name":"x",
+        "nbf":T0,"exp":T0 + 60,"iat":T0,"jti":"a"});
+    for aud in [
+        serde_json::json!("ketang-library"),
+        serde_json::json!("some-other-service"),
+        serde_json::json!(["ketang-library"]),
+    ] {
+        let mut claims = base.clone();
+        claims["aud"] = aud.clone();
+        let e = auth.verify(&signed(&claims), None, at(T0)).unwrap_err();
+        assert!(
+            matches!(e.code(), "tokenInvalid" | "tokenMalformed"),
+            "aud {aud}: {e}"
+        );
+    }
+    // Tokens minted before `aud` existed still open their room within their validity.
+    assert!(auth.verify(&signed(&base), None, at(T0)).is_ok());
+}

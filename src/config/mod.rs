@@ -180,6 +180,9 @@ pub struct MediaConfig {
     /// Joins beyond this many peers on one media shard are refused (`503`, `serverFull`), and
     /// `/readyz` says `full` while every shard is there. 0: no limit.
     pub max_peers_per_shard: usize,
+    /// Most audio and video m-lines one peer's offer may bring; a larger offer is refused
+    /// (`tooManyTracks`, or 400 on WHIP/WHEP).
+    pub max_tracks_per_peer: usize,
     /// ICE over TCP (RFC 6544 passive candidates) beside UDP, for networks that let only TCP out.
     pub tcp: bool,
     /// TCP address of shard 0's listener (shard `i` on `port + i`); `None`: each shard listens
@@ -198,6 +201,7 @@ impl Default for MediaConfig {
             connect_timeout: Duration::from_secs(30),
             audience_bwe_below: ketang_sfu::BwePolicy::default().audience_bwe_below,
             max_peers_per_shard: 1000,
+            max_tracks_per_peer: ketang_sfu::DEFAULT_MAX_TRACKS_PER_PEER,
             tcp: true,
             tcp_listen: None,
             tcp_max_pending_per_ip: 16,

@@ -109,6 +109,12 @@ impl Config {
                 "must be greater than zero",
             ));
         }
+        if !(2..=64).contains(&media.max_tracks_per_peer) {
+            return Err(ConfigError::invalid(
+                "media.max_tracks_per_peer",
+                "must be between 2 (a microphone and a camera) and 64",
+            ));
+        }
         Ok(())
     }
 

@@ -282,6 +282,9 @@ async fn read_offer(body: Body, max: usize) -> Result<String, Response> {
 fn join_refused(e: MediaError) -> Response {
     match e {
         MediaError::Sfu(SfuError::InvalidSdp(m)) => error(StatusCode::BAD_REQUEST, "invalidSdp", m),
+        MediaError::Sfu(e @ SfuError::TooManyTracks { .. }) => {
+            error(StatusCode::BAD_REQUEST, "tooManyTracks", e)
+        }
         MediaError::Full => {
             let mut r = error(StatusCode::SERVICE_UNAVAILABLE, "serverFull", e);
             r.headers_mut()

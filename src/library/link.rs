@@ -139,6 +139,10 @@ impl LinkSigner {
                 }
             })?;
         let c = data.claims;
+        // No link is minted for longer (`recording.link_ttl`, the API's `ttlSeconds`).
+        if c.exp.saturating_sub(c.iat) > crate::config::recording::MAX_LINK_TTL.as_secs() {
+            return Err(LinkError::Invalid);
+        }
         if unix_secs(now) > c.exp.saturating_add(self.skew_secs) {
             return Err(LinkError::Expired { at: c.exp });
         }
@@ -180,6 +184,28 @@ mod tests {
             .unwrap();
         assert_eq!(s.verify(&f, &rec, now), Err(LinkError::Invalid));
         assert_eq!(s.verify("garbage", &rec, now), Err(LinkError::Malformed));
+    }
+
+    #[test]
+    fn a_link_valid_for_longer_than_any_minted_one_is_refused() {
+        let s = LinkSigner::new(SECRET, Duration::ZERO);
+        let rec = RecordingId::generate(1);
+        let now = SystemTime::now();
+        let iat = unix_secs(now);
+        let key = EncodingKey::from_secret(SECRET).unwrap();
+        let claims = LinkClaims {
+            aud: AUDIENCE.to_owned(),
+            rec: rec.to_string(),
+            name: "x".into(),
+            iat,
+            exp: iat + 10 * 366 * 86_400,
+            jti: "a".into(),
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap();
+        assert_eq!(s.verify(&token, &rec, now), Err(LinkError::Invalid));
+        let year = crate::config::recording::MAX_LINK_TTL;
+        let (t, _) = s.mint(&rec, "x", year, now).unwrap();
+        assert!(s.verify(&t, &rec, now).is_ok());
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod ids;
 pub mod import;
 pub mod link;
 pub mod live;
+pub mod note_limit;
 pub mod range;
 pub mod store;
 
@@ -55,6 +56,8 @@ pub struct Library {
     pub link_ttl: Duration,
     /// Which server records: its host name and recordings directory (see [`node_name`]).
     pub node: String,
+    /// Notes posted per library link.
+    pub note_limits: note_limit::NoteLimits,
 }
 
 /// This server as the catalog names it: the host and the recordings directory. Servers that
@@ -120,6 +123,7 @@ impl Library {
             node: node_name(&dir),
             recordings_dir: dir,
             link_ttl: rc.link_ttl,
+            note_limits: Default::default(),
         };
         Ok(Started {
             library,
@@ -138,6 +142,7 @@ impl Library {
             recordings_dir: PathBuf::new(),
             link_ttl: Duration::from_secs(3600),
             node: "detached".into(),
+            note_limits: Default::default(),
         }
     }
 }

@@ -243,6 +243,8 @@ pub struct MediaSettings {
     pub bwe_policy: ketang_sfu::BwePolicy,
     /// Joins beyond this many peers on a shard are refused (0: no limit).
     pub max_peers_per_shard: usize,
+    /// Most audio and video m-lines in one peer's offer.
+    pub max_tracks_per_peer: usize,
     /// ICE over TCP; `None`: off.
     pub tcp: Option<TcpSettings>,
     /// The recording writer's queue, if recording is enabled.
@@ -283,6 +285,7 @@ impl MediaPlane {
             sfu_config.track_id_base = (index as u64) << 40 | 1;
             sfu_config.connect_timeout = settings.connect_timeout;
             sfu_config.bwe_policy = settings.bwe_policy;
+            sfu_config.max_tracks_per_peer = settings.max_tracks_per_peer;
             let (tx, rx) = mpsc::unbounded_channel();
             let load = Arc::new(AtomicUsize::new(0));
             let stats = Arc::new(ShardStats::default());

@@ -30,6 +30,8 @@ use text::{Kind, Writer};
 /// What only the server itself can count.
 #[derive(Default)]
 pub struct Metrics {
+    /// `/readyz`'s database check, cached for a second.
+    pub ready_db: ready::DbCheck,
     pub http: http::HttpMetrics,
     signaling_open: Arc<AtomicU64>,
     signaling_total: AtomicU64,

@@ -18,6 +18,16 @@ use crate::state::AppState;
 const SHARD_STALE: Duration = Duration::from_secs(5);
 /// The database must answer a trivial query within this.
 const DB_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long the database's answer stands: a load balancer (or anyone) polling `/readyz` makes
+/// at most one query a second, however often it asks.
+const DB_CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// The last database check and when it was made. Requests that come while a check runs wait
+/// for its answer instead of starting their own.
+#[derive(Debug, Default)]
+pub struct DbCheck {
+    last: tokio::sync::Mutex<Option<(Instant, Option<NotReady>)>>,
+}
 
 /// One reason for not being ready: a code for machines and a sentence for people.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,21 +75,7 @@ pub async fn check(state: &AppState) -> Vec<NotReady> {
             message: "every media shard holds media.max_peers_per_shard peers".into(),
         });
     }
-    let ping = sqlx::query("SELECT 1").execute(&state.db.pool);
-    match tokio::time::timeout(DB_TIMEOUT, ping).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => reasons.push(NotReady {
-            code: "databaseUnavailable",
-            message: format!("the database refused a query: {e}"),
-        }),
-        Err(_) => reasons.push(NotReady {
-            code: "databaseUnavailable",
-            message: format!(
-                "the database did not answer within {} s",
-                DB_TIMEOUT.as_secs()
-            ),
-        }),
-    }
+    reasons.extend(database(state).await);
     let live = &state.library.live;
     if live.enabled() && live.recorder_stats().is_none() {
         reasons.push(NotReady {
@@ -88,6 +84,33 @@ pub async fn check(state: &AppState) -> Vec<NotReady> {
         });
     }
     reasons
+}
+
+/// The database's state, at most [`DB_CHECK_EVERY`] old.
+async fn database(state: &AppState) -> Option<NotReady> {
+    let mut last = state.metrics.ready_db.last.lock().await;
+    if let Some((at, answer)) = &*last
+        && at.elapsed() < DB_CHECK_EVERY
+    {
+        return answer.clone();
+    }
+    let ping = sqlx::query("SELECT 1").execute(&state.db.pool);
+    let answer = match tokio::time::timeout(DB_TIMEOUT, ping).await {
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => Some(NotReady {
+            code: "databaseUnavailable",
+            message: format!("the database refused a query: {e}"),
+        }),
+        Err(_) => Some(NotReady {
+            code: "databaseUnavailable",
+            message: format!(
+                "the database did not answer within {} s",
+                DB_TIMEOUT.as_secs()
+            ),
+        }),
+    };
+    *last = Some((Instant::now(), answer.clone()));
+    answer
 }
 
 /// The handler.

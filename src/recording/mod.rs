@@ -34,6 +34,8 @@
 
 mod audio;
 mod ebml;
+#[cfg(test)]
+mod fuzz_tests;
 mod h264;
 mod lesson_file;
 mod manifest;

@@ -87,7 +87,11 @@ pub(crate) fn scan(data: &[u8]) -> Option<Scan> {
                         }
                         first = false;
                         // Audio frames are 20 ms (the mix, and what WebRTC sends).
-                        end_t = end_t.max(t + if is_video { 0 } else { 20_000 / TICK_US });
+                        end_t = end_t.max(t.saturating_add(if is_video {
+                            0
+                        } else {
+                            20_000 / TICK_US
+                        }));
                     }
                 }
                 good_end = Some(pos + h.len + size);

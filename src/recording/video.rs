@@ -111,6 +111,11 @@ pub(crate) struct Frame {
     pub data: Vec<u8>,
 }
 
+/// Largest frame the depacketizer assembles. A 4K keyframe is a few hundred kilobytes; a
+/// frame whose marker never comes (a broken or hostile publisher) would otherwise grow
+/// without bound. Beyond this the frame is dropped and the next keyframe resyncs.
+pub(crate) const MAX_FRAME_BYTES: usize = 4 << 20;
+
 /// Assembles frames from ordered packets.
 #[derive(Default)]
 pub(crate) struct Depacketizer {
@@ -158,6 +163,10 @@ impl Depacketizer {
             self.lost();
             return None;
         };
+        if f.data.len() > MAX_FRAME_BYTES {
+            self.lost();
+            return None;
+        }
         f.keyframe |= added.idr;
         if f.size.is_none()
             && let Some(sps) = h264::nal_units(&f.data[from..])
@@ -232,6 +241,10 @@ impl Depacketizer {
                 f.keyframe = key;
             }
             f.size = size.or(f.size);
+        }
+        if f.data.len() + body.len() > MAX_FRAME_BYTES {
+            self.lost();
+            return None;
         }
         f.data.extend_from_slice(body);
         if !p.marker {
@@ -489,6 +502,52 @@ mod tests {
         p.extend_from_slice(&k2);
         let f = d.push(pkt(7, 12000, true, &p, t0)).expect("keyframe");
         assert_eq!(f.size, Some((1280, 720)));
+    }
+
+    #[test]
+    fn a_frame_without_its_marker_stops_growing_and_the_next_keyframe_resyncs() {
+        let t0 = Instant::now();
+        for codec in [VideoCodec::Vp8, VideoCodec::H264] {
+            let mut d = Depacketizer::default();
+            let (start, middle) = match codec {
+                // VP8: a keyframe's first packet, then continuations (S=0).
+                VideoCodec::Vp8 => {
+                    let mut s = vec![0x10];
+                    s.extend_from_slice(&key(640, 360));
+                    (s, vec![0x00; 1200])
+                }
+                // H.264: an IDR's FU-A start, then FU-A middles (no end bit).
+                _ => {
+                    let mut s = vec![0x7c, 0x85];
+                    s.extend_from_slice(&[1; 1000]);
+                    let mut m = vec![0x7c, 0x05];
+                    m.extend_from_slice(&[2; 1200]);
+                    (s, m)
+                }
+            };
+            let packet = |seq: u64, ts: u32, marker: bool, payload: &[u8]| Packet {
+                codec,
+                ..pkt(seq, ts, marker, payload, t0)
+            };
+            assert!(d.push(packet(1, 3000, false, &start)).is_none());
+            // 8 MB of one frame whose marker never comes.
+            for seq in 2..7000 {
+                assert!(d.push(packet(seq, 3000, false, &middle)).is_none());
+                let held = d.current.as_ref().map_or(0, |f| f.data.len());
+                assert!(held <= MAX_FRAME_BYTES, "{codec:?}: {held} bytes held");
+            }
+            assert!(d.incomplete >= 1, "{codec:?}: the frame was dropped");
+            // The next keyframe is recorded.
+            let f = match codec {
+                VideoCodec::Vp8 => {
+                    let mut p = vec![0x10];
+                    p.extend_from_slice(&key(640, 360));
+                    d.push(packet(7000, 6000, true, &p))
+                }
+                _ => d.push(packet(7000, 6000, true, &[0x65, 1, 2, 3])),
+            };
+            assert!(f.is_some_and(|f| f.keyframe), "{codec:?}: no resync");
+        }
     }
 
     #[test]

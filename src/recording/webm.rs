@@ -214,7 +214,7 @@ impl LiveWebm {
         block.extend_from_slice(data);
         c.body.bytes(id::SIMPLE_BLOCK, &block);
         self.last_t = time_t;
-        self.end_t = self.end_t.max(time_t + dur_us / TICK_US);
+        self.end_t = self.end_t.max(time_t.saturating_add(dur_us / TICK_US));
         Ok(())
     }
 
@@ -365,7 +365,10 @@ impl LiveWebm {
                 entry(id::CUES, cues_pos);
             }
         });
-        let rest = l.seek_area_len as usize - seek.0.len();
+        // A reopened file's seek area is what the scan found before Info.
+        let rest = (l.seek_area_len as usize)
+            .checked_sub(seek.0.len())
+            .ok_or_else(|| io::Error::other("no room for the SeekHead before Info"))?;
         seek.void(rest);
         self.out.patch(l.seek_area, &seek.0)?;
         let mut size = Buf::default();
@@ -374,7 +377,7 @@ impl LiveWebm {
         let bytes = self.out.finish(final_path)?;
         Ok(Finalized {
             path: final_path.to_owned(),
-            duration_ms: self.end_t * TICK_US / 1000,
+            duration_ms: self.end_t.saturating_mul(TICK_US) / 1000,
             bytes,
         })
     }

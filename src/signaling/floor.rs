@@ -6,6 +6,7 @@ use tokio::time::Instant;
 
 use super::protocol::{ClientMsg, ErrorCode, ServerMsg};
 use super::session::Session;
+use crate::api::audit::{self, Audit};
 
 /// Chat text as the server accepts it: trimmed, 1–500 characters, no control characters
 /// except line breaks. Clients render it as text, never as markup.
@@ -85,6 +86,10 @@ impl Session {
                 } else if !self.state.readmit_link(&self.claims.room, peer_id).await {
                     self.bad(format!("{peer_id} was not removed"), reference)
                         .await;
+                } else {
+                    let detail = serde_json::json!({"peerId": peer_id});
+                    let entry = Audit::new("room.readmit", self.claims.room.as_str());
+                    audit::record_in_room(&self.state, &self.claims, entry.detail(detail)).await;
                 }
                 return;
             }
@@ -109,15 +114,41 @@ impl Session {
             FloorCommand::Remove { peer } => self.state.media.people.identity(*peer),
             _ => None,
         };
+        let audited = self.audited(&cmd, target.as_ref().map(|i| i.name.as_str()));
         match shard.floor(self.peer, cmd, ctx).await {
-            Ok(FloorOutcome::Removed(peer)) => {
-                if let Some(identity) = target.filter(|i| i.room == self.claims.room) {
+            Ok(outcome) => {
+                if let FloorOutcome::Removed(peer) = outcome
+                    && let Some(identity) = target.filter(|i| i.room == self.claims.room)
+                {
                     self.state.remove_link(peer, identity).await;
                 }
+                if let Some(entry) = audited {
+                    audit::record_in_room(&self.state, &self.claims, entry).await;
+                }
             }
-            Ok(_) => {}
             Err(e) => self.send_media_error(e, reference).await,
         }
+    }
+
+    /// The audit entry of a teacher's action on others (who was removed, muted, called on);
+    /// the students' own hands, chat and questions are not audited.
+    fn audited(&self, cmd: &FloorCommand, target_name: Option<&str>) -> Option<Audit> {
+        let (action, detail) = match cmd {
+            FloorCommand::Remove { peer } => (
+                "room.remove",
+                serde_json::json!({"peerId": peer, "name": target_name}),
+            ),
+            FloorCommand::Mute { peer, mic, video } => (
+                "room.mute",
+                serde_json::json!({"peerId": peer, "mic": mic, "video": video}),
+            ),
+            FloorCommand::MuteAllClassrooms => ("room.muteAllClassrooms", serde_json::json!({})),
+            FloorCommand::CallOn { peer, .. } => {
+                ("room.callOn", serde_json::json!({"peerId": peer}))
+            }
+            _ => return None,
+        };
+        Some(Audit::new(action, self.claims.room.as_str()).detail(detail))
     }
 
     fn text_allowed(&mut self) -> bool {

@@ -249,6 +249,8 @@ pub enum ErrorCode {
     Forbidden,
     NotJoined,
     Internal,
+    /// The offer has more audio and video m-lines than `media.max_tracks_per_peer`.
+    TooManyTracks,
     /// A note while nothing is recorded.
     NotRecording,
     /// Recording could not start, or stopped on an error.

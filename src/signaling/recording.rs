@@ -59,13 +59,24 @@ impl Session {
         } else {
             live.stop(&self.state, &room).await
         };
-        if let Err(e) = result {
-            self.send(ServerMsg::error(
-                ErrorCode::RecordingFailed,
-                e.to_string(),
-                Some(reference),
-            ))
-            .await;
+        match result {
+            Ok(_) => {
+                let action = if on {
+                    "recording.start"
+                } else {
+                    "recording.stop"
+                };
+                let entry = crate::api::audit::Audit::new(action, room.as_str());
+                crate::api::audit::record_in_room(&self.state, &self.claims, entry).await;
+            }
+            Err(e) => {
+                self.send(ServerMsg::error(
+                    ErrorCode::RecordingFailed,
+                    e.to_string(),
+                    Some(reference),
+                ))
+                .await;
+            }
         }
     }
 

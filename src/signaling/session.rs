@@ -442,6 +442,7 @@ impl Session {
     pub(super) async fn send_media_error(&mut self, e: MediaError, reference: &str) {
         let code = match &e {
             MediaError::Sfu(SfuError::InvalidSdp(_)) => ErrorCode::InvalidSdp,
+            MediaError::Sfu(SfuError::TooManyTracks { .. }) => ErrorCode::TooManyTracks,
             MediaError::Sfu(SfuError::Glare) => ErrorCode::Glare,
             MediaError::Sfu(SfuError::NoPendingOffer) => ErrorCode::NoPendingOffer,
             MediaError::Sfu(SfuError::Forbidden(_)) => ErrorCode::Forbidden,

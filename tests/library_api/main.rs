@@ -261,3 +261,61 @@ on_both_engines! {
         files::delete_removes_everything(api, &rec, &token).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_library_link_posts_at_most_twenty_notes_a_minute() {
+    let api = Api::start(Engine::Sqlite).await;
+    let id = RecordingId::generate(7);
+    let now = i64::try_from(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .expect("clock")
+            .as_millis(),
+    )
+    .expect("ms");
+    let facts = LessonFacts {
+        title: "四年级数学 分数".into(),
+        mode: "master".into(),
+        ..LessonFacts::default()
+    };
+    let mut e = Entry::new(&id, "room-n", facts, now - 120_000, now);
+    e.state = catalog::READY.into();
+    e.duration_ms = Some(60_000);
+    catalog::insert(&api.server.state.db.pool, &e)
+        .await
+        .expect("entry");
+    let (token, _) = api
+        .server
+        .state
+        .library
+        .links
+        .mint(&id, "李老师", Duration::from_secs(3600), SystemTime::now())
+        .expect("link");
+    let by_link = format!("/api/v1/library/{id}/notes?t={token}");
+    let note = |i: i64| Some(json!({"atMs": i * 100, "text": format!("note {i}")}));
+    for i in 0..20 {
+        api.send("POST", &by_link, note(i), None).await.expect(201);
+    }
+    let refused = api.send("POST", &by_link, note(20), None).await.expect(429);
+    assert_eq!(
+        refused.body["type"], "urn:ketang:problem:rate-limited",
+        "{:?}",
+        refused.body
+    );
+    // An admin is not held up by the link's flood.
+    api.post(
+        &format!("/api/v1/library/{id}/notes"),
+        json!({"atMs": 0, "text": "admin"}),
+    )
+    .await
+    .expect(201);
+    // A minute later the link may post again.
+    api.shift_clock(Duration::from_secs(61), true);
+    api.send("POST", &by_link, note(21), None).await.expect(201);
+    let listed = api
+        .get(&format!("/api/v1/library/{id}/notes"))
+        .await
+        .expect(200);
+    assert_eq!(listed.body.as_array().map(Vec::len), Some(22));
+    api.finish().await;
+}

@@ -1,13 +1,21 @@
 //! Routing datagrams from the shard's one UDP port to the peer they belong to.
 //!
 //! A peer is found by the datagram's source address once that address has been seen carrying
-//! a STUN binding request for the peer's ICE username fragment. STUN packets are always routed
-//! by their USERNAME attribute first (it is authoritative, and a client that reconnects from a
-//! reused port must reach its new peer, not the old one). Anything else from an unknown address
-//! is dropped: it cannot be a packet of an established session.
+//! a STUN binding request for the peer's ICE username fragment whose MESSAGE-INTEGRITY checks
+//! out against the peer's ICE password. STUN packets are always routed by their USERNAME
+//! attribute first (it is authoritative, and a client that reconnects from a reused port must
+//! reach its new peer, not the old one). Anything else from an unknown address is dropped: it
+//! cannot be a packet of an established session.
+//!
+//! The integrity is checked before the address is learned: the ufrag travels in clear in every
+//! check, so anyone who saw one could otherwise point made-up source addresses at the peer and
+//! push its real addresses out of the bounded list.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+
+use str0m::crypto::Sha1HmacProvider;
+use str0m::ice::{IceCreds, StunMessage};
 
 use crate::ids::PeerId;
 
@@ -60,21 +68,51 @@ pub(crate) fn stun_local_ufrag(data: &[u8]) -> Option<&str> {
     None
 }
 
+/// HMAC-SHA1 of str0m's crypto provider, for STUN's MESSAGE-INTEGRITY.
+struct Hmac(&'static dyn Sha1HmacProvider);
+
+impl Default for Hmac {
+    fn default() -> Self {
+        let provider = str0m::config::CryptoProvider::get_default()
+            .map(|p| p.sha1_hmac_provider)
+            .unwrap_or_else(|| str0m::crypto::from_feature_flags().sha1_hmac_provider);
+        Hmac(provider)
+    }
+}
+
+impl std::fmt::Debug for Hmac {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hmac")
+    }
+}
+
+/// Whether `data` is a STUN message carrying a MESSAGE-INTEGRITY made with `password`.
+fn integrity_ok(hmac: &Hmac, data: &[u8], password: &str) -> bool {
+    StunMessage::parse(data).is_ok_and(|m| {
+        m.verify(password.as_bytes(), |key, parts| {
+            hmac.0.sha1_hmac(key, parts)
+        })
+    })
+}
+
 /// Address and ufrag tables of one shard.
 #[derive(Debug, Default)]
 pub(crate) struct Demux {
-    by_ufrag: HashMap<String, PeerId>,
+    /// Local ufrag → the peer and its local ICE password.
+    by_ufrag: HashMap<String, (PeerId, String)>,
     by_addr: HashMap<SocketAddr, PeerId>,
     addrs_of: HashMap<PeerId, Vec<SocketAddr>>,
+    hmac: Hmac,
 }
 
 impl Demux {
-    pub fn add_peer(&mut self, peer: PeerId, local_ufrag: String) {
-        self.by_ufrag.insert(local_ufrag, peer);
+    /// Routes checks for the peer's local ICE credentials to it.
+    pub fn add_peer(&mut self, peer: PeerId, local: IceCreds) {
+        self.by_ufrag.insert(local.ufrag, (peer, local.pass));
     }
 
     pub fn remove_peer(&mut self, peer: PeerId) {
-        self.by_ufrag.retain(|_, p| *p != peer);
+        self.by_ufrag.retain(|_, (p, _)| *p != peer);
         if let Some(addrs) = self.addrs_of.remove(&peer) {
             for a in addrs {
                 if self.by_addr.get(&a) == Some(&peer) {
@@ -84,13 +122,19 @@ impl Demux {
         }
     }
 
-    /// Find the peer for a datagram, learning the source address from STUN.
+    /// Find the peer for a datagram, learning the source address from STUN that proves it
+    /// knows the peer's ICE password. A check that names a peer but fails the integrity
+    /// check goes nowhere.
     pub fn route(&mut self, from: SocketAddr, data: &[u8]) -> Option<PeerId> {
         if classify(data) == PacketClass::Stun
             && let Some(ufrag) = stun_local_ufrag(data)
         {
             {
-                let peer = *self.by_ufrag.get(ufrag)?;
+                let (peer, pass) = self.by_ufrag.get(ufrag)?;
+                let peer = *peer;
+                if !integrity_ok(&self.hmac, data, pass) {
+                    return None;
+                }
                 if self.by_addr.insert(from, peer) != Some(peer) {
                     let addrs = self.addrs_of.entry(peer).or_default();
                     // A client has a handful of candidate addresses; cap the list so that a
@@ -157,25 +201,58 @@ mod tests {
         assert_eq!(stun_local_ufrag(&truncated), None);
     }
 
+    fn creds(ufrag: &str) -> IceCreds {
+        IceCreds {
+            ufrag: ufrag.into(),
+            pass: format!("{ufrag}-password-of-22+chars"),
+        }
+    }
+
+    /// A binding request as a client sends it: USERNAME, then MESSAGE-INTEGRITY with
+    /// `password`, then FINGERPRINT.
+    fn check(username: &str, password: &str) -> Vec<u8> {
+        let hmac = Hmac::default();
+        let msg = StunMessage::binding_request(
+            username,
+            str0m::ice::TransId::new(),
+            true,
+            1,
+            2_130_706_431,
+            false,
+        );
+        let mut buf = vec![0u8; 256];
+        let n = msg
+            .to_bytes(Some(password.as_bytes()), &mut buf, |k, p| {
+                hmac.0.sha1_hmac(k, p)
+            })
+            .expect("serialize");
+        buf.truncate(n);
+        buf
+    }
+
+    fn check_for(ufrag: &str) -> Vec<u8> {
+        check(&format!("{ufrag}:cli"), &creds(ufrag).pass)
+    }
+
     #[test]
     fn routes_by_ufrag_then_by_learned_address() {
         let mut d = Demux::default();
-        d.add_peer(PeerId(1), "aaaa".into());
-        d.add_peer(PeerId(2), "bbbb".into());
+        d.add_peer(PeerId(1), creds("aaaa"));
+        d.add_peer(PeerId(2), creds("bbbb"));
         let a: SocketAddr = "10.0.0.1:5000".parse().unwrap();
         let rtp = [0x80u8, 96, 0, 1];
 
         // Media from an address never seen in STUN goes nowhere.
         assert_eq!(d.route(a, &rtp), None);
         // A bogus ufrag goes nowhere and teaches nothing.
-        assert_eq!(d.route(a, &stun_with_username("zzzz:x")), None);
+        assert_eq!(d.route(a, &check_for("zzzz")), None);
         assert_eq!(d.route(a, &rtp), None);
 
-        assert_eq!(d.route(a, &stun_with_username("aaaa:x")), Some(PeerId(1)));
+        assert_eq!(d.route(a, &check_for("aaaa")), Some(PeerId(1)));
         assert_eq!(d.route(a, &rtp), Some(PeerId(1)));
 
         // The same address reused by another session follows the newest STUN.
-        assert_eq!(d.route(a, &stun_with_username("bbbb:y")), Some(PeerId(2)));
+        assert_eq!(d.route(a, &check_for("bbbb")), Some(PeerId(2)));
         assert_eq!(d.route(a, &rtp), Some(PeerId(2)));
 
         d.remove_peer(PeerId(2));
@@ -184,12 +261,38 @@ mod tests {
     }
 
     #[test]
+    fn a_check_that_fails_its_integrity_teaches_no_address() {
+        let mut d = Demux::default();
+        d.add_peer(PeerId(1), creds("aaaa"));
+        let client: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+        let rtp = [0x80u8, 96, 0, 1];
+        assert_eq!(d.route(client, &check_for("aaaa")), Some(PeerId(1)));
+
+        // Someone who saw the ufrag (it travels in clear) but not the password: checks
+        // without integrity, with a wrong password, or tampered with after signing, from
+        // many made-up sources.
+        let mut tampered = check_for("aaaa");
+        let last = tampered.len() - 30;
+        tampered[last] ^= 1;
+        for port in 0..100u16 {
+            let spoofed = SocketAddr::from(([10, 6, 6, 6], 1000 + port));
+            assert_eq!(d.route(spoofed, &stun_with_username("aaaa:cli")), None);
+            assert_eq!(d.route(spoofed, &check("aaaa:cli", "guessed")), None);
+            assert_eq!(d.route(spoofed, &tampered), None);
+            assert_eq!(d.route(spoofed, &rtp), None, "{spoofed} was learned");
+        }
+        // The client's real address is still known.
+        assert_eq!(d.route(client, &rtp), Some(PeerId(1)));
+        assert_eq!(d.addrs_of[&PeerId(1)], [client]);
+    }
+
+    #[test]
     fn address_list_per_peer_is_bounded() {
         let mut d = Demux::default();
-        d.add_peer(PeerId(1), "aaaa".into());
+        d.add_peer(PeerId(1), creds("aaaa"));
         for port in 0..100u16 {
             let from = SocketAddr::from(([10, 0, 0, 1], 1000 + port));
-            d.route(from, &stun_with_username("aaaa:x"));
+            d.route(from, &check_for("aaaa"));
         }
         assert!(d.by_addr.len() <= 16);
         assert!(d.addrs_of[&PeerId(1)].len() <= 16);

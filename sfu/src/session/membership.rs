@@ -47,6 +47,7 @@ impl Sfu {
                 .may_publish(role, peer_id, s)
         };
         let mut screened = screen_offer(&req.offer, req.role, req.mode, &named, &[], &may);
+        self.within_track_cap(&screened)?;
         screened.feedback = self.adapted(&req.room, req.role, screened.feedback);
         let (rtc, answer) = self.accept_fresh(now, &screened)?;
 
@@ -78,7 +79,8 @@ impl Sfu {
             .or_insert_with(|| Room::new(req.room.clone(), mode));
         let others = room.peers.clone();
         room.peers.push(req.peer);
-        self.demux.add_peer(req.peer, peer.local_ufrag.clone());
+        self.demux
+            .add_peer(req.peer, peer.rtc.direct_api().local_ice_credentials());
         self.peers.insert(req.peer, peer);
         // Attendance hears of it when its media connects (`Peer::on_event`): presence means
         // media.
@@ -109,6 +111,18 @@ impl Sfu {
             sdp: complete_candidates(&answer.to_sdp_string()),
             rejected: screened.rejected,
         })
+    }
+
+    /// Refuses an offer with more m-lines of the client's own than a peer may have.
+    fn within_track_cap(&self, screened: &Screened) -> Result<(), SfuError> {
+        let max = self.config.max_tracks_per_peer;
+        if screened.media_lines > max {
+            return Err(SfuError::TooManyTracks {
+                offered: screened.media_lines,
+                max,
+            });
+        }
+        Ok(())
     }
 
     /// How a new connection of a `role` peer in `room` is adapted to (`BwePolicy`).
@@ -247,6 +261,7 @@ impl Sfu {
                 .is_some_and(|r| r.floor.may_publish(role, peer, s))
         };
         let mut screened = screen_offer(offer, role, mode, &named, &[], &may);
+        self.within_track_cap(&screened)?;
         screened.feedback = self.adapted(&room_id, role, screened.feedback);
         let (rtc, answer) = self.accept_fresh(now, &screened)?;
 
@@ -263,8 +278,10 @@ impl Sfu {
         fresh.publishing.note_keyframe_feedback(offer);
         *p = fresh;
         self.demux.remove_peer(peer);
-        self.demux
-            .add_peer(peer, self.peers[&peer].local_ufrag.clone());
+        if let Some(p) = self.peers.get_mut(&peer) {
+            let creds = p.rtc.direct_api().local_ice_credentials();
+            self.demux.add_peer(peer, creds);
+        }
         self.to_negotiate.push(peer);
         self.fx.activity(&room_id, peer, Activity::Rejoined);
 
@@ -348,6 +365,7 @@ impl Sfu {
                 .is_some_and(|r| r.floor.may_publish(role, peer, s))
         };
         let screened = screen_offer(sdp, role, mode, &named, &server_sends, &may);
+        self.within_track_cap(&screened)?;
         let Sfu { peers, fx, .. } = self;
         let p = peers.get_mut(&peer).ok_or(SfuError::UnknownPeer(peer))?;
         p.publishing.note_keyframe_feedback(sdp);
@@ -364,10 +382,10 @@ impl Sfu {
             .unwrap_or(Err(SfuError::Internal(peer)));
         // An ICE restart gives the peer new credentials: route its new checks to it.
         if let Some(p) = self.peers.get_mut(&peer) {
-            let ufrag = p.rtc.direct_api().local_ice_credentials().ufrag;
-            if ufrag != old_ufrag {
-                p.local_ufrag = ufrag.clone();
-                self.demux.add_peer(peer, ufrag);
+            let creds = p.rtc.direct_api().local_ice_credentials();
+            if creds.ufrag != old_ufrag {
+                p.local_ufrag = creds.ufrag.clone();
+                self.demux.add_peer(peer, creds);
             }
         }
         self.schedule(peer);

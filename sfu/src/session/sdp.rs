@@ -57,6 +57,8 @@ pub(crate) struct Screened {
     pub accepted: HashMap<String, Accepted>,
     /// How the client will report on the link it receives on.
     pub feedback: Feedback,
+    /// The offer's live (not stopped) audio and video m-lines, besides the server's own.
+    pub media_lines: usize,
 }
 
 /// The RTP header extension transport-wide congestion control needs (draft-holmer-rmcat).
@@ -146,6 +148,10 @@ pub(crate) fn screen_offer(
     let mut sections: Vec<Section> = Vec::new();
 
     for line in sdp.lines() {
+        // A direction attribute is written back in its exact form: str0m reads only that form
+        // (`a=inactive ` with a trailing space would be an unknown attribute to it, so the
+        // m-line would default to sendrecv while the screening saw it inactive).
+        let line: &str = Dir::parse(line).map_or(line, |d| d.line());
         if line.starts_with("m=") {
             let kind = if line.starts_with("m=audio") {
                 Some(TrackKind::Audio)
@@ -184,13 +190,21 @@ pub(crate) fn screen_offer(
     let mut rejected = Vec::new();
     let mut accepted = HashMap::new();
     let mut seen = Seen::default();
+    let mut media_lines = 0;
 
     for sec in &mut sections {
+        // A port of 0 means the client already stopped this m-line.
+        let stopped = sec.lines[0].split_whitespace().nth(1) == Some("0");
+        if sec.kind.is_some()
+            && !stopped
+            && !sec.mid.as_ref().is_some_and(|m| server_sends.contains(m))
+        {
+            media_lines += 1;
+        }
         let (Some(kind), Some(mid)) = (sec.kind, sec.mid.clone()) else {
             continue; // data channel, or no mid: str0m decides.
         };
-        // A port of 0 means the client already stopped this m-line.
-        if sec.lines[0].split_whitespace().nth(1) == Some("0") {
+        if stopped {
             continue;
         }
         let dir = sec
@@ -233,6 +247,7 @@ pub(crate) fn screen_offer(
         rejected,
         accepted,
         feedback: offered_feedback(sdp),
+        media_lines,
     }
 }
 

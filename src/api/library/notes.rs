@@ -110,6 +110,9 @@ pub enum NoteErrors {
     /// Invalid input; `errors` names each field.
     #[response(status = 422, content_type = "application/problem+json")]
     Invalid(ProblemDoc),
+    /// A library link posted more than 20 notes in a minute.
+    #[response(status = 429, content_type = "application/problem+json")]
+    TooMany(ProblemDoc),
 }
 
 /// Add a note while replaying a master lesson (admin key or library link).
@@ -126,6 +129,15 @@ pub async fn add_note(
 ) -> ApiResult<(StatusCode, Json<NoteEntry>)> {
     let id = parse_id(&id)?;
     let who = access(&state, &headers, q.t.as_deref(), &id).await?;
+    if let Access::Link(link) = &who {
+        let now = state.clock.now_ms();
+        if let Err(secs) = state.library.note_limits.take(&link.jti, now) {
+            return Err(crate::api::problem::Problem::rate_limited(format!(
+                "a library link may post at most {} notes a minute; try again in {secs} s",
+                crate::library::note_limit::NOTES_PER_MINUTE
+            )));
+        }
+    }
     let Body(body) = body?;
     let entry = load(&state, &id).await?;
     let mut errors = Errors::default();

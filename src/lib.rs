@@ -49,3 +49,4 @@ pub mod signaling;
 pub mod state;
 pub mod telemetry;
 pub mod time;
+pub mod turn;

@@ -85,6 +85,8 @@ pub struct Config {
     pub recording: recording::RecordingConfig,
     /// Access to `/metrics`.
     pub metrics: MetricsConfig,
+    /// The embedded TURN server (`turn.rs`).
+    pub turn: turn::TurnConfig,
 }
 
 /// `[metrics]`
@@ -510,6 +512,7 @@ impl fmt::Display for LogFormat {
 }
 
 pub mod recording;
+pub mod turn;
 mod validate;
 
 pub use validate::check_base_url;

@@ -358,6 +358,9 @@ impl RunningServer {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        if let Some(turn) = self.state.turn.get() {
+            turn.stop();
+        }
         let state = self.state.clone();
         let shards = tokio::task::spawn_blocking(move || state.media.stop());
         // A shard stops within one loop turn; one that does not is left behind (the process

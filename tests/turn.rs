@@ -133,6 +133,19 @@ async fn the_relay_refuses_every_peer_but_ketang() {
             .load(std::sync::atomic::Ordering::Relaxed)
             >= 10
     );
+    let text = reqwest::get(s.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let forbidden = text
+        .lines()
+        .find(|l| l.starts_with("ketang_turn_refused_total{reason=\"forbidden\"}"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(forbidden >= 10.0, "{forbidden}");
+    assert!(text.contains("\nketang_turn_allocations 1\n"), "{text}");
 }
 
 /// A Send indication (no credentials: indications carry none).
@@ -375,6 +388,44 @@ async fn a_relay_only_client_plays_through_turn() {
     );
     p.close().await.ok();
     drop(direct);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn welcome_hands_the_browser_a_turn_credential_and_off_means_none() {
+    let s = TestServer::start().await;
+    let token = s.token("welcome", Role::Classroom, "Room 3");
+    let (_ws, welcome) = common::ws::connect(&s, &token).await;
+    assert_eq!(welcome["type"], "welcome");
+    let servers = welcome["iceServers"].as_array().expect("iceServers");
+    assert_eq!(servers.len(), 1, "{welcome}");
+    let port = turn_addr(&s).port();
+    let urls: Vec<&str> = servers[0]["urls"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|u| u.as_str())
+        .collect();
+    assert_eq!(
+        urls,
+        vec![
+            format!("turn:127.0.0.1:{port}?transport=udp"),
+            format!("turn:127.0.0.1:{port}?transport=tcp"),
+        ]
+    );
+    let username = servers[0]["username"].as_str().unwrap();
+    let credential = servers[0]["credential"].as_str().unwrap();
+    let peer = welcome["peerId"].as_u64().unwrap();
+    assert!(username.ends_with(&format!(":p{peer}")), "{username}");
+    // The credential is good for an allocation.
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (reply, _) = allocate(&client, turn_addr(&s), username, credential).await;
+    assert!(reply.ok(), "{:?}", reply.code());
+
+    let off = TestServer::start_with(|c| c.turn.enabled = false).await;
+    assert!(off.server.state.turn.get().is_none());
+    let token = off.token("welcome", Role::Classroom, "Room 3");
+    let (_ws, welcome) = common::ws::connect(&off, &token).await;
+    assert_eq!(welcome["iceServers"], serde_json::json!([]));
 }
 
 /// `ketang_peers_by_transport` for one transport, summed over shards, once it is non-zero.

@@ -7,7 +7,7 @@
 // no way out either). The classroom's media must come through the embedded TURN server (over
 // TCP to it) with the credential of its `welcome`: selected pair `relay` within 8 s of the
 // page joining, the teacher's camera decoding; the teacher's own pair stays direct UDP (host
-// candidates beat relay ones); the server shows and counts the classroom as `turn_tcp`.
+// candidates beat relay ones); the server shows, counts and keeps the classroom as `turn_tcp`.
 //
 // Every wait is bounded; on failure the test prints what the pages showed, their console and
 // the server log.
@@ -159,5 +159,11 @@ describe('a classroom that reaches the server only over TCP to TURN', () => {
     const metrics = await (await server.fetch('/metrics', { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text();
     assert.match(metrics, /ketang_peers_by_transport\{[^}]*transport="turn_tcp"[^}]*\} 1/, 'one peer counted through TURN over TCP');
     assert.match(metrics, /ketang_turn_allocations [1-9]/, 'an allocation is live');
+    const kept = await waitFor('the attendance stay to say turn_tcp', async () => {
+      const att = await api('GET', `/lessons/${lesson.id}/attendance`);
+      const rec = att.occurrences[0]?.participants.find((p) => p.classroomId === lesson.classroomId);
+      return { ok: rec?.intervals.at(-1)?.transport === 'turn_tcp', seen: rec };
+    }, { timeoutMs: 10_000 });
+    assert.ok(kept.ok);
   });
 });

@@ -8,6 +8,7 @@
 // TCP to it) with the credential of its `welcome`: selected pair `relay` within 8 s of the
 // page joining, the teacher's camera decoding; the teacher's own pair stays direct UDP (host
 // candidates beat relay ones); the server shows, counts and keeps the classroom as `turn_tcp`.
+// Then only TLS to the `turns:` port: a new page comes through TURN over TLS (`turn_tls`).
 //
 // Every wait is bounded; on failure the test prints what the pages showed, their console and
 // the server log.
@@ -32,6 +33,7 @@ describe('a classroom that reaches the server only over TCP to TURN', () => {
   let server;
   let api;
   let turnPort;
+  let tlsPort;
   let lesson;
   let failed = false;
   const browsers = [];
@@ -40,9 +42,13 @@ describe('a classroom that reaches the server only over TCP to TURN', () => {
     assert.equal(process.getuid?.(), 0, 'this test needs root for ip netns and nft (CI runs as root)');
     ns = await new NetNs().create();
     turnPort = await freeTcpPort();
+    tlsPort = await freeTcpPort();
+    // TURN over TLS uses the HTTPS certificate (issued for ns.hostIp too), which the browsers
+    // trust.
     server = await startServer({
       https: true, httpHost: '0.0.0.0', mediaHost: ns.hostIp, tlsHosts: [ns.hostIp],
-      extraConfig: `[metrics]\ntoken = "${METRICS_TOKEN}"\n\n[turn]\nlisten = "${ns.hostIp}:${turnPort}"\n`,
+      extraConfig: `[metrics]\ntoken = "${METRICS_TOKEN}"\n\n[turn]\nlisten = "${ns.hostIp}:${turnPort}"\n`
+        + `tls_listen = "${ns.hostIp}:${tlsPort}"\n`,
     });
     api = adminApi(server, await server.createAdminKey());
     lesson = await scheduleLesson();
@@ -165,5 +171,30 @@ describe('a classroom that reaches the server only over TCP to TURN', () => {
       return { ok: rec?.intervals.at(-1)?.transport === 'turn_tcp', seen: rec };
     }, { timeoutMs: 10_000 });
     assert.ok(kept.ok);
+  });
+
+  step('with only TLS to the turns: port open, a new page comes through TURN over TLS', async () => {
+    await pages.classroom.context.close().catch(() => {});
+    await ns.allowOnlyTcp([server.httpPort, tlsPort]);
+    pages.classroom = await openPage(browsers[1], lesson.classroomUrl, { label: 'classroom-tls', log });
+    await waitFor('the classroom page to join again', async () => {
+      const state = await pages.classroom.page.evaluate(() => window.ketang?.state);
+      return { ok: state === 'joined', seen: state };
+    }, { timeoutMs: 15_000 });
+    const joinedAt = Date.now();
+    const pair = await waitFor('the classroom\'s selected pair to be relayed over TLS', async () => {
+      const s = await selected('classroom');
+      return { ok: s?.type === 'relay' && s?.relayProtocol === 'tls', seen: s };
+    }, { timeoutMs: 8_000, intervalMs: 100 });
+    console.log(`# classroom behind a TLS-to-TURN-only firewall: relay pair ${Date.now() - joinedAt} ms after joining (${JSON.stringify(pair.seen)})`);
+    const teacherPeer = await pages.teacher.page.evaluate(() => window.ketang.peerId);
+    await waitFor('the teacher\'s camera to decode through TURN over TLS', async () => {
+      const s = await teacherCamera(teacherPeer);
+      return { ok: s !== null && s.frames > 30 && s.height >= 360, seen: s };
+    }, { timeoutMs: 10_000, intervalMs: 200 });
+    await waitFor('the server to show turn_tls', async () => {
+      const v = await pages.classroom.page.evaluate(() => window.ketang.serverStats());
+      return { ok: v?.transport === 'turn_tls', seen: v };
+    }, { timeoutMs: 5_000 });
   });
 });

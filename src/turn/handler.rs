@@ -39,7 +39,7 @@ type Reply = Option<Vec<u8>>;
 impl Inner {
     /// A packet from a client on `leg`; returns the reply for it, if any.
     pub(super) fn on_packet(
-        self: &Arc<Self>,
+        &self,
         leg: Leg,
         client: SocketAddr,
         sink: &Sink,

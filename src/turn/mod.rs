@@ -317,6 +317,49 @@ mod tests {
         assert_eq!(t.target(bound), Some(bound));
     }
 
+    fn settings(listen: SocketAddr, explicit: bool) -> TurnSettings {
+        TurnSettings {
+            listen,
+            listen_explicit: explicit,
+            tls_listen: None,
+            tls: None,
+            public_host: "127.0.0.1".into(),
+            credentials: Credentials::new(&[1; 32], "ketang", Duration::from_secs(60)).unwrap(),
+            targets: MediaTargets::default(),
+            limits: Limits {
+                max_allocations: 1,
+                max_allocations_per_ip: 1,
+                max_pending_per_ip: 1,
+                max_connections: 1,
+                allocate_deadline: Duration::from_secs(1),
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn a_taken_default_port_leaves_turn_off_and_a_configured_one_fails() {
+        let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let at = taken.local_addr().unwrap();
+        let relays = Arc::new(Relays::default());
+        let r = TurnServer::start(settings(at, false), relays.clone()).await;
+        assert!(matches!(r, Ok(None)), "the default port: warned, off");
+        let r = TurnServer::start(settings(at, true), relays.clone()).await;
+        let Err(e) = r else {
+            panic!("a configured port that is taken must stop the start")
+        };
+        assert!(e.contains("turn.listen"), "{e}");
+        let free = SocketAddr::from(([127, 0, 0, 1], 0));
+        let t = TurnServer::start(settings(free, true), relays)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            t.udp_addr.port(),
+            t.tcp_addr.port(),
+            "UDP and TCP on one port"
+        );
+    }
+
     #[test]
     fn relays_are_told_apart_only_when_known() {
         let r = Relays::default();

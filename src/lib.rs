@@ -34,6 +34,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod http;
+pub mod ingest;
 pub mod join;
 pub mod library;
 pub mod media;

@@ -32,6 +32,8 @@ impl std::error::Error for ServerError {}
 pub struct RunningServer {
     /// Where HTTP is served (the bound address, also when configured with port 0).
     pub http_addr: SocketAddr,
+    /// Where RTMP pushes are taken, if `[rtmp] enabled`.
+    pub rtmp_addr: Option<SocketAddr>,
     pub state: AppState,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), std::io::Error>>,
@@ -117,6 +119,10 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     restore_removals(&state).await?;
     crate::library::live::spawn(state.clone(), library.statuses);
     let scheduler = crate::schedule::runner::spawn(state.clone());
+    let rtmp_addr = crate::ingest::spawn(state.clone())
+        .await
+        .map_err(|e| ServerError(format!("rtmp.listen {}: {e}", state.config.rtmp.listen)))?
+        .map(|l| l.local_addr);
     let app = crate::http::router(state.clone());
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(crate::http::serve::serve(
@@ -130,6 +136,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     ));
     Ok(RunningServer {
         http_addr,
+        rtmp_addr,
         state,
         stop: Some(stop),
         task,

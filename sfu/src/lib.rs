@@ -46,7 +46,8 @@
 //! datagram ─► Demux (source address, else STUN username) ─► Peer.rtc.handle_input
 //!   └► drain: Event::RtpPacket ─► Effects.media ─► Sfu::fan_out
 //!        keyframe detection once ─► for each subscriber of the TrackIn:
-//!          LayerSelector ─► Rewriter ─► StreamTx::write_rtp ─► subscriber due now
+//!          Subscription::forward: LayerSelector ─► Sink (Rewriter) ─► StreamTx::write_rtp
+//!          ─► subscriber due now; the recorder tap: a Sink following the stage
 //!   Timeout (already due) ─► Sfu::handle_timeout ─► drain ─► Transmit
 //!        subscribers waiting for a keyframe ─► publisher StreamRx::request_keyframe (throttled)
 //! ```

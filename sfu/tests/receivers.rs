@@ -241,3 +241,48 @@ fn a_small_audience_keeps_the_estimator() {
     let bw = net.sfu.peer_bandwidth(net.client("viewer").peer).unwrap();
     assert_eq!(bw.feedback, Feedback::Twcc);
 }
+
+#[test]
+fn viewers_joining_in_a_storm_start_at_once_from_the_recent_keyframe() {
+    // A lesson starts and its audience arrives: 30 players, one every 40 ms. Keyframe requests
+    // are throttled per layer (300 ms), so most of them join just after a keyframe went by;
+    // they start from the layer's copy of it rather than wait for the throttle.
+    let mut net = broadcast(CAMERA_1500K);
+    net.run_for(Duration::from_secs(2));
+    let keyframes_before = net.client("teacher").keyframes_sent;
+    let mut joins = Vec::new();
+    for i in 0..30 {
+        let name = format!("v{i}");
+        joins.push((name.clone(), net.now));
+        net.join_mode(&name, Role::Viewer, &[], PeerMode::Whep);
+        net.run_for(Duration::from_millis(40));
+    }
+    net.run_for(Duration::from_secs(1));
+    let mut waits: Vec<Duration> = joins
+        .iter()
+        .map(|(name, at)| {
+            let frames = net.frames_of_kind(name, MediaKind::Video);
+            let first = frames.first().map(|(t, _)| *t).expect("no video arrived");
+            first - *at
+        })
+        .collect();
+    waits.sort();
+    let keyframes = net.client("teacher").keyframes_sent - keyframes_before;
+    let (p50, max) = (waits[waits.len() / 2], waits[waits.len() - 1]);
+    eprintln!("first frame p50 {p50:?}, max {max:?}; {keyframes} keyframes in the storm");
+    // Connecting takes a few 0 ms rounds; no player waits for the throttle.
+    assert!(p50 < Duration::from_millis(60), "p50 {p50:?}");
+    assert!(max < Duration::from_millis(150), "max {max:?}");
+    // And the publisher is not asked for a keyframe per viewer: at most one per throttle
+    // interval of the 1.2 s storm (plus its own every 2 s).
+    assert!(keyframes <= 7, "{keyframes} keyframes for 30 viewers");
+    // After the start each player gets every frame.
+    for (name, _) in &joins {
+        let frames = net.frames_of_kind(name, MediaKind::Video);
+        let gap = max_gap(&frames, frames[0].0, net.now - Duration::from_millis(100));
+        assert!(
+            gap < Duration::from_millis(100),
+            "{name} stalled for {gap:?}"
+        );
+    }
+}

@@ -85,6 +85,8 @@ pub struct Config {
     pub recording: recording::RecordingConfig,
     /// Access to `/metrics`.
     pub metrics: MetricsConfig,
+    /// RTMP push from classroom hardware (`rtmp.rs`).
+    pub rtmp: rtmp::RtmpConfig,
     /// The embedded TURN server (`turn.rs`).
     pub turn: turn::TurnConfig,
 }
@@ -512,6 +514,7 @@ impl fmt::Display for LogFormat {
 }
 
 pub mod recording;
+pub mod rtmp;
 pub mod turn;
 mod validate;
 

@@ -38,6 +38,7 @@ impl Config {
             return Err(ConfigError::invalid("log.filter", e.to_string()));
         }
         self.recording.validate(&self.storage.data_dir)?;
+        self.rtmp.validate()?;
         self.validate_turn()?;
         self.validate_schedule()
     }

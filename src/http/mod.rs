@@ -7,7 +7,7 @@ pub mod headers;
 mod pages;
 pub mod serve;
 pub mod tls;
-mod whip;
+pub(crate) mod whip;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;

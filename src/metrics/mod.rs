@@ -36,6 +36,8 @@ pub struct Metrics {
     recording_bytes: AtomicU64,
     /// Attendance observations dropped because the attendance task fell behind.
     attendance_dropped: std::sync::OnceLock<Arc<AtomicU64>>,
+    /// RTMP pushes.
+    pub rtmp: crate::ingest::IngestMetrics,
 }
 
 /// Held by a signaling connection while it is open.
@@ -179,6 +181,9 @@ pub fn render(state: &AppState) -> String {
         );
     }
     m.http.write(&mut w);
+    if state.config.rtmp.enabled {
+        m.rtmp.write(&mut w);
+    }
     process::write(&mut w);
     w.finish()
 }

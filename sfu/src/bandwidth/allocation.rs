@@ -186,11 +186,11 @@ impl Sfu {
             return;
         };
         for t in room.tracks.values_mut() {
-            t.wants.remove(&PeerId(0));
+            t.recorder_wants = None;
         }
         if let Some(t) = track.and_then(|t| room.tracks.get_mut(&t)) {
             let top = t.layers.len().saturating_sub(1);
-            t.wants.insert(PeerId(0), top);
+            t.recorder_wants = Some(top);
         }
     }
 }
@@ -249,9 +249,9 @@ fn observe(p: &mut Peer, room: &mut Room, demands: &[Demand], now: Instant) -> O
     // Without a pacer (no TWCC) nothing waits.
     let queued = match p.downlink.feedback {
         Feedback::Twcc => p
-            .outs
+            .subs
             .values()
-            .filter_map(|o| o.ssrc)
+            .filter_map(|s| s.out.as_ref().and_then(|o| o.ssrc))
             .map(|ssrc| crate::forward::write::queue_delay(&mut p.rtc, ssrc, now))
             .max()
             .unwrap_or_default(),

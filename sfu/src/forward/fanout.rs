@@ -11,12 +11,15 @@ use crate::effects::{Effects, Forward};
 use crate::event::{PeerEvent, SfuOutput, TrackInfo};
 use crate::event::{RecordEvent, VideoCodec};
 use crate::forward::keyframe::{self, PayloadInfo};
-use crate::forward::recorder::{RecorderTap, TapVideo};
+use crate::forward::packet::Packet;
+use crate::forward::recorder::RecorderTap;
 use crate::forward::rewrite::SourceFields;
+use crate::forward::sink::SinkOffer;
 use crate::forward::track::TrackIn;
 use crate::forward::write::ForwardResult;
 use crate::ids::{PeerId, RoomId, TrackId};
 use crate::lesson::role::{Role, TrackKind, TrackSource};
+use crate::session::peer::Peer;
 use crate::sfu::{Sfu, guard};
 
 /// What a packet is, worked out once before it is offered to anyone.
@@ -63,7 +66,8 @@ impl Sfu {
         let Some(track) = room.tracks.get_mut(&f.track) else {
             return;
         };
-        let arrival = account(track, &f, now, config.keyframe_interval, fx);
+        let packet = Packet::of(&f);
+        let arrival = account(track, &f, &packet, now, config.keyframe_interval, fx);
         if arrival.kind == TrackKind::Audio
             && let Some(level) = f.packet.header.ext_vals.audio_level
             && !room.floor.mic_muted(f.publisher)
@@ -81,9 +85,12 @@ impl Sfu {
             let Some(sp) = peers.get_mut(sid) else {
                 continue;
             };
-            let r = guard(sp, fx, |p, fx| {
-                p.forward(&f, arrival.layer, arrival.lowest, &arrival.info, fx)
+            let mut r = guard(sp, fx, |p, fx| {
+                p.forward(&packet, arrival.layer, arrival.lowest, &arrival.info, fx)
             });
+            if let Some(ForwardResult::NeedKeyframe(l)) = r {
+                r = replay_recent(sp, track, l, &arrival, now, config.keyframe_interval, fx);
+            }
             match r {
                 Some(ForwardResult::NeedKeyframe(l)) => wants.add(l),
                 // A write moves the subscriber's pacer deadline.
@@ -226,11 +233,84 @@ impl Sfu {
     }
 }
 
+/// A subscription waiting for its first picture of `layer` starts from the layer's recent
+/// keyframe if there is one (`forward/recent.rs`): the copy is replayed to it in order. Returns
+/// what the replay did, or `NeedKeyframe` again when there is nothing to replay.
+///
+/// Only a first picture: a subscription that already shows something (an upgrade, a resume
+/// after congestion) waits for a fresh keyframe rather than take a burst.
+fn replay_recent(
+    sp: &mut Peer,
+    track: &TrackIn,
+    layer: usize,
+    arrival: &Arrival,
+    now: Instant,
+    window: std::time::Duration,
+    fx: &mut Effects,
+) -> Option<ForwardResult> {
+    let waiting = Some(ForwardResult::NeedKeyframe(layer));
+    let first_picture = sp
+        .subs
+        .get(&track.info.track_id)
+        .is_some_and(|s| !s.started());
+    let kept = track
+        .layers
+        .get(layer)
+        .and_then(|l| l.recent.replayable(now, window));
+    let (true, Some(kept)) = (first_picture, kept) else {
+        return waiting;
+    };
+    let mut result = waiting;
+    for (p, info) in catch_up(kept, now) {
+        let r = guard(sp, fx, |s, fx| {
+            s.forward(&p, layer, arrival.lowest, &info, fx)
+        });
+        match r {
+            Some(ForwardResult::Sent) => result = r,
+            // The copy does not start where the subscription can: leave it to a request.
+            Some(ForwardResult::NeedKeyframe(_)) | None => return waiting,
+            Some(ForwardResult::Dropped) => {}
+        }
+    }
+    result
+}
+
+/// The kept packets as a replay sends them: now (str0m's pacer and queue measure from here),
+/// and with the frames before the latest one moved to just before it (one RTP tick apart), so
+/// the player decodes them at once and shows the latest, live, without first playing up to a
+/// window of the past and keeping that as added delay.
+fn catch_up(kept: &[(Packet, PayloadInfo)], now: Instant) -> Vec<(Packet, PayloadInfo)> {
+    let Some(latest) = kept.last().map(|(p, _)| p.ts) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(Packet, PayloadInfo)> = Vec::with_capacity(kept.len());
+    let (mut frames_after, mut later_ts) = (0u32, latest);
+    for (p, info) in kept.iter().rev() {
+        if p.ts != later_ts {
+            frames_after += 1;
+            later_ts = p.ts;
+        }
+        let ts = latest.wrapping_sub(frames_after);
+        out.push((
+            Packet {
+                ts,
+                arrival: now,
+                ..p.clone()
+            },
+            *info,
+        ));
+    }
+    out.reverse();
+    out
+}
+
 /// The track counts the packet (rates per layer; a layer that starts flowing makes its
-/// subscribers' allocation due at once) and its payload is inspected once for everyone.
+/// subscribers' allocation due at once) and its payload is inspected once for everyone; video
+/// layers keep their recent keyframe.
 fn account(
     track: &mut TrackIn,
     f: &Forward,
+    packet: &Packet,
     now: Instant,
     keyframe_interval: std::time::Duration,
     fx: &mut Effects,
@@ -250,6 +330,11 @@ fn account(
             vp8: None,
         },
     };
+    if kind == TrackKind::Video
+        && let Some(l) = track.layers.get_mut(layer)
+    {
+        l.recent.on_packet(packet, &info, keyframe_interval);
+    }
     Arrival {
         layer,
         best: track.best_layer(),
@@ -297,21 +382,21 @@ impl RecorderTap {
                 };
                 let keyframe = arrival.info.keyframe_start;
                 match self.on_video(f.track, arrival.layer, keyframe, src) {
-                    TapVideo::Record { seq, ts } => {
+                    SinkOffer::Write { rw, .. } => {
                         fx.out.push_back(SfuOutput::Record(RecordEvent::Video {
                             room: room.clone(),
                             track: f.track,
                             codec: video_codec(f.params.spec().codec),
-                            seq,
-                            ts,
+                            seq: rw.seq,
+                            ts: rw.ts,
                             marker: f.packet.header.marker,
                             keyframe,
                             payload: f.packet.payload.clone(),
                             at: f.packet.timestamp,
                         }));
                     }
-                    TapVideo::NeedKeyframe => wants.add(arrival.layer),
-                    TapVideo::Drop => {}
+                    SinkOffer::NeedKeyframe => wants.add(arrival.layer),
+                    SinkOffer::Drop => {}
                 }
                 return retarget;
             }
@@ -339,4 +424,61 @@ const WIRE_OVERHEAD: usize = 16 + 8 + 20;
 /// publisher's header stands in for the one str0m writes, which carries similar extensions.
 pub(crate) fn wire_bytes(header_len: usize, payload_len: usize) -> usize {
     header_len + payload_len + WIRE_OVERHEAD
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use str0m::format::{CodecSpec, FormatParams, PayloadParams};
+    use str0m::media::Frequency;
+
+    fn packet(at: Instant, seq: u64, ts: u32) -> (Packet, PayloadInfo) {
+        let spec = CodecSpec {
+            codec: Codec::Vp8,
+            clock_rate: Frequency::NINETY_KHZ,
+            channels: None,
+            format: FormatParams::default(),
+        };
+        let p = Packet {
+            track: TrackId(1),
+            params: PayloadParams::new(96.into(), None, spec),
+            seq,
+            ts,
+            marker: false,
+            payload: vec![0u8; 4].into(),
+            audio_level: None,
+            voice_activity: None,
+            video_orientation: None,
+            arrival: at,
+        };
+        let info = PayloadInfo {
+            keyframe_start: seq == 10,
+            vp8: None,
+        };
+        (p, info)
+    }
+
+    #[test]
+    fn a_replay_moves_the_past_frames_just_before_the_latest_and_sends_them_now() {
+        let t0 = Instant::now();
+        // A keyframe in two packets, then two delta frames 33 ms apart.
+        let kept = [
+            packet(t0, 10, 1000),
+            packet(t0, 11, 1000),
+            packet(t0 + Duration::from_millis(33), 12, 3970),
+            packet(t0 + Duration::from_millis(66), 13, 6940),
+        ];
+        let now = t0 + Duration::from_millis(70);
+        let out = catch_up(&kept, now);
+        let ts: Vec<u32> = out.iter().map(|(p, _)| p.ts).collect();
+        // The latest frame keeps its timestamp (live packets follow it); each earlier frame is
+        // one tick before the next; packets of one frame share theirs.
+        assert_eq!(ts, [6938, 6938, 6939, 6940]);
+        assert!(out.iter().all(|(p, _)| p.arrival == now));
+        let seqs: Vec<u64> = out.iter().map(|(p, _)| p.seq).collect();
+        assert_eq!(seqs, [10, 11, 12, 13]);
+        assert!(out[0].1.keyframe_start);
+        assert!(catch_up(&[], now).is_empty());
+    }
 }

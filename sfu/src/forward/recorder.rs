@@ -10,49 +10,32 @@
 
 use std::collections::BTreeSet;
 
-use crate::forward::rewrite::{Rewriter, SourceFields};
+use crate::forward::rewrite::SourceFields;
+use crate::forward::sink::{Sink, SinkOffer};
 use crate::ids::TrackId;
-
-/// What to do with one video packet at the tap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TapVideo {
-    Record { seq: u64, ts: u32 },
-    Drop,
-    NeedKeyframe,
-}
 
 #[derive(Debug)]
 pub(crate) struct RecorderTap {
-    /// Wanted video source: (track, layer).
-    target: Option<(TrackId, usize)>,
-    /// Source being recorded.
-    current: Option<(TrackId, usize)>,
-    rewriter: Rewriter,
+    /// The recorded video: one stream following a (track, layer) source.
+    video: Sink<(TrackId, usize)>,
     pub audio: BTreeSet<TrackId>,
 }
 
 impl RecorderTap {
     pub fn new() -> Self {
         RecorderTap {
-            target: None,
-            current: None,
-            rewriter: Rewriter::new(90_000),
+            video: Sink::new(90_000),
             audio: BTreeSet::new(),
         }
     }
 
     pub fn video_track(&self) -> Option<TrackId> {
-        self.target.map(|(t, _)| t)
+        self.video.wanted().map(|(t, _)| t)
     }
 
     /// Sets the wanted video track (at `layer`); true if it changed.
     pub fn set_video(&mut self, target: Option<(TrackId, usize)>) -> bool {
-        let changed = self.target != target;
-        self.target = target;
-        if target.is_none() {
-            self.current = None;
-        }
-        changed
+        self.video.set_source(target)
     }
 
     /// Decides for one video packet of `track` at `layer`.
@@ -62,30 +45,8 @@ impl RecorderTap {
         layer: usize,
         keyframe_start: bool,
         src: SourceFields,
-    ) -> TapVideo {
-        let key = (track, layer);
-        let Some(target) = self.target else {
-            return TapVideo::Drop;
-        };
-        let switching = self.current != Some(target);
-        let new_segment = if key == target && switching {
-            if !keyframe_start {
-                return TapVideo::NeedKeyframe;
-            }
-            self.current = Some(target);
-            true
-        } else if self.current == Some(key) {
-            false
-        } else {
-            return TapVideo::Drop;
-        };
-        match self.rewriter.rewrite(src, new_segment) {
-            Some(rw) => TapVideo::Record {
-                seq: rw.seq,
-                ts: rw.ts,
-            },
-            None => TapVideo::Drop,
-        }
+    ) -> SinkOffer {
+        self.video.offer((track, layer), keyframe_start, false, src)
     }
 }
 
@@ -111,45 +72,43 @@ mod tests {
         let mut tap = RecorderTap::new();
         assert_eq!(
             tap.on_video(cam, 0, true, src(t0, 0, 10, 0)),
-            TapVideo::Drop
+            SinkOffer::Drop
         );
         assert!(tap.set_video(Some((cam, 1))));
         // Wrong layer of the right track: not recorded.
         assert_eq!(
             tap.on_video(cam, 0, true, src(t0, 0, 10, 0)),
-            TapVideo::Drop
+            SinkOffer::Drop
         );
         assert_eq!(
             tap.on_video(cam, 1, false, src(t0, 0, 50, 0)),
-            TapVideo::NeedKeyframe
+            SinkOffer::NeedKeyframe
         );
         let a = tap.on_video(cam, 1, true, src(t0, 10, 51, 900));
         let b = tap.on_video(cam, 1, false, src(t0, 43, 52, 3900));
-        let (TapVideo::Record { seq: sa, .. }, TapVideo::Record { seq: sb, ts: tb }) = (a, b)
-        else {
+        let (SinkOffer::Write { rw: ra, .. }, SinkOffer::Write { rw: rb, .. }) = (a, b) else {
             panic!("{a:?} {b:?}");
         };
-        assert_eq!(sb, sa + 1);
+        assert_eq!(rb.seq, ra.seq + 1);
         // The screen share starts: the camera keeps going until the screen's keyframe.
         tap.set_video(Some((screen, 0)));
         assert_eq!(
             tap.on_video(screen, 0, false, src(t0, 50, 7000, 1)),
-            TapVideo::NeedKeyframe
+            SinkOffer::NeedKeyframe
         );
         assert!(matches!(
             tap.on_video(cam, 1, false, src(t0, 76, 53, 6900)),
-            TapVideo::Record { .. }
+            SinkOffer::Write { .. }
         ));
-        let TapVideo::Record { seq: sc, ts: tc } =
-            tap.on_video(screen, 0, true, src(t0, 100, 7001, 5))
+        let SinkOffer::Write { rw: rc, .. } = tap.on_video(screen, 0, true, src(t0, 100, 7001, 5))
         else {
             panic!("no switch");
         };
-        assert_eq!(sc, sb + 2);
-        assert!(tc > tb);
+        assert_eq!(rc.seq, rb.seq + 2);
+        assert!(rc.ts > rb.ts);
         assert_eq!(
             tap.on_video(cam, 1, true, src(t0, 110, 54, 9900)),
-            TapVideo::Drop
+            SinkOffer::Drop
         );
     }
 }

@@ -9,6 +9,7 @@ use str0m::media::{Mid, Rid};
 use crate::bandwidth::rate::RateMeter;
 use crate::event::TrackInfo;
 use crate::forward::keyframe::KeyframeThrottle;
+use crate::forward::recent::RecentKeyframe;
 use crate::ids::PeerId;
 use crate::lesson::role::TrackKind;
 
@@ -23,6 +24,8 @@ pub(crate) struct LayerIn {
     /// The publisher is sending it (not reported paused by str0m).
     pub active: bool,
     pub throttle: KeyframeThrottle,
+    /// Its latest keyframe and what followed, for subscriptions that start just after it.
+    pub recent: RecentKeyframe,
     pub packets: u64,
     /// What it costs on the wire (`fanout::wire_bytes`).
     pub meter: RateMeter,
@@ -45,8 +48,10 @@ pub(crate) struct TrackIn {
     /// Layers from lowest to highest quality.
     pub layers: Vec<LayerIn>,
     pub subscribers: Vec<PeerId>,
-    /// The highest layer each subscriber (or the recorder) would like, for dynacast.
+    /// The highest layer each subscriber would like, for dynacast.
     pub wants: HashMap<PeerId, usize>,
+    /// The layer the room's recorder follows, if it records this track.
+    pub recorder_wants: Option<usize>,
     /// Layers the publisher was last told to send (`None`: never told, all on).
     pub published: Option<Vec<bool>>,
     /// Highest layer the publisher's uplink allows (school budget), if capped.
@@ -84,6 +89,7 @@ impl TrackIn {
             layers,
             subscribers: Vec::new(),
             wants: HashMap::new(),
+            recorder_wants: None,
             published: None,
             uplink_max: None,
         }
@@ -161,7 +167,12 @@ impl TrackIn {
     /// The layers the publisher should send, given what subscribers want and its uplink cap:
     /// the lowest always (quick fallback), the rest while wanted within `DYNACAST_HOLD`.
     pub fn wanted_layers(&mut self, now: Instant) -> Vec<bool> {
-        let top_wanted = self.wants.values().copied().max();
+        let top_wanted = self
+            .wants
+            .values()
+            .copied()
+            .chain(self.recorder_wants)
+            .max();
         let cap = self.uplink_max.unwrap_or(usize::MAX);
         let mut on = Vec::with_capacity(self.layers.len());
         for (i, l) in self.layers.iter_mut().enumerate() {
@@ -213,6 +224,7 @@ impl LayerIn {
             rid,
             active: false,
             throttle: KeyframeThrottle::new(keyframe_interval),
+            recent: RecentKeyframe::default(),
             packets: 0,
             meter: RateMeter::default(),
             payload: RateMeter::default(),
@@ -348,5 +360,24 @@ mod tests {
         t.wants.insert(PeerId(7), 2);
         t.uplink_max = Some(1);
         assert_eq!(t.wanted_layers(later), vec![true, true, false]);
+    }
+
+    #[test]
+    fn the_recorder_keeps_the_layer_it_records_wanted_without_a_subscriber() {
+        let rids = [Rid::from("q"), Rid::from("h"), Rid::from("f")];
+        let mut t = TrackIn::new(info(), Mid::from("1"), &rids, Duration::ZERO);
+        let t0 = Instant::now();
+        t.recorder_wants = Some(2);
+        let later = t0 + Duration::from_secs(1) + DYNACAST_HOLD;
+        assert_eq!(t.wanted_layers(t0), vec![true, true, true]);
+        assert_eq!(t.wanted_layers(later), vec![true, true, true]);
+        // A subscriber leaving does not take the recorder's layer with it.
+        t.wants.insert(PeerId(7), 0);
+        t.remove_subscriber(PeerId(7));
+        assert_eq!(t.wanted_layers(later), vec![true, true, true]);
+        t.recorder_wants = None;
+        let end = later + Duration::from_secs(1) + DYNACAST_HOLD;
+        t.wanted_layers(later);
+        assert_eq!(t.wanted_layers(end), vec![true, false, false]);
     }
 }

@@ -1,7 +1,7 @@
 //! The packet path: one published RTP packet written to one subscriber.
 //!
-//! Per packet and subscriber: the `LayerSelector` decides, the `Rewriter` maps sequence number,
-//! timestamp and VP8 picture id, the payload (shared, not copied) goes to str0m's `StreamTx`
+//! Per packet and subscription: the `LayerSelector` decides, the stream's `Sink` maps sequence
+//! number, timestamp and VP8 picture id, the payload (shared, not copied) goes to str0m's `StreamTx`
 //! with `write_rtp`, and the subscriber is made due at once: its next timeout round lets str0m's
 //! pacer release the SRTP datagram.
 //! NACKs from the subscriber are answered by str0m from its send buffer (`nackable`).
@@ -11,17 +11,19 @@ use std::time::{Duration, Instant};
 use str0m::media::{MediaKind, Pt};
 use str0m::rtp::{ExtensionValues, RtpWrite, Vp8Patch, Vp8PatchError};
 
-use crate::bandwidth::downlink::{CONGESTED, DRAINED};
-use crate::effects::{Effects, Forward};
+use crate::bandwidth::downlink::{CONGESTED, DRAINED, Downlink};
+use crate::effects::Effects;
 use crate::event::{PeerEvent, TrackInfo};
 use crate::forward::keyframe::PayloadInfo;
 use crate::forward::layer::Selection;
+use crate::forward::packet::Packet;
 use crate::forward::rewrite::{Rewritten, SourceFields};
+use crate::forward::sink::SinkOffer;
 use crate::ids::PeerId;
 use crate::lesson::role::TrackKind;
 use crate::session::peer::Peer;
 use crate::session::sdp::Feedback;
-use crate::session::subscription::SubState;
+use crate::session::subscription::{SubState, Subscription};
 
 /// What happened to a packet at one subscriber.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,10 +34,23 @@ pub(crate) enum ForwardResult {
     NeedKeyframe(usize),
 }
 
+/// What a subscription needs of its peer to send: the connection and its link state.
+pub(crate) struct Sender<'a> {
+    pub peer: PeerId,
+    pub rtc: &'a mut str0m::Rtc,
+    pub downlink: &'a mut Downlink,
+    /// ICE and DTLS are up.
+    pub connected: bool,
+}
+
 impl Peer {
+    /// Offers a published packet to this peer's subscription of its track. A packet written
+    /// makes the peer due now: str0m's pacer holds it until the peer's next timeout round, so
+    /// a drain here would only learn that deadline (a poll loop per packet and subscriber);
+    /// the round sends it and finds the next deadline.
     pub(crate) fn forward(
         &mut self,
-        f: &Forward,
+        f: &Packet,
         layer: usize,
         lowest_active: Option<usize>,
         info: &PayloadInfo,
@@ -44,22 +59,48 @@ impl Peer {
         let Some(sub) = self.subs.get_mut(&f.track) else {
             return ForwardResult::Dropped;
         };
-        let SubState::Open(mid) = sub.state else {
+        let mut tx = Sender {
+            peer: self.id,
+            rtc: &mut self.rtc,
+            downlink: &mut self.downlink,
+            connected: self.link.connected,
+        };
+        let r = sub.forward(&mut tx, f, layer, lowest_active, info, fx);
+        if r == ForwardResult::Sent {
+            self.next_timeout = self.next_timeout.min(f.arrival);
+        }
+        r
+    }
+}
+
+impl Subscription {
+    /// One packet of the subscribed track: the layer selector decides, the stream's sink
+    /// rewrites it, and it is written to str0m's `StreamTx`.
+    pub(crate) fn forward(
+        &mut self,
+        tx: &mut Sender,
+        f: &Packet,
+        layer: usize,
+        lowest_active: Option<usize>,
+        info: &PayloadInfo,
+        fx: &mut Effects,
+    ) -> ForwardResult {
+        let SubState::Open(mid) = self.state else {
             return ForwardResult::Dropped;
         };
         // Nothing before the connection is up (ICE and DTLS): str0m could not send it, yet the
         // selector would count the keyframe as delivered and the picture could only start at
         // the next one. The first packet after connecting asks for a keyframe instead.
-        if !sub.active || !self.link.connected {
+        if !self.active || !tx.connected {
             return ForwardResult::Dropped;
         }
         // A new (or resumed) subscription starts on the lowest layer that flows; the bandwidth
         // allocator moves it up within one round (unless it paused it on purpose).
-        if sub.selector.target().is_none() && !sub.alloc_paused {
-            sub.selector.set_target(lowest_active);
+        if self.selector.target().is_none() && !self.alloc_paused {
+            self.selector.set_target(lowest_active);
         }
-        let kind = sub.info.kind;
-        let Some(out) = self.outs.get_mut(&mid) else {
+        let kind = self.info.kind;
+        let Some(out) = self.out.as_mut() else {
             return ForwardResult::Dropped;
         };
         let Some(ssrc) = out.ssrc else {
@@ -67,68 +108,59 @@ impl Peer {
         };
         // Before the layer selector: a codec the subscriber cannot decode would otherwise ask
         // the publisher for keyframes nobody can use, and leave a black tile unexplained.
-        let Some(pt) = out.map_pt(&self.rtc, mid, &f.params) else {
-            if !out.mismatch_told {
-                out.mismatch_told = true;
-                tell_codec_mismatch(self.id, &sub.info, f, fx);
+        let Some(pt) = out.map_pt(tx.rtc, mid, &f.params) else {
+            if !std::mem::replace(&mut out.mismatch_told, true) {
+                tell_codec_mismatch(tx.peer, &self.info, f, fx);
             }
             return ForwardResult::Dropped;
         };
         // Video held in the pacer on a strained link: stop it until the queue drains.
-        let queued = paced_delay(&mut self.rtc, self.downlink.feedback, kind, ssrc, f);
-        if queued > CONGESTED && self.downlink.strained() {
-            sub.selector.interrupt();
+        let queued = paced_delay(tx.rtc, tx.downlink.feedback, kind, ssrc, f);
+        if queued > CONGESTED && tx.downlink.strained() {
+            self.selector.interrupt();
             // The allocation reacts at once (congestion.rs), not at its next round.
-            if self.downlink.note_queue() {
-                fx.allocate.push(self.id);
+            if tx.downlink.note_queue() {
+                fx.allocate.push(tx.peer);
             }
             return ForwardResult::Dropped;
         }
-        let new_segment = match sub.selector.select(layer, info.keyframe_start) {
+        let new_layer = match self.selector.select(layer, info.keyframe_start) {
             Selection::Forward { new_segment } => new_segment,
             Selection::Drop => return ForwardResult::Dropped,
             Selection::DropNeedKeyframe if queued > DRAINED => return ForwardResult::Dropped,
             Selection::DropNeedKeyframe => {
-                return ForwardResult::NeedKeyframe(sub.selector.target().unwrap_or(layer));
+                return ForwardResult::NeedKeyframe(self.selector.target().unwrap_or(layer));
             }
         };
-        let header = &f.packet.header;
         let src = SourceFields {
-            seq: *f.packet.seq_no,
-            ts: header.timestamp,
-            arrival: f.packet.timestamp,
+            seq: f.seq,
+            ts: f.ts,
+            arrival: f.arrival,
             picture_id: info.vp8.and_then(|d| d.picture_id()),
             tl0: info.vp8.and_then(|d| d.tl0_pic_idx()),
         };
-        let Some(rw) = out.rewriter.rewrite(src, new_segment) else {
-            return ForwardResult::Dropped;
-        };
-        if new_segment {
-            fx.stats.on_new_segment(kind, rw.seq);
-        }
-        let write = rtp_write(pt, f, info, &rw, kind);
-        let written = match self.rtc.direct_api().stream_tx(&ssrc) {
-            Some(tx) => {
-                tx.write_rtp(write);
-                true
+        let rw = match out.sink.offer(f.track, info.keyframe_start, new_layer, src) {
+            SinkOffer::Write { rw, new_segment } => {
+                if new_segment {
+                    fx.stats.on_new_segment(kind, rw.seq);
+                }
+                rw
             }
-            None => false,
+            SinkOffer::Drop => return ForwardResult::Dropped,
+            SinkOffer::NeedKeyframe => return ForwardResult::NeedKeyframe(layer),
         };
-        if !written {
+        let mut api = tx.rtc.direct_api();
+        let Some(stream) = api.stream_tx(&ssrc) else {
             return ForwardResult::Dropped;
-        }
-        // str0m's pacer holds what was written until the subscriber's next timeout round, so a
-        // drain here would only learn that deadline (a poll loop per packet and subscriber).
-        // The subscriber is due now instead: its round sends the packet and finds the next
-        // deadline.
-        self.next_timeout = self.next_timeout.min(f.packet.timestamp);
+        };
+        stream.write_rtp(rtp_write(pt, f, info, &rw, kind));
         ForwardResult::Sent
     }
 }
 
 /// Tells a subscriber that it cannot decode a publisher's codec (its tile says so), and the
 /// publisher who cannot see it.
-fn tell_codec_mismatch(subscriber: PeerId, info: &TrackInfo, f: &Forward, fx: &mut Effects) {
+fn tell_codec_mismatch(subscriber: PeerId, info: &TrackInfo, f: &Packet, fx: &mut Effects) {
     let codec = f.params.spec().codec.to_string();
     let (track, publisher) = (info.track_id, info.peer_id);
     fx.send_to_peer(
@@ -151,24 +183,17 @@ fn tell_codec_mismatch(subscriber: PeerId, info: &TrackInfo, f: &Forward, fx: &m
 
 /// The packet as the subscriber gets it: the rewritten sequence number and timestamp, the
 /// publisher's header extensions that still hold, the shared payload and its VP8 patch.
-fn rtp_write(pt: Pt, f: &Forward, info: &PayloadInfo, rw: &Rewritten, kind: TrackKind) -> RtpWrite {
-    let header = &f.packet.header;
+fn rtp_write(pt: Pt, f: &Packet, info: &PayloadInfo, rw: &Rewritten, kind: TrackKind) -> RtpWrite {
     let exts = ExtensionValues {
-        audio_level: header.ext_vals.audio_level,
-        voice_activity: header.ext_vals.voice_activity,
-        video_orientation: header.ext_vals.video_orientation,
+        audio_level: f.audio_level,
+        voice_activity: f.voice_activity,
+        video_orientation: f.video_orientation,
         ..Default::default()
     };
-    let mut write = RtpWrite::new(
-        pt,
-        rw.seq.into(),
-        rw.ts,
-        f.packet.timestamp,
-        f.packet.payload.clone(),
-    )
-    .marker(header.marker)
-    .ext_vals(exts)
-    .nackable(kind == TrackKind::Video);
+    let mut write = RtpWrite::new(pt, rw.seq.into(), rw.ts, f.arrival, f.payload.clone())
+        .marker(f.marker)
+        .ext_vals(exts)
+        .nackable(kind == TrackKind::Video);
     if let Some(patch) = info.vp8.and_then(|d| vp8_patch(&d, rw)) {
         write = write.vp8_patch(patch);
     }
@@ -186,10 +211,10 @@ fn paced_delay(
     feedback: Feedback,
     kind: TrackKind,
     ssrc: str0m::rtp::Ssrc,
-    f: &Forward,
+    f: &Packet,
 ) -> Duration {
     if kind == TrackKind::Video && feedback == Feedback::Twcc {
-        queue_delay(rtc, ssrc, f.packet.timestamp)
+        queue_delay(rtc, ssrc, f.arrival)
     } else {
         Duration::ZERO
     }

@@ -21,7 +21,7 @@ use crate::lesson::room::Room;
 use crate::session::candidates::complete_candidates;
 use crate::session::peer::Peer;
 use crate::session::sdp::{Accepted, Feedback, PeerMode, Screened, screen_offer};
-use crate::session::subscription::{OutStream, SubState};
+use crate::session::subscription::{OutStream, Slot, SubState};
 use crate::sfu::{Sfu, guard};
 
 impl Sfu {
@@ -332,7 +332,13 @@ impl Sfu {
             ));
         }
         let named: HashMap<String, TrackSource> = sources.iter().cloned().collect();
-        let server_sends: Vec<String> = p.outs.keys().map(|m| m.to_string()).collect();
+        let server_sends: Vec<String> = p
+            .subs
+            .values()
+            .filter(|s| s.out.is_some())
+            .filter_map(|s| s.mid())
+            .map(|m| m.to_string())
+            .collect();
         let (role, mode, room_id) = (p.info.role, p.mode, p.room.clone());
         let may = |s: TrackSource| {
             self.rooms
@@ -475,12 +481,16 @@ fn apply_screened(peer: &mut Peer, screened: &Screened) {
                     .direct_api()
                     .stream_tx_by_mid(mid, None)
                     .map(|s| s.ssrc());
-                peer.outs.insert(mid, OutStream::new(*kind, ssrc));
-                peer.slots.push((mid, *kind, None));
+                peer.slots.push(Slot {
+                    mid,
+                    kind: *kind,
+                    bound: None,
+                    idle: Some(OutStream::new(*kind, ssrc)),
+                });
             }
         }
     }
-    peer.slots.sort_by_key(|s| s.0);
+    peer.slots.sort_by_key(|s| s.mid);
 }
 
 /// The peer of a new connection that replaces `old`'s (see [`Sfu::rejoin`]). It continues the
@@ -509,7 +519,9 @@ fn successor(
     fresh.link = link;
     fresh.downlink.caps = old.downlink.caps;
     for (id, mut sub) in std::mem::take(&mut old.subs) {
+        // A new connection: new m-lines, new streams.
         sub.state = SubState::Wanted;
+        sub.out = None;
         sub.selector.set_target(None);
         fresh.subs.insert(id, sub);
     }

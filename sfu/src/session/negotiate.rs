@@ -88,13 +88,12 @@ impl Peer {
         let mut opened = false;
         for sub in self.subs.values_mut() {
             if let SubState::Offered(mid) = sub.state {
-                sub.state = SubState::Open(mid);
                 let ssrc = self
                     .rtc
                     .direct_api()
                     .stream_tx_by_mid(mid, None)
                     .map(|s| s.ssrc());
-                self.outs.insert(mid, OutStream::new(sub.info.kind, ssrc));
+                sub.open(mid, OutStream::new(sub.info.kind, ssrc));
                 opened = true;
             }
         }

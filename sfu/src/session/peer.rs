@@ -25,7 +25,7 @@ use crate::event::{Activity, LeaveReason, ParticipantInfo, PeerEvent, SfuOutput,
 use crate::ids::{PeerId, RoomId, TrackId};
 use crate::lesson::role::{TrackKind, TrackSource};
 use crate::session::sdp::PeerMode;
-use crate::session::subscription::{OutStream, Subscription};
+use crate::session::subscription::{Slot, Subscription};
 use crate::session::transport::Transport;
 
 /// Where a published packet belongs, cached per incoming SSRC and payload type.
@@ -59,10 +59,10 @@ pub(crate) struct Peer {
     pub publishing: Publishing,
 
     // ---- receiving ----
+    /// The tracks it receives, each with the stream it is sent on.
     pub subs: HashMap<TrackId, Subscription>,
-    pub outs: HashMap<Mid, OutStream>,
     /// WHEP: the fixed m-lines to send on, with the track bound to each.
-    pub slots: Vec<(Mid, TrackKind, Option<TrackId>)>,
+    pub slots: Vec<Slot>,
     /// The server's side of SDP negotiation (signaling peers).
     pub negotiation: Negotiation,
 }
@@ -116,7 +116,6 @@ impl Peer {
             downlink: crate::bandwidth::downlink::Downlink::new(id, feedback, now),
             publishing: Publishing::default(),
             subs: HashMap::new(),
-            outs: HashMap::new(),
             slots: Vec::new(),
             negotiation: Negotiation::default(),
         }

@@ -119,15 +119,15 @@ impl Sfu {
                 let Some(slot) = p
                     .slots
                     .iter_mut()
-                    .find(|(_, kind, bound)| *kind == track.kind && bound.is_none())
+                    .find(|s| s.kind == track.kind && s.bound.is_none())
                 else {
                     return;
                 };
-                slot.2 = Some(track.track_id);
-                s.state = SubState::Open(slot.0);
-                if let Some(out) = p.outs.get_mut(&slot.0) {
-                    out.rebind();
-                }
+                let Some(out) = slot.idle.take() else {
+                    return;
+                };
+                slot.bound = Some(track.track_id);
+                s.open(slot.mid, out);
             }
             PeerMode::Whip => return,
         }
@@ -158,12 +158,13 @@ impl Sfu {
         if let SubState::Open(mid) = s.state {
             match p.mode {
                 PeerMode::Whep => {
-                    for slot in p.slots.iter_mut().filter(|s| s.0 == mid) {
-                        slot.2 = None;
+                    // The slot keeps its stream for the next track bound to it.
+                    if let Some(slot) = p.slots.iter_mut().find(|s| s.mid == mid) {
+                        slot.bound = None;
+                        slot.idle = s.out;
                     }
                 }
                 _ => {
-                    p.outs.remove(&mid);
                     p.negotiation.to_stop.push(mid);
                     p.negotiation.needed = true;
                     self.to_negotiate.push(sub);

@@ -1,11 +1,14 @@
 //! The receiving side of a peer: `Subscription` (one track this peer gets, with its
-//! `LayerSelector`) and `OutStream` (one sending m-line, with its header rewriter).
+//! `LayerSelector`, owning the `OutStream` it is sent on once open) and `Slot` (a WHEP m-line
+//! and the stream it keeps while no track is bound to it).
 //!
 //! Lifecycle of a subscription on a signaling peer:
 //! `Wanted` (the track should be sent) → `Offered(mid)` (an m-line for it is in a server offer)
-//! → `Open(mid)` (answered; packets flow). Removing an open subscription queues its m-line to
-//! be stopped in the next offer. On a WHEP peer a subscription goes straight to `Open` on one of
-//! the peer's fixed slots.
+//! → `Open(mid)` (answered; its `OutStream` is created and packets flow). Removing an open
+//! subscription queues its m-line to be stopped in the next offer. On a WHEP peer a
+//! subscription goes straight to `Open` on a free slot and takes the slot's stream, so the
+//! player's m-line stays one continuous stream across the tracks bound to it over time; the
+//! stream goes back to the slot when the track ends.
 
 use str0m::Rtc;
 use str0m::format::PayloadParams;
@@ -14,7 +17,8 @@ use str0m::rtp::Ssrc;
 
 use crate::event::TrackInfo;
 use crate::forward::layer::LayerSelector;
-use crate::forward::rewrite::Rewriter;
+use crate::forward::sink::Sink;
+use crate::ids::TrackId;
 use crate::lesson::role::TrackKind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +38,8 @@ pub(crate) struct Subscription {
     pub active: bool,
     /// The bandwidth allocator paused this video (it does not fit the subscriber's link).
     pub alloc_paused: bool,
+    /// The stream it is sent on, while `Open`.
+    pub out: Option<OutStream>,
 }
 
 impl Subscription {
@@ -45,7 +51,15 @@ impl Subscription {
             selector: LayerSelector::new(gated),
             active,
             alloc_paused: false,
+            out: None,
         }
+    }
+
+    /// Opens the subscription on `mid`, sending on `out` (bound to this track).
+    pub fn open(&mut self, mid: Mid, mut out: OutStream) {
+        out.bind(self.info.track_id);
+        self.state = SubState::Open(mid);
+        self.out = Some(out);
     }
 
     /// Turns forwarding on or off; off pauses at once, on resumes at the next keyframe.
@@ -56,6 +70,11 @@ impl Subscription {
         }
     }
 
+    /// Whether anything was sent yet on its stream for this track.
+    pub fn started(&self) -> bool {
+        self.out.as_ref().is_some_and(|o| o.sink.sent_any())
+    }
+
     pub fn mid(&self) -> Option<Mid> {
         match self.state {
             SubState::Wanted => None,
@@ -64,11 +83,21 @@ impl Subscription {
     }
 }
 
+/// A WHEP m-line: the track bound to it, or the stream it keeps while none is.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    pub mid: Mid,
+    pub kind: TrackKind,
+    pub bound: Option<TrackId>,
+    pub idle: Option<OutStream>,
+}
+
 /// One m-line the server sends on.
 #[derive(Debug)]
 pub(crate) struct OutStream {
     pub ssrc: Option<Ssrc>,
-    pub rewriter: Rewriter,
+    /// One continuous stream whatever track and layer feed it.
+    pub sink: Sink<TrackId>,
     /// Publisher PT → this m-line's PT (`None`: the subscriber did not negotiate the codec).
     pt_map: Vec<(Pt, Option<Pt>)>,
     /// The subscriber (and publisher) were told it cannot decode the bound track.
@@ -83,7 +112,7 @@ impl OutStream {
         };
         OutStream {
             ssrc,
-            rewriter: Rewriter::new(clock),
+            sink: Sink::new(clock),
             pt_map: Vec::new(),
             mismatch_told: false,
         }
@@ -115,9 +144,11 @@ impl OutStream {
         out
     }
 
-    /// Forget codec and sequence state: the slot is bound to a different track now.
-    pub fn rebind(&mut self) {
-        self.pt_map.clear();
-        self.mismatch_told = false;
+    /// Sends `track` from now on (from its next keyframe; the codec is looked up anew).
+    pub fn bind(&mut self, track: TrackId) {
+        if self.sink.set_source(Some(track)) {
+            self.pt_map.clear();
+            self.mismatch_told = false;
+        }
     }
 }

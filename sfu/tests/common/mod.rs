@@ -59,6 +59,8 @@ pub struct Client {
     pub offers_answered: u32,
     pub keyframe_wanted: bool,
     pub sent_frames: u64,
+    /// Keyframes it published.
+    pub keyframes_sent: u64,
     /// Simulcast ladder of the camera: (rid, bytes per frame).
     pub ladder: Option<Vec<(&'static str, usize)>>,
     /// Bytes per delta frame of a single-layer camera (keyframes are 3 times as large);
@@ -265,6 +267,7 @@ impl Net {
             offers_answered: 0,
             keyframe_wanted: true,
             sent_frames: 0,
+            keyframes_sent: 0,
             ladder: self.simulcast.clone(),
             camera_bytes: self.camera_bytes,
             frame_no: 0,
@@ -709,6 +712,7 @@ fn send_media(c: &mut Client, now: Instant) {
         c.frame_no += 1;
         let key = c.keyframe_wanted || c.frame_no.is_multiple_of(60);
         c.keyframe_wanted = false;
+        c.keyframes_sent += u64::from(key);
         let frame = match c.video_codec {
             Codec::H264 => h264_frame(key, c.frame_no),
             _ => vp8_frame(key, c.frame_no),

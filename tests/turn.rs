@@ -266,6 +266,41 @@ fn rss_kib() -> u64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retransmitted_allocate_gets_its_success_again_and_a_new_one_a_mismatch() {
+    let s = TestServer::start().await;
+    let server = turn_addr(&s);
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let (user, pass) = credential(&s, "lossy");
+    let first = exchange(
+        &client,
+        server,
+        &request(METHOD_ALLOCATE, stun_client::allocate_attrs(), None),
+    )
+    .await
+    .unwrap();
+    let auth = stun_client::Auth {
+        username: user,
+        password: pass,
+        realm: first.text(rtc_stun::attributes::ATTR_REALM).unwrap(),
+        nonce: first.text(rtc_stun::attributes::ATTR_NONCE).unwrap(),
+    };
+    // The same request twice, as a client does when the success is lost on a lossy link.
+    let req = request(METHOD_ALLOCATE, stun_client::allocate_attrs(), Some(&auth));
+    let a = exchange(&client, server, &req).await.unwrap();
+    let again = exchange(&client, server, &req).await.unwrap();
+    assert!(a.ok() && again.ok(), "{:?} {:?}", a.code(), again.code());
+    assert_eq!(a.relayed(), again.relayed(), "the same allocation");
+    let other = request(METHOD_ALLOCATE, stun_client::allocate_attrs(), Some(&auth));
+    let r = exchange(&client, server, &other).await.unwrap();
+    assert_eq!(
+        r.code(),
+        Some(437),
+        "a second allocation on the same 5-tuple"
+    );
+    assert_eq!(s.server.state.turn.get().unwrap().allocations(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn allocations_are_bounded_per_source_ip() {
     let s = TestServer::start_with(|c| {
         c.turn.max_allocations_per_ip = 3;

@@ -95,6 +95,8 @@ pub struct Allocation {
     pub relay_addr: SocketAddr,
     /// Later requests must come with the same credential (441 otherwise).
     pub username: String,
+    /// The Allocate's transaction id: a retransmission of it is answered with success again.
+    pub transaction: [u8; 12],
     pub sink: Sink,
     pub grants: Mutex<Grants>,
     pub expires: Mutex<Instant>,

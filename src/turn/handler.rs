@@ -355,6 +355,16 @@ impl Inner {
         ) {
             Ok(()) => {}
             Err(Refusal::Exists) => {
+                // A retransmission (its success was lost on the way) gets the success again
+                // (RFC 8656 §7.2); another Allocate on the same leg is a mismatch.
+                if let Some(a) = table.get(&(leg, client))
+                    && a.transaction == m.transaction_id.0
+                {
+                    let left = a.expires.lock().map_or(Duration::ZERO, |t| {
+                        t.saturating_duration_since(Instant::now())
+                    });
+                    return allocated(m, a.relay_addr, left, client, signed);
+                }
                 return message::error(
                     m,
                     CODE_ALLOC_MISMATCH,
@@ -390,6 +400,7 @@ impl Inner {
             relay: Arc::new(relay),
             relay_addr,
             username,
+            transaction: m.transaction_id.0,
             sink: sink.clone(),
             grants: Mutex::new(Grants::default()),
             expires: Mutex::new(Instant::now() + lifetime),
@@ -405,21 +416,7 @@ impl Inner {
         self.stats.allocations.fetch_add(1, Ordering::Relaxed);
         self.stats.allocations_total.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(%client, ?leg, %relay_addr, "TURN allocation");
-        message::success(
-            m,
-            vec![
-                Box::new(RelayedAddress {
-                    ip: relay_addr.ip(),
-                    port: relay_addr.port(),
-                }),
-                Box::new(Lifetime(lifetime)),
-                Box::new(XorMappedAddress {
-                    ip: client.ip(),
-                    port: client.port(),
-                }),
-            ],
-            signed,
-        )
+        allocated(m, relay_addr, lifetime, client, signed)
     }
 
     /// Ends the allocation of a client leg (a Refresh with lifetime 0, a closed connection).
@@ -438,6 +435,31 @@ impl Inner {
     pub(super) fn has_allocation(&self, leg: Leg, client: SocketAddr) -> bool {
         self.allocation(leg, client).is_some()
     }
+}
+
+/// The success response to an Allocate.
+fn allocated(
+    m: &Message,
+    relay_addr: SocketAddr,
+    lifetime: Duration,
+    client: SocketAddr,
+    signed: Option<(&[u8], &dyn rtc_crypto::RTCCrypto)>,
+) -> Reply {
+    message::success(
+        m,
+        vec![
+            Box::new(RelayedAddress {
+                ip: relay_addr.ip(),
+                port: relay_addr.port(),
+            }),
+            Box::new(Lifetime(lifetime)),
+            Box::new(XorMappedAddress {
+                ip: client.ip(),
+                port: client.port(),
+            }),
+        ],
+        signed,
+    )
 }
 
 fn bind_relay(ip: std::net::IpAddr) -> std::io::Result<tokio::net::UdpSocket> {

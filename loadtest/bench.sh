@@ -53,6 +53,14 @@ EOF
   "${prio[@]}" $(pin 1) "$loadtest" run --url "http://127.0.0.1:$port" \
     --secret-file "$dir/data/auth.secret" --server-pid "$server" --no-progress \
     --json "$out/$name-$i.json" "$@" >"$out/$name-$i.txt" 2>&1 && rc=0 || rc=$?
+  # Peer rounds per forwarded packet: one round per subscriber per ingress batch (issue 16).
+  if command -v curl >/dev/null; then
+    curl -s "http://127.0.0.1:$port/metrics" | awk '
+      /^ketang_peer_rounds_total/ { r += $NF }
+      /^ketang_rtp_forwarded_packets_total/ { f += $NF }
+      END { if (f > 0) printf "peer rounds %d for %d forwarded packets (%.2f per packet)\n", r, f, r / f }
+    ' >>"$out/$name-$i.txt" || true
+  fi
   echo "$name run $i: exit $rc, $(cut -d' ' -f1-3 /proc/loadavg) load"
   kill "$server" && wait "$server" 2>/dev/null || true
   rm -rf "$dir"

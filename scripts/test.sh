@@ -60,6 +60,11 @@ for f in $(find web-client -name '*.js'); do
 done
 rm -rf "$js_check"
 
+# Every test's output and every e2e server's log is kept here, then searched for secrets.
+logs="$PWD/target/test-logs"
+rm -rf "$logs" && mkdir -p "$logs"
+export KETANG_E2E_LOG_DIR="$logs"
+
 # --- Rust ----------------------------------------------------------------------------------
 say "cargo fmt --check"
 cargo fmt --all -- --check
@@ -69,11 +74,11 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 say "cargo test (unit, SFU scenarios, server integration)"
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --locked --no-fail-fast
+  cargo nextest run --workspace --locked --no-fail-fast 2>&1 | tee "$logs/cargo-test.log"
   # nextest does not run doctests.
-  cargo test --workspace --locked --doc
+  cargo test --workspace --locked --doc 2>&1 | tee "$logs/cargo-doctest.log"
 else
-  cargo test --workspace --locked --no-fail-fast
+  cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$logs/cargo-test.log"
 fi
 
 # --- Admin API fuzzing --------------------------------------------------------------------
@@ -83,6 +88,9 @@ KETANG_BIN="$PWD/target/debug/ketang" ./scripts/schemathesis.sh
 
 # --- Browser end-to-end --------------------------------------------------------------------
 say "browser end-to-end (headless Chromium)"
-(cd e2e && npm ci --no-audit --no-fund && KETANG_BIN="$PWD/../target/debug/ketang" npm test)
+(cd e2e && npm ci --no-audit --no-fund && KETANG_BIN="$PWD/../target/debug/ketang" npm test) 2>&1 | tee "$logs/e2e.log"
+
+say "no secrets in the test logs"
+./scripts/no-secrets-in-logs.sh "$logs"
 
 say "all tests passed"

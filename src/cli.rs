@@ -1,5 +1,6 @@
 //! The `ketang` command line: `serve` runs the server, `token` mints room links, `admin
-//! create-key` makes an admin API key, `cert` writes a self-signed HTTPS certificate.
+//! create-key` makes an admin API key, `admin create-user` an admin account, `cert` writes a
+//! self-signed HTTPS certificate.
 //!
 //! The logic lives here rather than in `main.rs` so that it is testable and `main` stays a
 //! one-liner. Exit codes: 0 success, 1 runtime or configuration failure, 2 bad arguments.
@@ -69,10 +70,31 @@ pub enum AdminCommand {
     CreateKey {
         /// A unique name for the key (who or what uses it), 1-64 characters.
         name: String,
+        /// What the key may do: system, security, audit, or all (everything, as keys did
+        /// before roles existed).
+        #[arg(long, default_value = "all", value_parser = parse_admin_role)]
+        role: crate::accounts::AdminRole,
         /// TOML config file, the same one the server uses (for its database).
         #[arg(long, short, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Create an admin account and print its one-time password (sign in at /admin with it,
+    /// enrol an authenticator app, choose a password).
+    CreateUser {
+        /// A unique account name, 1-64 characters.
+        name: String,
+        /// system (schools, lessons, links, rooms), security (accounts, keys) or audit (reads
+        /// the audit log).
+        #[arg(long, value_parser = parse_admin_role)]
+        role: crate::accounts::AdminRole,
+        /// TOML config file, the same one the server uses (for its database).
+        #[arg(long, short, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+}
+
+fn parse_admin_role(s: &str) -> Result<crate::accounts::AdminRole, String> {
+    s.parse()
 }
 
 /// `ketang serve`
@@ -146,8 +168,21 @@ pub fn run() -> ExitCode {
             }
         }
         Command::Admin(AdminArgs {
-            command: AdminCommand::CreateKey { name, config },
-        }) => match crate::api::keys::create_key_command(&name, config.as_deref()) {
+            command: AdminCommand::CreateUser { name, role, config },
+        }) => match crate::accounts::create_user_command(&name, role, config.as_deref()) {
+            Ok(out) => {
+                println!("{}", out.password);
+                eprintln!("{}", out.summary);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(e.exit_code())
+            }
+        },
+        Command::Admin(AdminArgs {
+            command: AdminCommand::CreateKey { name, role, config },
+        }) => match crate::api::keys::create_key_command(&name, role, config.as_deref()) {
             Ok(out) => {
                 println!("{}", out.key);
                 eprintln!("{}", out.summary);

@@ -26,6 +26,7 @@
 //! windows end. `config` is data with defaults, loaded from TOML and `KETANG_*` environment
 //! variables.
 
+pub mod accounts;
 pub mod api;
 pub mod attendance;
 pub mod auth;
@@ -39,6 +40,7 @@ pub mod join;
 pub mod library;
 pub mod media;
 pub mod metrics;
+pub mod oidc;
 pub mod private;
 pub mod recording;
 pub mod removal;

@@ -38,6 +38,7 @@ pub struct RunningServer {
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<(), std::io::Error>>,
     scheduler: tokio::task::JoinHandle<()>,
+    audit_sealer: tokio::task::JoinHandle<()>,
     /// Reloads the TLS certificate when its files change.
     cert_watch: Option<tokio::task::JoinHandle<()>>,
     attendance: crate::attendance::AttendanceTask,
@@ -123,6 +124,14 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         .await
         .map_err(|e| ServerError(format!("rtmp.listen {}: {e}", state.config.rtmp.listen)))?
         .map(|l| l.local_addr);
+    let audit_key = crate::api::audit_chain::ChainKey::derive(&secret);
+    let _ = state.audit_key.set(audit_key.clone());
+    let audit_sealer = crate::api::audit_chain::spawn(
+        state.db.clone(),
+        audit_key,
+        state.config.accounts.clone(),
+        state.clock.clone(),
+    );
     let app = crate::http::router(state.clone());
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(crate::http::serve::serve(
@@ -141,6 +150,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
         stop: Some(stop),
         task,
         scheduler,
+        audit_sealer,
         cert_watch,
         attendance,
     })
@@ -356,6 +366,7 @@ impl RunningServer {
         let budget = Budget::new(std::time::Instant::now(), ORDERLY_BUDGET);
         self.state.shutting_down.store(true, Ordering::Relaxed);
         self.scheduler.abort();
+        self.audit_sealer.abort();
         if let Some(w) = self.cert_watch.take() {
             w.abort();
         }

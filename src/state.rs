@@ -40,6 +40,8 @@ pub struct AppInner {
     /// WHIP and WHEP sessions by resource id.
     pub http_sessions: DashMap<String, HttpSession>,
     pub shutting_down: AtomicBool,
+    /// The audit chain's key (`api::audit_chain`), set at start from the server secret.
+    pub audit_key: std::sync::OnceLock<crate::api::audit_chain::ChainKey>,
     pub started: Instant,
     /// The resource library and this server's live recordings.
     pub library: crate::library::Library,
@@ -85,6 +87,7 @@ impl AppState {
             sessions: DashMap::new(),
             http_sessions: DashMap::new(),
             shutting_down: AtomicBool::new(false),
+            audit_key: std::sync::OnceLock::new(),
             started: Instant::now(),
             library,
             metrics: crate::metrics::Metrics::default(),

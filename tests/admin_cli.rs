@@ -114,3 +114,94 @@ async fn the_first_start_on_an_empty_database_makes_one_bootstrap_key() {
         server.shutdown().await.expect("shutdown");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_user_prints_a_one_time_password_that_signs_in_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config_file(dir.path());
+    let config_arg = config.to_str().expect("utf-8 path");
+    let out = ketang(&[
+        "admin",
+        "create-user",
+        "张安全",
+        "--role",
+        "security",
+        "--config",
+        config_arg,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let password = String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned();
+    assert_eq!(password.len(), 20, "{password:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("created security admin usr_"));
+    // A role is required, and only the three roles are accepted.
+    let bad = ketang(&[
+        "admin",
+        "create-user",
+        "x",
+        "--role",
+        "all",
+        "--config",
+        config_arg,
+    ]);
+    assert_eq!(bad.status.code(), Some(2));
+    let bad = ketang(&["admin", "create-user", "x", "--config", config_arg]);
+    assert_eq!(bad.status.code(), Some(2));
+    // A role-bound key.
+    let key = ketang(&[
+        "admin",
+        "create-key",
+        "ci",
+        "--role",
+        "audit",
+        "--config",
+        config_arg,
+    ]);
+    assert!(key.status.success());
+    let key = String::from_utf8(key.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned();
+
+    let config = Config::load(Some(&config)).expect("config");
+    let server = ketang::server::start(config).await.expect("server");
+    let client = reqwest::Client::new();
+    let base = format!("http://{}", server.http_addr);
+    let resp = client
+        .post(format!("{base}/api/v1/session"))
+        .json(&serde_json::json!({"name": "张安全", "password": password}))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.expect("json");
+    assert_eq!(body["role"], "security");
+    assert_eq!(body["totpEnrolled"], false);
+    // The audit key reads the audit log (the account's creation is there) and nothing else.
+    let audit = client
+        .get(format!("{base}/api/v1/audit"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(audit.status(), 200);
+    let text = audit.text().await.expect("text");
+    assert!(
+        text.contains("account.create") && !text.contains(&password),
+        "{text}"
+    );
+    let schools = client
+        .get(format!("{base}/api/v1/schools"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(schools.status(), 403);
+    server.shutdown().await.expect("shutdown");
+}

@@ -180,6 +180,21 @@ export class KetangServer {
   }
 
   /**
+   * A new admin account, from `ketang admin create-user NAME --role ROLE --config CONFIG`:
+   * resolves with its one-time password.
+   */
+  async createAdminUser(name, role = 'system') {
+    const args = ['admin', 'create-user', name, '--role', role, '--config', this.configPath];
+    let out;
+    try {
+      out = await execFileP(KETANG_BIN, args, { timeout: 15_000, env: childEnv() });
+    } catch (err) {
+      throw new Error(`ketang ${args.join(' ')} failed: ${err.message}\nstderr: ${err.stderr}`);
+    }
+    return out.stdout.trim();
+  }
+
+  /**
    * Sign a token (HS256) with the config's secret, for claims `ketang token` refuses to mint
    * (it will not mint a link that is already expired). `claims` are added to iat and jti.
    */
@@ -206,6 +221,10 @@ export class KetangServer {
         proc.kill('SIGKILL');
         while (!this.exit) await sleep(50);
       }
+    }
+    // scripts/test.sh searches every server's log for secrets.
+    if (process.env.KETANG_E2E_LOG_DIR) {
+      await fsp.copyFile(this.logPath, path.join(process.env.KETANG_E2E_LOG_DIR, `${path.basename(this.dir)}.log`)).catch(() => {});
     }
     if (!process.env.E2E_KEEP) await fsp.rm(this.dir, { recursive: true, force: true });
   }

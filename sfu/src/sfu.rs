@@ -159,6 +159,7 @@ impl Sfu {
             let Sfu { peers, fx, .. } = self;
             if let Some(peer) = peers.get_mut(id) {
                 guard(peer, fx, |p, fx| p.handle_timeout(now, fx));
+                fx.stats.peer_rounds += 1;
             }
             self.schedule(*id);
         }

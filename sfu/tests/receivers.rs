@@ -286,3 +286,61 @@ fn viewers_joining_in_a_storm_start_at_once_from_the_recent_keyframe() {
         );
     }
 }
+
+#[test]
+fn a_viewer_of_a_source_that_takes_no_keyframe_requests_starts_from_its_last_keyframe() {
+    // An RTMP bridge offers no PLI or FIR: keyframes come only every 2 s (its GOP). A player
+    // joining in the middle of a GOP starts from the kept one instead of waiting for the next.
+    let mut net = Net::new();
+    net.camera_bytes = Some(CAMERA_1500K);
+    net.deaf = true;
+    net.join("encoder", Role::Teacher, MIC_CAM);
+    net.deaf = false;
+    net.run_for(Duration::from_millis(2700));
+    let keyframes_before = net.client("encoder").keyframes_sent;
+    // 0.7 s after the encoder's keyframe at 2 s: 1.3 s before its next one.
+    let joined = net.now;
+    net.join_mode("player", Role::Viewer, &[], PeerMode::Whep);
+    net.run_for(Duration::from_millis(1000));
+    let frames = net.frames_of_kind("player", MediaKind::Video);
+    let first = frames.first().map(|(t, _)| *t).expect("no video arrived");
+    eprintln!("first frame {:?} after joining", first - joined);
+    assert!(
+        first - joined < Duration::from_millis(150),
+        "{:?}",
+        first - joined
+    );
+    // The requests went unanswered: no keyframe beyond the encoder's own.
+    assert_eq!(net.client("encoder").keyframes_sent, keyframes_before);
+    // And from the kept keyframe on, the player decodes every frame that follows.
+    let gap = max_gap(&frames, first, net.now - Duration::from_millis(100));
+    assert!(gap < Duration::from_millis(100), "stalled for {gap:?}");
+}
+
+#[test]
+fn a_batch_of_ingress_packets_costs_each_subscriber_one_round() {
+    // One round per subscriber per ingress batch (issue 16 item 2): a 1.5 Mbit/s camera sends
+    // its frames as bursts of several packets that arrive together; the shard writes each to
+    // every subscriber and lets them all go in the subscriber's next round, not a round per
+    // packet. Twenty players, plain (no pacer) so the count is about batching alone.
+    let mut net = broadcast(CAMERA_1500K);
+    for i in 0..19 {
+        net.join_mode(&format!("p{i}"), Role::Viewer, &[], PeerMode::Whep);
+    }
+    net.run_for(Duration::from_secs(3));
+    let (rounds0, sent0) = {
+        let s = net.sfu.stats();
+        (s.peer_rounds, s.forwarded_video + s.forwarded_audio)
+    };
+    net.run_for(Duration::from_secs(5));
+    let s = net.sfu.stats();
+    let (rounds, sent) = (
+        s.peer_rounds - rounds0,
+        s.forwarded_video + s.forwarded_audio - sent0,
+    );
+    eprintln!("{sent} packets forwarded in {rounds} peer rounds");
+    assert!(sent > 20 * 5 * 100, "{sent} forwarded");
+    // Audio packets come alone (one round each); a video frame's 5 packets share one. Every
+    // round also serves the peer's own timers (RTCP, ICE): well under one per packet.
+    assert!(rounds * 10 < sent * 6, "{rounds} rounds for {sent} packets");
+}

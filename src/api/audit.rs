@@ -38,7 +38,31 @@ impl Audit {
     }
 }
 
-/// Writes `entry` for `key` within the caller's transaction.
+tokio::task_local! {
+    /// The address the current API request came from (set by [`with_source`]).
+    static SOURCE: Option<String>;
+}
+
+/// Middleware: makes the request's source address available to [`record`], so that every
+/// audit row says where its request came from without each handler passing it.
+pub async fn with_source(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let ip = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
+    SOURCE.scope(ip, next.run(req)).await
+}
+
+/// The current request's source address, if known.
+pub fn current_source() -> Option<String> {
+    SOURCE.try_with(Clone::clone).ok().flatten()
+}
+
+/// Writes `entry` for `key` within the caller's transaction. The row is sealed into the HMAC
+/// chain shortly after (`chain`), by the server that holds the key.
 pub async fn record(
     conn: &mut sqlx::AnyConnection,
     key: &KeyInfo,
@@ -46,8 +70,8 @@ pub async fn record(
 ) -> Result<(), sqlx::Error> {
     let now = u64::try_from(key.at_ms).unwrap_or(0);
     sqlx::query(
-        "INSERT INTO audit (id, at, key_id, key_name, action, target, detail) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO audit (id, at, key_id, key_name, action, target, detail, source) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(AuditId::generate(now).as_str())
     .bind(now as i64)
@@ -56,6 +80,7 @@ pub async fn record(
     .bind(entry.action)
     .bind(&entry.target)
     .bind(entry.detail.map(|d| d.to_string()))
+    .bind(current_source())
     .execute(conn)
     .await?;
     Ok(())
@@ -78,6 +103,8 @@ pub struct AuditEntry {
     pub target: String,
     /// What was written, when useful (any JSON).
     pub detail: Option<serde_json::Value>,
+    /// The address the request came from (null for the command line and older rows).
+    pub source: Option<String>,
 }
 
 /// A page of the audit log.
@@ -132,7 +159,7 @@ pub async fn list_audit(
     }
     // Ids sort by time (ULID), so they are the cursor.
     let rows = sqlx::query(
-        "SELECT id, at, key_id, key_name, action, target, detail FROM audit \
+        "SELECT id, at, key_id, key_name, action, target, detail, source FROM audit \
          WHERE ($1 IS NULL OR id < $1) AND ($2 IS NULL OR target = $2) \
          ORDER BY id DESC LIMIT $3",
     )
@@ -153,6 +180,7 @@ pub async fn list_audit(
             detail: r
                 .get::<Option<String>, _>("detail")
                 .and_then(|d| serde_json::from_str(&d).ok()),
+            source: r.get("source"),
         })
         .collect();
     let next = if items.len() > limit as usize {

@@ -2,17 +2,22 @@
 //! query parameters, with errors naming the offending field by its path.
 
 use axum::body::Bytes;
+use axum::extract::MatchedPath;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use super::keys::{self, KeyInfo};
 use super::problem::{FieldError, Problem, types};
+use super::roles;
+use crate::accounts::{AdminRole, session};
+use crate::db::ids::ApiKeyId;
 use crate::state::AppState;
 
-/// The caller's admin key (`Authorization: Bearer KEY`), checked against the database.
+/// The caller (an admin API key, or a signed-in admin's session cookie), checked against the
+/// database and against the role matrix for the route (`roles`).
 #[derive(Debug, Clone)]
 pub struct AdminKey(pub KeyInfo);
 
@@ -20,29 +25,135 @@ impl FromRequestParts<AppState> for AdminKey {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
-        let value = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| {
-                Problem::unauthorized("send an admin API key as `Authorization: Bearer KEY`")
-            })?;
-        let key = value
-            .split_once(' ')
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, key)| key.trim())
-            .filter(|k| !k.is_empty())
-            .ok_or_else(|| {
-                Problem::unauthorized("the Authorization header must be `Bearer KEY`")
-            })?;
-        match keys::lookup(&state.db, key, state.clock.now_ms()).await? {
-            Some(info) => Ok(AdminKey(info)),
-            None => Err(Problem::unauthorized(
+        Caller::from_request_parts(parts, state)
+            .await
+            .map(|c| AdminKey(c.info))
+    }
+}
+
+/// The caller with its role.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub info: KeyInfo,
+    pub role: AdminRole,
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Problem> {
+        let caller = if parts.headers.contains_key(header::AUTHORIZATION) {
+            by_key(parts, state).await?
+        } else if let Some(token) = session::cookie(&parts.headers, session::SESSION_COOKIE) {
+            by_session(parts, state, token).await?
+        } else {
+            return Err(Problem::unauthorized(
+                "send an admin API key as `Authorization: Bearer KEY`, or sign in at /admin",
+            ));
+        };
+        let path = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned());
+        if !roles::allowed(caller.role, &parts.method, &path) {
+            return Err(Problem::forbidden(roles::refusal(
+                caller.role,
+                &parts.method,
+                &path,
+            )));
+        }
+        Ok(caller)
+    }
+}
+
+async fn by_key(parts: &Parts, state: &AppState) -> Result<Caller, Problem> {
+    let value = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            Problem::unauthorized("send an admin API key as `Authorization: Bearer KEY`")
+        })?;
+    let key = value
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, key)| key.trim())
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| Problem::unauthorized("the Authorization header must be `Bearer KEY`"))?;
+    match keys::lookup_role(&state.db, key, state.clock.now_ms()).await? {
+        Some((info, role)) => Ok(Caller { info, role }),
+        None => {
+            refused_key(state, key).await;
+            Err(Problem::unauthorized(
                 "the API key is unknown or was revoked (the bootstrap key expires once a \
-                 personal key exists, or after 24 hours)",
-            )),
+             personal key exists, or after 24 hours)",
+            ))
         }
     }
+}
+
+/// Audits a refused key (`key.refused`, with the source address): only its hash prefix, which
+/// names a revoked or expired key without being usable.
+async fn refused_key(state: &AppState, key: &str) {
+    let now = state.clock.now_ms();
+    let who = KeyInfo {
+        id: ApiKeyId::from_db("-".to_owned()),
+        name: "(refused key)".to_owned(),
+        at_ms: now,
+    };
+    let shaped = key.starts_with(keys::KEY_PREFIX) && key.len() == keys::KEY_PREFIX.len() + 64;
+    let hint = if shaped {
+        keys::hash(key)[..12].to_owned()
+    } else {
+        "malformed".to_owned()
+    };
+    let entry = crate::api::audit::Audit::new("key.refused", "-")
+        .detail(serde_json::json!({"keyHashPrefix": hint}));
+    let written = async {
+        let mut conn = state.db.pool.acquire().await?;
+        crate::api::audit::record(&mut conn, &who, entry).await
+    }
+    .await;
+    if let Err(e) = written {
+        tracing::warn!("cannot audit a refused API key: {e}");
+    }
+}
+
+/// A session cookie: live, fully signed in (TOTP given), and on a state-changing request
+/// carrying the CSRF token.
+async fn by_session(parts: &Parts, state: &AppState, token: &str) -> Result<Caller, Problem> {
+    let now = state.clock.now_ms();
+    let s = session::lookup(&state.db, &state.config.accounts, token, now)
+        .await?
+        .ok_or_else(|| {
+            Problem::unauthorized(
+                "the session has ended (signed out or idle too long): sign in again",
+            )
+        })?;
+    if !s.full {
+        return Err(Problem::unauthorized(
+            "enrol an authenticator app (TOTP) before using the admin API",
+        ));
+    }
+    let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if !safe && !session::csrf_ok(&parts.headers, &s) {
+        return Err(Problem::forbidden(
+            "the request lacks the session's CSRF token (X-CSRF-Token must equal the \
+             ketang_csrf cookie)",
+        ));
+    }
+    let role = s
+        .user
+        .role
+        .ok_or_else(|| Problem::unauthorized("the account has no role"))?;
+    Ok(Caller {
+        info: KeyInfo {
+            id: ApiKeyId::from_db(s.user.id.as_str().to_owned()),
+            name: s.user.name.clone(),
+            at_ms: now,
+        },
+        role,
+    })
 }
 
 /// A JSON body (`application/json`), deserialized strictly.

@@ -13,9 +13,10 @@ use sqlx::Row;
 use utoipa::ToSchema;
 
 use super::audit::{self, Audit};
-use super::extract::{AdminKey, Body};
+use super::extract::{AdminKey, Body, Caller};
 use super::problem::{ApiResult, AuthErrors, ItemErrors, Problem, WriteErrors};
 use super::validate::text;
+use crate::accounts::AdminRole;
 use crate::db::Db;
 use crate::db::ids::ApiKeyId;
 use crate::schedule::time::format_utc;
@@ -61,17 +62,29 @@ pub const BOOTSTRAP_FILE: &str = "bootstrap-admin-key";
 /// The key's owner, if the key is known and not revoked (nor, for the bootstrap key,
 /// expired), for a request made at `now_ms`. Each use of the bootstrap key is audited.
 pub async fn lookup(db: &Db, key: &str, now_ms: i64) -> Result<Option<KeyInfo>, sqlx::Error> {
+    Ok(lookup_role(db, key, now_ms).await?.map(|(info, _)| info))
+}
+
+/// [`lookup`], with the key's role. A key whose stored role is unknown is refused.
+pub async fn lookup_role(
+    db: &Db,
+    key: &str,
+    now_ms: i64,
+) -> Result<Option<(KeyInfo, AdminRole)>, sqlx::Error> {
     // Anything not shaped like a key cannot match; skip the query.
     if !key.starts_with(KEY_PREFIX) || key.len() != KEY_PREFIX.len() + 64 {
         return Ok(None);
     }
     let row = sqlx::query(
-        "SELECT id, name, created_at FROM api_keys WHERE hash = $1 AND revoked_at IS NULL",
+        "SELECT id, name, created_at, role FROM api_keys WHERE hash = $1 AND revoked_at IS NULL",
     )
     .bind(hash(key))
     .fetch_optional(&db.pool)
     .await?;
     let Some(r) = row else {
+        return Ok(None);
+    };
+    let Some(role) = AdminRole::from_db(r.get::<String, _>("role").as_str()) else {
         return Ok(None);
     };
     let info = KeyInfo {
@@ -92,7 +105,7 @@ pub async fn lookup(db: &Db, key: &str, now_ms: i64) -> Result<Option<KeyInfo>, 
         )
         .await?;
     }
-    Ok(Some(info))
+    Ok(Some((info, role)))
 }
 
 /// The bootstrap key is for making the first personal key: it expires with that, or after a
@@ -119,11 +132,21 @@ pub enum CreateKeyError {
     Db(#[from] sqlx::Error),
 }
 
-/// Inserts a new key named `name`, made at `now` (Unix ms); returns its id and the key itself
-/// (shown only now).
+/// Inserts a new key named `name` with role `all`, made at `now` (Unix ms); returns its id and
+/// the key itself (shown only now).
 pub async fn create(
     conn: &mut sqlx::AnyConnection,
     name: &str,
+    now: i64,
+) -> Result<(ApiKeyId, String), CreateKeyError> {
+    create_with_role(conn, name, AdminRole::All, now).await
+}
+
+/// [`create`] for a key bound to `role`.
+pub async fn create_with_role(
+    conn: &mut sqlx::AnyConnection,
+    name: &str,
+    role: AdminRole,
     now: i64,
 ) -> Result<(ApiKeyId, String), CreateKeyError> {
     let name = text(name, 1, 64).map_err(CreateKeyError::Name)?;
@@ -136,13 +159,16 @@ pub async fn create(
     }
     let id = ApiKeyId::generate(now as u64);
     let key = generate();
-    sqlx::query("INSERT INTO api_keys (id, name, hash, created_at) VALUES ($1, $2, $3, $4)")
-        .bind(id.as_str())
-        .bind(&name)
-        .bind(hash(&key))
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO api_keys (id, name, hash, created_at, role) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(id.as_str())
+    .bind(&name)
+    .bind(hash(&key))
+    .bind(now)
+    .bind(role.as_str())
+    .execute(&mut *conn)
+    .await?;
     Ok((id, key))
 }
 
@@ -209,6 +235,7 @@ impl KeyCommandError {
 /// server does, and adds a key.
 pub fn create_key_command(
     name: &str,
+    role: AdminRole,
     config: Option<&std::path::Path>,
 ) -> Result<CreatedKey, KeyCommandError> {
     let config = crate::config::Config::load(config)?;
@@ -220,7 +247,13 @@ pub fn create_key_command(
         let db = Db::open(&config).await?;
         let made = async {
             let mut conn = db.pool.acquire().await.map_err(CreateKeyError::Db)?;
-            create(&mut conn, name, crate::time::Clock::default().now_ms()).await
+            create_with_role(
+                &mut conn,
+                name,
+                role,
+                crate::time::Clock::default().now_ms(),
+            )
+            .await
         }
         .await;
         db.close().await;
@@ -228,7 +261,7 @@ pub fn create_key_command(
         Ok(CreatedKey {
             key,
             summary: format!(
-                "created admin API key {id} ({:?}) in {}; it is shown only this once",
+                "created {role} admin API key {id} ({:?}) in {}; it is shown only this once",
                 name.trim(),
                 crate::db::redact_url(&crate::db::effective_url(&config))
             ),
@@ -243,6 +276,8 @@ pub struct ApiKey {
     #[schema(value_type = String, example = "key_01jd8x3k5q2w9r7t6y4u1i0o8p")]
     pub id: ApiKeyId,
     pub name: String,
+    /// What the key may do (docs/admin-api.md, roles).
+    pub role: String,
     /// RFC 3339.
     #[schema(format = DateTime)]
     pub created_at: String,
@@ -269,6 +304,9 @@ pub struct KeyInput {
     /// Unique, 1–64 characters.
     #[schema(min_length = 1, max_length = 64)]
     pub name: String,
+    /// system, security or audit; `all` only from an `all` key. Default: the caller's role
+    /// when the caller is an `all` key (required otherwise).
+    pub role: Option<AdminRole>,
 }
 
 /// List the admin API keys.
@@ -279,7 +317,7 @@ pub async fn list_keys(
     _key: AdminKey,
 ) -> ApiResult<Json<Vec<ApiKey>>> {
     let rows = sqlx::query(
-        "SELECT id, name, created_at, revoked_at FROM api_keys ORDER BY created_at, id",
+        "SELECT id, name, created_at, revoked_at, role FROM api_keys ORDER BY created_at, id",
     )
     .fetch_all(&state.db.pool)
     .await?;
@@ -288,6 +326,7 @@ pub async fn list_keys(
             .map(|r| ApiKey {
                 id: ApiKeyId::from_db(r.get("id")),
                 name: r.get("name"),
+                role: r.get("role"),
                 created_at: format_utc(r.get("created_at")),
                 revoked_at: r.get::<Option<i64>, _>("revoked_at").map(format_utc),
             })
@@ -300,11 +339,24 @@ pub async fn list_keys(
     responses((status = 201, description = "Created", body = NewApiKey), WriteErrors))]
 pub async fn create_key(
     State(state): State<AppState>,
-    AdminKey(caller): AdminKey,
+    Caller {
+        info: caller,
+        role: caller_role,
+    }: Caller,
     Body(input): Body<KeyInput>,
 ) -> ApiResult<(StatusCode, Json<NewApiKey>)> {
+    let role = match (input.role, caller_role) {
+        (Some(AdminRole::All), r) if r != AdminRole::All => {
+            return Err(Problem::forbidden(
+                "only an `all` key may make another `all` key: choose system, security or audit",
+            ));
+        }
+        (Some(role), _) => role,
+        (None, AdminRole::All) => AdminRole::All,
+        (None, _) => return Err(Problem::field("role", "choose system, security or audit")),
+    };
     let mut tx = state.db.write().await?;
-    let (id, key) = match create(&mut tx, &input.name, caller.at_ms).await {
+    let (id, key) = match create_with_role(&mut tx, &input.name, role, caller.at_ms).await {
         Ok(made) => made,
         Err(CreateKeyError::Name(m)) => return Err(Problem::field("name", m)),
         Err(CreateKeyError::Exists(name)) => {
@@ -319,7 +371,8 @@ pub async fn create_key(
     audit::record(
         &mut tx,
         &caller,
-        Audit::new("key.create", id.as_str()).detail(serde_json::json!({"name": name})),
+        Audit::new("key.create", id.as_str())
+            .detail(serde_json::json!({"name": name, "role": role.as_str()})),
     )
     .await?;
     tx.commit().await?;

@@ -377,3 +377,32 @@ pub async fn reissue_links(
     }
     Ok(Json(links))
 }
+
+/// A teacher's own lessons with the next occurrence's teacher link, for the teacher portal
+/// (`crate::oidc`): lessons of other teachers and other roles' links are never included.
+pub(crate) async fn teacher_links(
+    state: &AppState,
+    teacher_id: &str,
+) -> ApiResult<Vec<(String, Links)>> {
+    let mut conn = state.db.pool.acquire().await?;
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM lessons WHERE teacher_id = $1 AND cancelled_at IS NULL ORDER BY starts_at, id",
+    )
+    .bind(teacher_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let now = state.clock.now_ms();
+    let mut out = Vec::new();
+    for id in ids {
+        let id = LessonId::from_db(id);
+        let (l, _) = super::lessons::load(&mut conn, &id).await?;
+        let q = OccurrenceQuery { occurrence: None };
+        let Some(o) = pick(&mut conn, &id, &q, upcoming(state, now)).await? else {
+            continue;
+        };
+        let mut links = mint_links(state, &mut conn, &l, &o).await?;
+        links.links.retain(|k| k.role == "teacher");
+        out.push((l.title.clone(), links));
+    }
+    Ok(out)
+}

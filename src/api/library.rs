@@ -92,8 +92,15 @@ pub async fn access(
         .filter(|v| !v.is_empty());
     let token = match (bearer, t.map(str::trim).filter(|t| !t.is_empty())) {
         (Some(key), _) if key.starts_with(KEY_PREFIX) => {
-            return match keys::lookup(&state.db, key, state.clock.now_ms()).await? {
-                Some(k) => Ok(Access::Admin(k)),
+            return match keys::lookup_role(&state.db, key, state.clock.now_ms()).await? {
+                Some((_, role))
+                    if super::roles::access(role, "library") == super::roles::Access::None =>
+                {
+                    Err(Problem::forbidden(format!(
+                        "a {role} admin may not use the library (system admins do)"
+                    )))
+                }
+                Some((k, _)) => Ok(Access::Admin(k)),
                 None => Err(Problem::unauthorized(
                     "the API key is unknown or was revoked",
                 )),

@@ -7,20 +7,24 @@
 //! same source; a test compares the two. Requests need an admin key (`Authorization: Bearer`); errors are RFC 9457
 //! problem documents.
 
+pub mod accounts;
 pub mod attendance;
 pub mod audit;
+pub mod audit_chain;
 pub mod bandwidth;
 pub mod classrooms;
 pub mod extract;
 pub mod keys;
-mod lesson_ops;
+pub(crate) mod lesson_ops;
 mod lesson_plan;
 pub mod lessons;
 pub mod library;
 pub mod live;
 pub mod occurrences;
 pub mod problem;
+pub mod roles;
 pub mod schools;
+pub mod session;
 pub mod teachers;
 pub mod validate;
 
@@ -63,7 +67,7 @@ use problem::{Problem, types};
     tags(
         (name = "schools"), (name = "classrooms"), (name = "teachers"), (name = "lessons"),
         (name = "occurrences"), (name = "live"), (name = "keys"), (name = "audit"), (name = "docs"),
-        (name = "library"),
+        (name = "library"), (name = "session"), (name = "accounts"),
     )
 )]
 struct ApiDoc;
@@ -180,6 +184,17 @@ pub fn routes() -> (Router<AppState>, OpenApiDoc) {
         .routes(routes!(keys::list_keys, keys::create_key))
         .routes(routes!(keys::revoke_key))
         .routes(routes!(audit::list_audit))
+        .routes(routes!(audit_chain::verify_audit))
+        .routes(routes!(
+            session::sign_in,
+            session::current,
+            session::sign_out
+        ))
+        .routes(routes!(session::start_totp))
+        .routes(routes!(session::confirm_totp))
+        .routes(routes!(accounts::list_accounts, accounts::create_account))
+        .routes(routes!(accounts::disable_account))
+        .routes(routes!(accounts::reset_account))
         .routes(routes!(library::list_library))
         .routes(routes!(library::status::recorder_status))
         .routes(routes!(library::get_recording, library::delete_recording))
@@ -214,6 +229,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/{*rest}", any(no_route))
         .route("/api/v1", any(no_route))
         .layer(Extension(rendered))
+        .layer(axum::middleware::from_fn(audit::with_source))
         // Lessons with fifty classrooms are a few KiB; nothing legitimate comes near this.
         .layer(DefaultBodyLimit::max(64 * 1024))
 }

@@ -13,6 +13,8 @@ pub mod types {
     pub const BAD_JSON: &str = "urn:ketang:problem:bad-json";
     pub const UNSUPPORTED_MEDIA_TYPE: &str = "urn:ketang:problem:unsupported-media-type";
     pub const UNAUTHORIZED: &str = "urn:ketang:problem:unauthorized";
+    pub const FORBIDDEN: &str = "urn:ketang:problem:forbidden";
+    pub const LOCKED: &str = "urn:ketang:problem:locked";
     pub const NOT_FOUND: &str = "urn:ketang:problem:not-found";
     pub const NO_ROUTE: &str = "urn:ketang:problem:no-route";
     pub const METHOD_NOT_ALLOWED: &str = "urn:ketang:problem:method-not-allowed";
@@ -176,6 +178,11 @@ impl Problem {
         )
     }
 
+    /// 403: authenticated, but the caller's role may not do this.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, types::FORBIDDEN, "Forbidden", detail)
+    }
+
     /// 500; the cause is logged, not shown.
     pub fn internal() -> Self {
         Self::new(
@@ -241,6 +248,9 @@ pub enum AuthErrors {
     /// No API key, or an unknown or revoked one.
     #[response(status = 401, content_type = "application/problem+json")]
     Unauthorized(ProblemDoc),
+    /// The caller's role may not do this (docs/admin-api.md, roles).
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(ProblemDoc),
 }
 
 /// 401 and 404.
@@ -249,6 +259,9 @@ pub enum ItemErrors {
     /// No API key, or an unknown or revoked one.
     #[response(status = 401, content_type = "application/problem+json")]
     Unauthorized(ProblemDoc),
+    /// The caller's role may not do this (docs/admin-api.md, roles).
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(ProblemDoc),
     /// No such thing.
     #[response(status = 404, content_type = "application/problem+json")]
     NotFound(ProblemDoc),
@@ -260,6 +273,9 @@ pub enum QueryErrors {
     /// No API key, or an unknown or revoked one.
     #[response(status = 401, content_type = "application/problem+json")]
     Unauthorized(ProblemDoc),
+    /// The caller's role may not do this (docs/admin-api.md, roles).
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(ProblemDoc),
     /// A query parameter is invalid; `errors` names it.
     #[response(status = 422, content_type = "application/problem+json")]
     Invalid(ProblemDoc),
@@ -274,6 +290,9 @@ pub enum WriteErrors {
     /// No API key, or an unknown or revoked one.
     #[response(status = 401, content_type = "application/problem+json")]
     Unauthorized(ProblemDoc),
+    /// The caller's role may not do this (docs/admin-api.md, roles).
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(ProblemDoc),
     /// The thing addressed by the path does not exist.
     #[response(status = 404, content_type = "application/problem+json")]
     NotFound(ProblemDoc),

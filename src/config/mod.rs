@@ -87,6 +87,10 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// RTMP push from classroom hardware (`rtmp.rs`).
     pub rtmp: rtmp::RtmpConfig,
+    /// Admin accounts, sessions and the audit log's retention (`accounts.rs`).
+    pub accounts: accounts::AccountsConfig,
+    /// Teacher sign-in with OpenID Connect (`accounts.rs`).
+    pub oidc: accounts::OidcConfig,
     /// The embedded TURN server (`turn.rs`).
     pub turn: turn::TurnConfig,
 }
@@ -349,6 +353,9 @@ impl Config {
             shown.auth.secret = Some("<redacted>".into());
         }
         shown.database.url = crate::db::redact_url(&shown.database.url);
+        if shown.oidc.client_secret.is_some() {
+            shown.oidc.client_secret = Some("<redacted>".into());
+        }
         serde_json::to_string_pretty(&shown).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
     }
 
@@ -513,6 +520,7 @@ impl fmt::Display for LogFormat {
     }
 }
 
+pub mod accounts;
 pub mod recording;
 pub mod rtmp;
 pub mod turn;

@@ -39,6 +39,8 @@ impl Config {
         }
         self.recording.validate(&self.storage.data_dir)?;
         self.rtmp.validate()?;
+        self.accounts.validate()?;
+        self.oidc.validate()?;
         self.validate_turn()?;
         self.validate_schedule()
     }

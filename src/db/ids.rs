@@ -116,6 +116,11 @@ id_type!(
     "key"
 );
 id_type!(
+    /// An admin account (a person who signs in).
+    UserId,
+    "usr"
+);
+id_type!(
     /// An audit log entry.
     AuditId,
     "aud"

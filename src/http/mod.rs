@@ -65,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .route("/static/{*path}", get(pages::static_file))
         .merge(ingest)
         .merge(crate::api::router())
+        .merge(crate::oidc::portal::router(&state))
         .layer(axum::middleware::from_fn_with_state(
             state.config.http.body_read_timeout,
             body::deadline,

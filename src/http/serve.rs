@@ -154,7 +154,7 @@ async fn connection(
         _slot: slot,
     };
     let Some(acceptor) = &ctx.tls else {
-        return serve_http(ctx, io, auto_builder(ctx), deadline, stopping).await;
+        return serve_http(ctx, io, auto_builder(ctx), deadline, stopping, remote).await;
     };
     let tls = match tokio::time::timeout_at(deadline, acceptor.accept(io)).await {
         Ok(Ok(tls)) => tls,
@@ -175,7 +175,7 @@ async fn connection(
     } else {
         builder.http1_only()
     };
-    serve_http(ctx, tls, builder, deadline, stopping).await;
+    serve_http(ctx, tls, builder, deadline, stopping, remote).await;
 }
 
 fn auto_builder(ctx: &ConnCtx) -> auto::Builder<TokioExecutor> {
@@ -200,14 +200,18 @@ async fn serve_http<I>(
     builder: auto::Builder<TokioExecutor>,
     deadline: Instant,
     mut stopping: watch::Receiver<bool>,
+    remote: SocketAddr,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let started = Arc::new(Notify::new());
     let service = {
         let (app, started) = (ctx.app.clone(), started.clone());
-        hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             started.notify_one();
+            // Who is asking: the audit log records it.
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(remote));
             let mut app = app.clone();
             async move { app.call(req).await }
         })

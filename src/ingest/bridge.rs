@@ -15,7 +15,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use str0m::change::{SdpAnswer, SdpPendingOffer};
-use str0m::format::Codec;
+use str0m::format::{Codec, CodecConfig, PayloadParams};
 use str0m::media::{Direction, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
@@ -37,7 +37,14 @@ pub struct Bridge {
     /// `/whip/{room}/{session}`: where the session is ended.
     location: String,
     pub connected: bool,
+    /// Video from the latest keyframe on, while the connection comes up: sent once it is, so
+    /// viewers already in the room start at the encoder's first keyframe rather than wait a
+    /// whole keyframe interval for its second (an RTMP source cannot be asked for one).
+    early_video: Vec<(u64, Vec<u8>)>,
 }
+
+/// At most this much video is held while connecting (a few seconds of a 1080p stream).
+const EARLY_VIDEO_BYTES: usize = 4 * 1024 * 1024;
 
 impl Bridge {
     /// Joins `room` as the publisher of `token`'s link, for a stream with `avc`'s profile.
@@ -49,9 +56,23 @@ impl Bridge {
     ) -> Result<Bridge, IngestError> {
         let now = Instant::now();
         let mut builder = Rtc::builder().clear_codecs().enable_opus(true, false);
-        builder
-            .codec_config()
-            .add_h264(PT_H264.into(), None, true, avc.sdp_profile());
+        let codecs = builder.codec_config();
+        codecs.add_h264(PT_H264.into(), None, true, avc.sdp_profile());
+        // An RTMP encoder cannot be asked for a keyframe: offering no PLI or FIR tells the room
+        // so, and it keeps each GOP for viewers who start in the middle of one.
+        let params: Vec<PayloadParams> = codecs
+            .params()
+            .iter()
+            .map(|p| {
+                let mut p = *p;
+                if p.spec().codec == Codec::H264 {
+                    p.set_fb_pli(false);
+                    p.set_fb_fir(false);
+                }
+                p
+            })
+            .collect();
+        *codecs = CodecConfig::new_from_payload_params(params);
         let mut rtc = builder.build(now);
         let mut api = rtc.sdp_api();
         let audio = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
@@ -69,6 +90,7 @@ impl Bridge {
             video,
             location,
             connected: false,
+            early_video: Vec::new(),
         };
         bridge.accept(pending, &answer, local, remote)?;
         Ok(bridge)
@@ -115,7 +137,17 @@ impl Bridge {
     }
 
     /// One H.264 access unit (Annex B) at `ts90` (90 kHz).
-    pub fn send_video(&mut self, ts90: u64, au: Vec<u8>) {
+    pub fn send_video(&mut self, ts90: u64, au: Vec<u8>, keyframe: bool) {
+        if !self.connected {
+            if keyframe {
+                self.early_video.clear();
+            }
+            let held: usize = self.early_video.iter().map(|(_, a)| a.len()).sum();
+            if (keyframe || !self.early_video.is_empty()) && held + au.len() <= EARLY_VIDEO_BYTES {
+                self.early_video.push((ts90, au));
+            }
+            return;
+        }
         self.write(self.video, Codec::H264, MediaTime::from_90khz(ts90), au);
     }
 
@@ -166,7 +198,12 @@ impl Bridge {
                         ));
                     }
                 }
-                Output::Event(Event::Connected) => self.connected = true,
+                Output::Event(Event::Connected) => {
+                    self.connected = true;
+                    for (ts90, au) in std::mem::take(&mut self.early_video) {
+                        self.write(self.video, Codec::H264, MediaTime::from_90khz(ts90), au);
+                    }
+                }
                 Output::Event(_) => {}
             }
         }

@@ -34,12 +34,17 @@ impl AvcConfig {
     /// The `profile-level-id` to offer: the stream's profile as browsers name it, at level 3.1
     /// (levels are asymmetric in WebRTC: a receiver decodes above the level it offers).
     /// Constrained Baseline (Baseline with constraint_set1) is what WebRTC encoders send.
+    ///
+    /// High is announced as Main: Chromium offers no High profile-level-id for WebRTC (only
+    /// 42001f, 42e01f, 4d001f), so a High stream labelled as such would reach no browser,
+    /// while the decoders behind Chrome, Edge and Safari (FFmpeg, VideoToolbox, the platforms'
+    /// hardware) all decode High. Firefox's OpenH264 is the exception: encoders for Firefox
+    /// viewers should send Baseline or Main (README).
     pub fn sdp_profile(&self) -> u32 {
         match self.profile {
             66 if self.compatibility & 0x40 != 0 => 0x42e01f,
             66 => 0x42001f,
-            77 => 0x4d001f,
-            _ => 0x64001f,
+            _ => 0x4d001f,
         }
     }
 
@@ -225,7 +230,7 @@ mod tests {
         assert_eq!(c.length_size, 4);
         assert_eq!(c.sps, vec![vec![0x67, 0x64, 0x00, 0x1e, 0xac]]);
         c.check_decodable().unwrap();
-        assert_eq!(c.sdp_profile(), 0x64001f);
+        assert_eq!(c.sdp_profile(), 0x4d001f);
         let cb = AvcConfig {
             profile: 66,
             compatibility: 0xc0,

@@ -371,7 +371,7 @@ impl Conn {
                     return Ok(());
                 };
                 let au = flv::annex_b(&data, avc, keyframe);
-                b.send_video(u64::from(rtmp_ms) * 90, au);
+                b.send_video(u64::from(rtmp_ms) * 90, au, keyframe);
             }
             VideoTag::EndOfSequence => {}
         }

@@ -187,6 +187,13 @@ const FAMILIES: &[Family] = &[
         get: none,
     },
     Family {
+        name: "ketang_peer_rounds_total",
+        kind: Kind::Counter,
+        help: "Timeout rounds run on peers: a batch of ingress packets costs each subscriber one.",
+        split: None,
+        get: |s| s.sfu.counters.peer_rounds as f64,
+    },
+    Family {
         name: "ketang_nacks_total",
         kind: Kind::Counter,
         help: "NACKs received from subscribers, and sent to publishers.",

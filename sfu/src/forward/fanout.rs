@@ -89,7 +89,8 @@ impl Sfu {
                 p.forward(&packet, arrival.layer, arrival.lowest, &arrival.info, fx)
             });
             if let Some(ForwardResult::NeedKeyframe(l)) = r {
-                r = replay_recent(sp, track, l, &arrival, now, config.keyframe_interval, fx);
+                let window = track.replay_window(config.keyframe_interval);
+                r = replay_recent(sp, track, l, &arrival, now, window, fx);
             }
             match r {
                 Some(ForwardResult::NeedKeyframe(l)) => wants.add(l),
@@ -330,10 +331,11 @@ fn account(
             vp8: None,
         },
     };
+    let window = track.replay_window(keyframe_interval);
     if kind == TrackKind::Video
         && let Some(l) = track.layers.get_mut(layer)
     {
-        l.recent.on_packet(packet, &info, keyframe_interval);
+        l.recent.on_packet(packet, &info, window);
     }
     Arrival {
         layer,

@@ -15,23 +15,27 @@ use std::time::{Duration, Instant};
 use crate::forward::keyframe::PayloadInfo;
 use crate::forward::packet::Packet;
 
-/// The most packets kept per layer: a window of a 4 Mbit/s layer is about 120 packets; a huge
-/// keyframe can be several hundred. Beyond this the copy is dropped (no replay, a request).
-const MAX_PACKETS: usize = 600;
+/// The most packets kept per layer: a 300 ms window of a 4 Mbit/s layer is about 120 packets
+/// (a huge keyframe several hundred), the 2.5 s GOP of a source that takes no keyframe requests
+/// about 1,000. Beyond this the copy is dropped (no replay: the next keyframe).
+const MAX_PACKETS: usize = 2048;
 
 #[derive(Debug, Default)]
 pub(crate) struct RecentKeyframe {
     /// When the kept keyframe arrived; `None`: nothing replayable.
     since: Option<Instant>,
+    /// Its RTP timestamp: an H.264 keyframe can start twice (its SPS, then its IDR slice).
+    key_ts: u32,
     packets: Vec<(Packet, PayloadInfo)>,
 }
 
 impl RecentKeyframe {
     /// Keeps `p` if it starts a keyframe or follows the kept one within `window`.
     pub fn on_packet(&mut self, p: &Packet, info: &PayloadInfo, window: Duration) {
-        if info.keyframe_start {
+        if info.keyframe_start && !(self.since.is_some() && p.ts == self.key_ts) {
             self.packets.clear();
             self.since = Some(p.arrival);
+            self.key_ts = p.ts;
         }
         let Some(since) = self.since else {
             return;
@@ -116,6 +120,27 @@ mod tests {
         r.on_packet(&packet(t0, 400, 5), &KEY, w);
         let kept = r.replayable(t0 + Duration::from_millis(400), w).unwrap();
         assert_eq!(kept.len(), 1);
+    }
+
+    #[test]
+    fn an_h264_keyframe_starting_twice_is_kept_whole() {
+        // SPS (a keyframe start), PPS, then the IDR slice (a keyframe start again), one frame.
+        let t0 = Instant::now();
+        let w = Duration::from_millis(300);
+        let mut r = RecentKeyframe::default();
+        let mut sps = packet(t0, 0, 1);
+        let (mut pps, mut idr) = (packet(t0, 0, 2), packet(t0, 0, 3));
+        sps.ts = 9000;
+        pps.ts = 9000;
+        idr.ts = 9000;
+        r.on_packet(&sps, &KEY, w);
+        r.on_packet(&pps, &DELTA, w);
+        r.on_packet(&idr, &KEY, w);
+        let kept = r.replayable(t0, w).unwrap();
+        assert_eq!(
+            kept.iter().map(|(p, _)| p.seq).collect::<Vec<_>>(),
+            [1, 2, 3]
+        );
     }
 
     #[test]

@@ -56,7 +56,13 @@ pub(crate) struct TrackIn {
     pub published: Option<Vec<bool>>,
     /// Highest layer the publisher's uplink allows (school budget), if capped.
     pub uplink_max: Option<usize>,
+    /// The publisher answers keyframe requests (it negotiated PLI or FIR).
+    pub keyframes_on_request: bool,
 }
+
+/// How long a layer of a publisher that takes no keyframe requests keeps its latest keyframe
+/// and what followed: a GOP of the 1-2 s that RTMP encoders are told to use.
+const DEAF_REPLAY_WINDOW: Duration = Duration::from_millis(2500);
 
 /// Quality rank of well-known rid names; the web client uses q/h/f (quarter, half, full).
 fn rid_rank(rid: &str) -> Option<u8> {
@@ -92,6 +98,17 @@ impl TrackIn {
             recorder_wants: None,
             published: None,
             uplink_max: None,
+            keyframes_on_request: true,
+        }
+    }
+
+    /// How long its layers keep their latest keyframe for new viewers: one keyframe-request
+    /// interval, or a whole GOP when the publisher cannot be asked for a keyframe.
+    pub fn replay_window(&self, keyframe_interval: Duration) -> Duration {
+        if self.keyframes_on_request {
+            keyframe_interval
+        } else {
+            DEAF_REPLAY_WINDOW.max(keyframe_interval)
         }
     }
 

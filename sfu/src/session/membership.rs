@@ -69,6 +69,7 @@ impl Sfu {
             now,
         );
         apply_screened(&mut peer, &screened);
+        peer.publishing.note_keyframe_feedback(&req.offer);
         peer.downlink.caps = req.caps;
 
         let room = self
@@ -259,6 +260,7 @@ impl Sfu {
         };
         let mut fresh = successor(p, rtc, &screened, now, self.config.connect_timeout);
         apply_screened(&mut fresh, &screened);
+        fresh.publishing.note_keyframe_feedback(offer);
         *p = fresh;
         self.demux.remove_peer(peer);
         self.demux
@@ -348,6 +350,7 @@ impl Sfu {
         let screened = screen_offer(sdp, role, mode, &named, &server_sends, &may);
         let Sfu { peers, fx, .. } = self;
         let p = peers.get_mut(&peer).ok_or(SfuError::UnknownPeer(peer))?;
+        p.publishing.note_keyframe_feedback(sdp);
         for (mid, acc) in &screened.accepted {
             let mid = Mid::from(mid.as_str());
             if let Accepted::Publish(source) = acc

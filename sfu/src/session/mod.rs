@@ -12,6 +12,7 @@
 
 pub(crate) mod candidates;
 pub(crate) mod demux;
+pub(crate) mod keyframes;
 pub(crate) mod liveness;
 pub(crate) mod membership;
 pub(crate) mod negotiate;

@@ -74,7 +74,19 @@ pub(crate) struct Publishing {
     pub sources: HashMap<Mid, TrackSource>,
     /// The peer's published tracks by its m-line.
     pub tracks: HashMap<Mid, TrackId>,
+    /// Video m-lines that take no keyframe requests (`session/keyframes.rs`).
+    pub deaf: Vec<Mid>,
     incoming: HashMap<(Ssrc, u8), Option<Incoming>>,
+}
+
+impl Publishing {
+    /// Reads from a publisher's offer which of its video m-lines take keyframe requests.
+    pub fn note_keyframe_feedback(&mut self, offer: &str) {
+        self.deaf = crate::session::keyframes::deaf_video_mids(offer)
+            .iter()
+            .map(|m| Mid::from(m.as_str()))
+            .collect();
+    }
 }
 
 /// The server's offers to a signaling peer: one in flight at a time (`negotiate.rs`).

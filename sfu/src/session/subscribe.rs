@@ -234,15 +234,15 @@ impl Sfu {
             })
             .unwrap_or_default();
         p.publishing.tracks.insert(m.mid, track_id);
+        let deaf = p.publishing.deaf.contains(&m.mid);
         let role = p.info.role;
         let room_id = p.room.clone();
         let Some(room) = self.rooms.get_mut(&room_id) else {
             return;
         };
-        room.tracks.insert(
-            track_id,
-            TrackIn::new(info.clone(), m.mid, &rids, self.config.keyframe_interval),
-        );
+        let mut track = TrackIn::new(info.clone(), m.mid, &rids, self.config.keyframe_interval);
+        track.keyframes_on_request = !deaf;
+        room.tracks.insert(track_id, track);
         let others: Vec<PeerId> = room.peers.iter().copied().filter(|o| *o != peer).collect();
         tracing::info!(peer = %peer, track = %track_id, source = source.as_str(), layers = rids.len(), "track published");
         for o in others {

@@ -58,6 +58,8 @@ pub struct Client {
     pub answer: Option<Answer>,
     pub offers_answered: u32,
     pub keyframe_wanted: bool,
+    /// Keyframe requests go unanswered (`Net::deaf`).
+    pub deaf: bool,
     pub sent_frames: u64,
     /// Keyframes it published.
     pub keyframes_sent: u64,
@@ -105,6 +107,9 @@ pub struct Net {
     /// The only video codec the next joining client offers (and sends); `None`: all of
     /// str0m's, sending VP8.
     pub video_codec: Option<Codec>,
+    /// Whether the next joining client offers no PLI or FIR feedback for video and makes
+    /// keyframes only every 2 s, as an RTMP bridge or a camera relay does.
+    pub deaf: bool,
     sfu_deadline: Instant,
     next_peer: u64,
     /// Every event the SFU produced, for assertions.
@@ -153,6 +158,7 @@ impl Net {
             camera_bytes: None,
             twcc: true,
             video_codec: None,
+            deaf: false,
             sfu_deadline: now,
             next_peer: 1,
             sfu_events: Vec::new(),
@@ -197,6 +203,20 @@ impl Net {
                 .enable_opus(true, false)
                 .enable_vp8(codec == Codec::Vp8)
                 .enable_h264(codec == Codec::H264);
+        }
+        if self.deaf {
+            let codecs = builder.codec_config();
+            let params: Vec<_> = codecs
+                .params()
+                .iter()
+                .map(|p| {
+                    let mut p = *p;
+                    p.set_fb_pli(false);
+                    p.set_fb_fir(false);
+                    p
+                })
+                .collect();
+            *codecs = str0m::format::CodecConfig::new_from_payload_params(params);
         }
         let mut rtc = builder.build(self.now);
         rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
@@ -266,6 +286,7 @@ impl Net {
             answer: Some(answer),
             offers_answered: 0,
             keyframe_wanted: true,
+            deaf: self.deaf,
             sent_frames: 0,
             keyframes_sent: 0,
             ladder: self.simulcast.clone(),
@@ -671,7 +692,7 @@ fn drain_client(c: &mut Client, now: Instant) {
                     }
                     rx.log.push((now, d.data.len()));
                 }
-                Event::KeyframeRequest(_) => c.keyframe_wanted = true,
+                Event::KeyframeRequest(_) => c.keyframe_wanted = !c.deaf,
                 Event::MediaIngressStats(st) => {
                     let rx = c.rx.entry(st.mid).or_default();
                     rx.packet_log.push((now, st.packets));

@@ -23,18 +23,6 @@ use crate::state::AppState;
 #[allow(dead_code)]
 pub struct WebmFile(Vec<u8>);
 
-/// 200 whole, 206 one range; `video/mp4` instead of `video/webm` for an H.264 lesson.
-#[derive(IntoResponses)]
-#[allow(dead_code)]
-pub enum FileResponses {
-    /// The whole file.
-    #[response(status = 200, content_type = "video/webm")]
-    Whole(WebmFile),
-    /// The requested byte range (`Content-Range`).
-    #[response(status = 206, content_type = "video/webm")]
-    Part(WebmFile),
-}
-
 /// 409 and 416 besides the entry errors.
 #[derive(IntoResponses)]
 #[allow(dead_code)]
@@ -60,7 +48,12 @@ fn not_ready(e: &Entry) -> Problem {
 #[utoipa::path(get, path = "/api/v1/library/{id}/media", tag = "library",
     params(("id" = String, Path, description = "Recording id"), LinkQuery,
         ("Range" = Option<String>, Header, description = "One byte range, e.g. `bytes=1000-1999`")),
-    responses(FileResponses, EntryErrors, FileErrors))]
+    responses(
+        (status = 200, description = "The whole file (`video/mp4` for an H.264 lesson)",
+            content((WebmFile = "video/webm"), (WebmFile = "video/mp4"))),
+        (status = 206, description = "The requested byte range (`Content-Range`)",
+            content((WebmFile = "video/webm"), (WebmFile = "video/mp4"))),
+        EntryErrors, FileErrors))]
 pub async fn media(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -79,7 +72,12 @@ pub async fn media(
 /// Download the recording as a file.
 #[utoipa::path(get, path = "/api/v1/library/{id}/download", tag = "library",
     params(("id" = String, Path, description = "Recording id"), LinkQuery),
-    responses(FileResponses, EntryErrors, FileErrors))]
+    responses(
+        (status = 200, description = "The whole file (`video/mp4` for an H.264 lesson)",
+            content((WebmFile = "video/webm"), (WebmFile = "video/mp4"))),
+        (status = 206, description = "The requested byte range (`Content-Range`)",
+            content((WebmFile = "video/webm"), (WebmFile = "video/mp4"))),
+        EntryErrors, FileErrors))]
 pub async fn download(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -110,7 +108,12 @@ pub async fn download(
 #[utoipa::path(get, path = "/api/v1/library/{id}/tracks/{source}", tag = "library",
     params(("id" = String, Path, description = "Recording id"),
         ("source" = String, Path, description = "Track source, e.g. `t3-video`"), LinkQuery),
-    responses(FileResponses, EntryErrors, FileErrors))]
+    responses(
+        (status = 200, description = "The whole file (`video/mp4` for an H.264 lesson)",
+            content((WebmFile = "video/webm"), (WebmFile = "video/mp4"))),
+        (status = 206, description = "The requested byte range (`Content-Range`)",
+            content((WebmFile = "video/webm"), (WebmFile = "video/mp4"))),
+        EntryErrors, FileErrors))]
 pub async fn track_file(
     State(state): State<AppState>,
     Path((id, source)): Path<(String, String)>,

@@ -121,10 +121,12 @@ pub async fn add_note(
     Path(id): Path<String>,
     Params(q): Params<LinkQuery>,
     headers: HeaderMap,
-    Body(body): Body<NewNote>,
+    // Read after the caller is checked: a caller refused gets 403, not a body complaint.
+    body: Result<Body<NewNote>, crate::api::problem::Problem>,
 ) -> ApiResult<(StatusCode, Json<NoteEntry>)> {
     let id = parse_id(&id)?;
     let who = access(&state, &headers, q.t.as_deref(), &id).await?;
+    let Body(body) = body?;
     let entry = load(&state, &id).await?;
     let mut errors = Errors::default();
     let note_text = errors.check("text", text(&body.text, 1, MAX_NOTE_CHARS));

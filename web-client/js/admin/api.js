@@ -1,5 +1,6 @@
-// The admin API client: the key from sessionStorage as a bearer token, JSON in and out, and
-// problem documents (RFC 9457) turned into ApiError with the field errors kept.
+// The admin API client: the key from sessionStorage as a bearer token (or, without a key, the
+// signed-in account's session cookie, with its CSRF token echoed on writes), JSON in and out,
+// and problem documents (RFC 9457) turned into ApiError with the field errors kept.
 
 const KEY_STORAGE = 'ketang.adminKey';
 
@@ -34,11 +35,18 @@ export function storeKey(key) {
 
 let memoryKey = null;
 
+/** The session's CSRF token (the `ketang_csrf` cookie), echoed in X-CSRF-Token on writes. */
+function csrfToken() {
+  const m = /(?:^|;\s*)ketang_csrf=([0-9a-f]+)/.exec(document.cookie);
+  return m ? m[1] : null;
+}
+
 /** Calls the API; resolves with the JSON body (null for 204), rejects with ApiError. */
 export async function api(method, path, body = undefined) {
   const key = memoryKey || storedKey();
   const headers = { Accept: 'application/json' };
   if (key) headers.Authorization = `Bearer ${key}`;
+  else if (method !== 'GET' && csrfToken()) headers['X-CSRF-Token'] = csrfToken();
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   let res;
   try {

@@ -52,3 +52,4 @@ pub mod signaling;
 pub mod state;
 pub mod telemetry;
 pub mod time;
+pub mod turn;

@@ -81,6 +81,14 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let attendance_dropped = attendance_sink.dropped_counter();
     let settings = media_settings(&config, library.sink.clone(), attendance_sink);
     let media = MediaPlane::start(&settings).map_err(|e| ServerError(e.to_string()))?;
+    let turn = start_turn(
+        &config,
+        &secret,
+        &media,
+        settings.relays.clone(),
+        certs.as_ref(),
+    )
+    .await?;
     let listener = TcpListener::bind(config.http.listen)
         .await
         .map_err(|e| ServerError(format!("cannot listen on {}: {e}", config.http.listen)))?;
@@ -106,6 +114,9 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let cert_watch = certs.as_ref().map(|store| store.watch());
     let state = AppState::with_library(config, tokens, media, db, library.library, clock);
     state.metrics.watch_attendance(attendance_dropped);
+    if let Some(t) = turn {
+        let _ = state.turn.set(t);
+    }
     restore_removals(&state).await?;
     crate::library::live::spawn(state.clone(), library.statuses);
     let scheduler = crate::schedule::runner::spawn(state.clone());
@@ -172,7 +183,75 @@ fn media_settings(
         }),
         record,
         attendance: Some(attendance),
+        relays: Default::default(),
     }
+}
+
+/// The embedded TURN server, relaying to the shards just bound; `None` when off.
+async fn start_turn(
+    config: &Config,
+    secret: &[u8],
+    media: &MediaPlane,
+    relays: std::sync::Arc<crate::turn::Relays>,
+    http_certs: Option<&std::sync::Arc<crate::http::tls::CertStore>>,
+) -> Result<Option<crate::turn::TurnServer>, ServerError> {
+    let turn = &config.turn;
+    if !turn.enabled {
+        return Ok(None);
+    }
+    let credentials = crate::turn::Credentials::new(secret, &turn.realm, turn.credential_lifetime)
+        .map_err(|e| ServerError(format!("turn: {e}")))?;
+    let shards: Vec<SocketAddr> = media.shards().iter().map(|s| s.local_addr).collect();
+    let tls = match turn.tls_listen {
+        None => None,
+        Some(_) => Some(turn_tls(config, http_certs)?),
+    };
+    let (listen, listen_explicit) = config.turn_listen();
+    let settings = crate::turn::TurnSettings {
+        listen,
+        listen_explicit,
+        tls_listen: turn.tls_listen,
+        tls,
+        public_host: config.turn_public_host(),
+        credentials,
+        targets: crate::turn::MediaTargets::new(&shards, &config.advertised_ips()),
+        limits: crate::turn::Limits {
+            max_allocations: turn.max_allocations,
+            max_allocations_per_ip: turn.max_allocations_per_ip,
+            max_pending_per_ip: turn.max_pending_per_ip,
+            max_connections: turn.max_connections,
+            allocate_deadline: Duration::from_secs(10),
+        },
+    };
+    crate::turn::TurnServer::start(settings, relays)
+        .await
+        .map_err(ServerError)
+}
+
+/// The TLS setup of `turn.tls_listen`: its own certificate, or the HTTPS one; no ALPN (TURN
+/// clients send none, or `stun.turn`).
+fn turn_tls(
+    config: &Config,
+    http_certs: Option<&std::sync::Arc<crate::http::tls::CertStore>>,
+) -> Result<std::sync::Arc<rustls::ServerConfig>, ServerError> {
+    let store = match (&config.turn.tls_cert, &config.turn.tls_key) {
+        (Some(cert), Some(key)) => {
+            let files = crate::http::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            };
+            crate::http::tls::CertStore::open(files)
+                .map_err(|e| ServerError(format!("turn.tls_cert / turn.tls_key: {e}")))?
+        }
+        _ => http_certs
+            .cloned()
+            .ok_or_else(|| ServerError("turn.tls_listen needs turn.tls_cert".to_owned()))?,
+    };
+    let config = crate::http::tls::server_config(store)
+        .map_err(|e| ServerError(format!("turn.tls_cert: {e}")))?;
+    let mut config = (*config).clone();
+    config.alpn_protocols.clear();
+    Ok(std::sync::Arc::new(config))
 }
 
 /// The TLS acceptor over the certificate store, when HTTPS is on.
@@ -297,6 +376,9 @@ impl RunningServer {
         }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
+        }
+        if let Some(turn) = self.state.turn.get() {
+            turn.stop();
         }
         let state = self.state.clone();
         let shards = tokio::task::spawn_blocking(move || state.media.stop());

@@ -47,6 +47,8 @@ pub struct AppInner {
     pub library: crate::library::Library,
     /// What `/metrics` reports besides the shards' own counters.
     pub metrics: crate::metrics::Metrics,
+    /// The embedded TURN server, once started (not at all when off or its port is taken).
+    pub turn: std::sync::OnceLock<crate::turn::TurnServer>,
 }
 
 /// Cheap to clone; handed to every handler.
@@ -89,7 +91,16 @@ impl AppState {
             started: Instant::now(),
             library,
             metrics: crate::metrics::Metrics::default(),
+            turn: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// The ICE servers (the embedded TURN server) for a participant; none when it is off.
+    pub fn ice_servers(&self, peer: &str) -> Vec<crate::turn::IceServer> {
+        self.turn
+            .get()
+            .map(|t| t.ice_servers(peer))
+            .unwrap_or_default()
     }
 
     pub fn next_peer_id(&self) -> PeerId {

@@ -130,6 +130,23 @@ export class NetNs {
   }
 
   /**
+   * A firewall that lets the namespace reach only TCP `ports` of the host (e.g. HTTPS and a
+   * TURN server): every other packet on its end of the veth is dropped, UDP included. Lifted
+   * by `drop(null)`.
+   */
+  async allowOnlyTcp(ports) {
+    await this.drop(null);
+    const table = `ktcut_${this.hostIf}`;
+    const set = `{ ${ports.join(', ')} }`;
+    await nft(this.ns, [
+      `table inet ${table} {`,
+      `  chain cut_in { type filter hook input priority -150; iifname "${this.nsIf}" tcp sport ${set} accept; iifname "${this.nsIf}" drop; }`,
+      `  chain cut_out { type filter hook output priority -150; oifname "${this.nsIf}" tcp dport ${set} accept; oifname "${this.nsIf}" drop; }`,
+      '}',
+    ].join('\n'));
+  }
+
+  /**
    * Limit what the host sends into the namespace (the page's downlink) to `kbit` kbit/s with a
    * token bucket on the host end; `null` removes the limit.
    */

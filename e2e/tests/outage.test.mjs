@@ -45,9 +45,12 @@ describe('a rural link\'s outages', () => {
   before(async () => {
     assert.equal(process.getuid?.(), 0, 'this test needs root for ip netns and nft (CI runs as root)');
     ns = await new NetNs().create();
-    // Without ICE over TCP: (2) is about media that cannot flow at all (with it, the page
-    // comes back over TCP: ice_tcp.test.mjs).
-    server = await startServer({ https: true, httpHost: '0.0.0.0', mediaHost: ns.hostIp, tlsHosts: [ns.hostIp], mediaTcp: false });
+    // Without ICE over TCP and without the TURN server: (2) is about media that cannot flow at
+    // all (with either, the page comes back over TCP: ice_tcp.test.mjs, turn.test.mjs).
+    server = await startServer({
+      https: true, httpHost: '0.0.0.0', mediaHost: ns.hostIp, tlsHosts: [ns.hostIp], mediaTcp: false,
+      extraConfig: '[turn]\nenabled = false\n',
+    });
     api = adminApi(server, await server.createAdminKey());
     lesson = await scheduleLesson();
     browsers.push(await launchBrowser()); // after the server: they trust its certificate

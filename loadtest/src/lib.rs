@@ -70,7 +70,7 @@ pub mod ws;
 
 pub use error::ClientError;
 pub use media::MediaKind;
-pub use signaling::{ClientOptions, VideoCodecs};
+pub use signaling::{ClientOptions, VideoCodecs, ice_servers_from_links};
 pub use stats::{LatencySummary, ReceiveStats};
 pub use whep::{WhepOptions, WhepStats, WhepViewer};
 pub use whip::{KindSendStats, SendReport, WhipOptions, WhipPublisher};

@@ -76,6 +76,12 @@ pub struct ClientOptions {
     /// is VP8). A publisher of an H.264 [`crate::media::Clip`] offers H.264 only, whatever
     /// this says.
     pub video_codecs: VideoCodecs,
+    /// STUN/TURN servers, e.g. those of a WHIP/WHEP answer's `Link: rel="ice-server"` headers
+    /// (see [`ice_servers_from_links`]). Default none.
+    pub ice_servers: Vec<webrtc::peer_connection::RTCIceServer>,
+    /// Gather relay candidates only (`iceTransportPolicy: "relay"`), as a client whose
+    /// network lets nothing but the TURN server through (default `false`).
+    pub relay_only: bool,
 }
 
 /// Which video codecs a client registers, in order of preference.
@@ -102,8 +108,70 @@ impl Default for ClientOptions {
             transport_cc: true,
             video_codecs: VideoCodecs::Vp8,
             ice_tcp: false,
+            ice_servers: Vec::new(),
+            relay_only: false,
         }
     }
+}
+
+/// The ICE servers of `Link: <turn:...>; rel="ice-server"; username="..."; credential="..."`
+/// headers (RFC 9725 §4.6).
+pub fn ice_servers_from_links<'a>(
+    links: impl IntoIterator<Item = &'a str>,
+) -> Vec<webrtc::peer_connection::RTCIceServer> {
+    let mut out = Vec::new();
+    for header in links {
+        // One header may list several links, comma-separated outside quotes and brackets.
+        for link in split_links(header) {
+            let Some((url, params)) = link
+                .trim()
+                .strip_prefix('<')
+                .and_then(|l| l.split_once('>'))
+            else {
+                continue;
+            };
+            let mut rel = None;
+            let (mut username, mut credential) = (String::new(), String::new());
+            for p in params.split(';') {
+                let Some((k, v)) = p.trim().split_once('=') else {
+                    continue;
+                };
+                let v = v.trim().trim_matches('"').to_owned();
+                match k.trim() {
+                    "rel" => rel = Some(v),
+                    "username" => username = v,
+                    "credential" => credential = v,
+                    _ => {}
+                }
+            }
+            if rel.as_deref() == Some("ice-server") {
+                out.push(webrtc::peer_connection::RTCIceServer {
+                    urls: vec![url.to_owned()],
+                    username,
+                    credential,
+                });
+            }
+        }
+    }
+    out
+}
+
+fn split_links(header: &str) -> Vec<&str> {
+    let (mut parts, mut start, mut quoted, mut bracket) = (Vec::new(), 0, false, false);
+    for (i, c) in header.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '<' if !quoted => bracket = true,
+            '>' if !quoted => bracket = false,
+            ',' if !quoted && !bracket => {
+                parts.push(&header[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&header[start..]);
+    parts
 }
 
 /// Called (on the webrtc-rs driver task, so it must not block) for every remote track.
@@ -113,6 +181,8 @@ pub(crate) type TrackCallback = Arc<dyn Fn(Arc<dyn TrackRemote>) + Send + Sync>;
 pub(crate) struct PeerParts {
     pub pc: Arc<dyn PeerConnection>,
     pub gathering: watch::Receiver<RTCIceGatheringState>,
+    /// The answer's `Link` headers (ICE servers, RFC 9725 §4.6), once negotiated.
+    pub links: Vec<String>,
     pub state: watch::Receiver<RTCPeerConnectionState>,
 }
 
@@ -299,7 +369,14 @@ pub(crate) async fn build_peer_connection(
         state: state_tx,
         on_track: setup.on_track,
     });
+    let mut configuration = webrtc::peer_connection::RTCConfigurationBuilder::new()
+        .with_ice_servers(opts.ice_servers.clone());
+    if opts.relay_only {
+        configuration = configuration
+            .with_ice_transport_policy(webrtc::peer_connection::RTCIceTransportPolicy::Relay);
+    }
     let pc = PeerConnectionBuilder::new()
+        .with_configuration(configuration.build())
         .with_media_engine(media_engine)
         .with_interceptor_registry(registry)
         .with_setting_engine(settings)
@@ -319,6 +396,7 @@ pub(crate) async fn build_peer_connection(
     Ok(PeerParts {
         pc: Arc::new(pc),
         gathering,
+        links: Vec::new(),
         state,
     })
 }
@@ -466,6 +544,12 @@ pub(crate) async fn negotiate(
         .to_str()
         .map_err(|_| ClientError::Protocol("Location header is not ASCII".into()))?
         .to_owned();
+    parts.links = response
+        .headers()
+        .get_all(reqwest::header::LINK)
+        .iter()
+        .filter_map(|v| v.to_str().ok().map(str::to_owned))
+        .collect();
     // Ketang returns a relative Location; RFC 9725 allows either form.
     let location = url.join(&location).map_err(|e| ClientError::InvalidUrl {
         url: location.clone(),

@@ -113,6 +113,7 @@ pub struct WhepViewer {
     shared: Arc<Shared>,
     closed: bool,
     answered_us: u64,
+    links: Vec<String>,
 }
 
 impl WhepViewer {
@@ -177,6 +178,7 @@ impl WhepViewer {
             shared,
             closed: false,
             answered_us,
+            links: parts.links,
         })
     }
 
@@ -184,6 +186,11 @@ impl WhepViewer {
     /// the receive statistics' arrival times).
     pub fn answered_at_us(&self) -> u64 {
         self.answered_us
+    }
+
+    /// The answer's `Link` headers (the server's ICE servers, RFC 9725 §4.6).
+    pub fn links(&self) -> &[String] {
+        &self.links
     }
 
     /// The session URL from the `Location` header, resolved against the POST URL.

@@ -98,6 +98,7 @@ pub struct WhipPublisher {
     http_timeout: Duration,
     sender: MediaSender,
     closed: bool,
+    links: Vec<String>,
 }
 
 impl WhipPublisher {
@@ -137,6 +138,7 @@ impl WhipPublisher {
             http_timeout: opts.client.http_timeout,
             sender,
             closed: false,
+            links: parts.links.clone(),
         };
         if let Err(e) = publisher.sender.bind().await {
             // Dropping would leave the server session behind; close it first.
@@ -144,6 +146,11 @@ impl WhipPublisher {
             return Err(e);
         }
         Ok(publisher)
+    }
+
+    /// The answer's `Link` headers (the server's ICE servers, RFC 9725 §4.6).
+    pub fn links(&self) -> &[String] {
+        &self.links
     }
 
     /// The session URL from the `Location` header, resolved against the POST URL.

@@ -27,7 +27,8 @@ pub struct LiveParticipant {
     /// `teacher`, `classroom`, `observer` or `viewer`.
     pub role: String,
     pub classroom: Option<String>,
-    /// How its media travels: `udp`, or `tcp` (ICE over TCP); null until it connects.
+    /// How its media travels: `udp`, `tcp` (ICE over TCP), or `turn_udp` / `turn_tcp` /
+    /// `turn_tls` (through the embedded TURN server); null until it connects.
     pub transport: Option<String>,
     /// RFC 3339.
     #[schema(format = DateTime)]

@@ -86,8 +86,9 @@ pub struct IntervalView {
     pub seconds: i64,
     /// Connection losses recovered from during the stay.
     pub reconnects: u32,
-    /// How its media travelled when the stay began: `udp`, or `tcp` (ICE over TCP, where the
-    /// school's network lets only TCP out); null for stays recorded before it was kept.
+    /// How its media travelled when the stay began: `udp`, `tcp` (ICE over TCP, where the
+    /// school's network lets only TCP out), or `turn_udp` / `turn_tcp` / `turn_tls` (through
+    /// the embedded TURN server); null for stays recorded before it was kept.
     pub transport: Option<String>,
 }
 

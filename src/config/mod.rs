@@ -91,6 +91,8 @@ pub struct Config {
     pub accounts: accounts::AccountsConfig,
     /// Teacher sign-in with OpenID Connect (`accounts.rs`).
     pub oidc: accounts::OidcConfig,
+    /// The embedded TURN server (`turn.rs`).
+    pub turn: turn::TurnConfig,
 }
 
 /// `[metrics]`
@@ -525,6 +527,7 @@ impl fmt::Display for LogFormat {
 pub mod accounts;
 pub mod recording;
 pub mod rtmp;
+pub mod turn;
 mod validate;
 
 pub use validate::check_base_url;

@@ -41,6 +41,7 @@ impl Config {
         self.rtmp.validate()?;
         self.accounts.validate()?;
         self.oidc.validate()?;
+        self.validate_turn()?;
         self.validate_schedule()
     }
 

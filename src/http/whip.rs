@@ -165,7 +165,26 @@ async fn post(
     }
     // Not the session id: its URL is the capability to end the session.
     tracing::info!(%peer, %room, role = %claims.role, "{} session started", kind.path());
-    created(kind, &room, &session, answer.sdp)
+    let mut resp = created(kind, &room, &session, answer.sdp);
+    ice_server_links(&state, &peer.to_string(), resp.headers_mut());
+    resp
+}
+
+/// `Link: <turn:...>; rel="ice-server"` headers (RFC 9725 §4.6): the embedded TURN server
+/// with a credential for this peer, for an encoder or player whose network blocks UDP.
+fn ice_server_links(state: &AppState, peer: &str, h: &mut HeaderMap) {
+    for server in state.ice_servers(peer) {
+        for url in &server.urls {
+            let v = format!(
+                "<{url}>; rel=\"ice-server\"; username=\"{}\"; credential=\"{}\"; \
+                 credential-type=\"password\"",
+                server.username, server.credential
+            );
+            if let Ok(v) = HeaderValue::from_str(&v) {
+                h.append(header::LINK, v);
+            }
+        }
+    }
 }
 
 /// The checks before anything is read or joined: the server runs, the body is SDP, the link

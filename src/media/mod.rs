@@ -251,6 +251,8 @@ pub struct MediaSettings {
     pub record: Option<RecordSink>,
     /// The attendance task's queue (`None`: attendance is not recorded).
     pub attendance: Option<crate::attendance::AttendanceSink>,
+    /// The TURN server's relay addresses (empty when it is off).
+    pub relays: Arc<crate::turn::Relays>,
 }
 
 impl MediaPlane {
@@ -302,6 +304,7 @@ impl MediaPlane {
                 stats: stats.clone(),
                 record: settings.record.clone(),
                 attendance: settings.attendance.clone(),
+                relays: settings.relays.clone(),
             };
             let thread = shard::spawn(ctx, sfu_config)?;
             match tcp_addr {

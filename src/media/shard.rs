@@ -77,6 +77,8 @@ pub(super) struct ShardContext {
     pub record: Option<RecordSink>,
     /// Where attendance observations go (lesson rooms only; `None`: not recorded).
     pub attendance: Option<AttendanceSink>,
+    /// The TURN server's relay addresses, to tell relayed peers apart.
+    pub relays: Arc<crate::turn::Relays>,
 }
 
 pub(super) fn spawn(
@@ -200,7 +202,14 @@ fn datagram(sfu: &mut Sfu, ctx: &ShardContext, from: SocketAddr, local: SocketAd
     ctx.stats
         .bytes_in
         .fetch_add(data.len() as u64, Ordering::Relaxed);
-    sfu.handle_datagram(Instant::now(), from, local, data);
+    // TURN relay sockets live on loopback, where real clients do not: a datagram from anywhere
+    // else costs one comparison more than before.
+    let transport = if from.ip().is_loopback() {
+        ctx.relays.transport_of(from)
+    } else {
+        Transport::Udp
+    };
+    sfu.handle_packet(Instant::now(), transport, from, local, data);
 }
 
 /// Sends and routes everything the SFU has queued; returns its next deadline. Datagrams go
@@ -221,12 +230,13 @@ async fn flush(
                 send(socket, ctx, out).await;
                 return t;
             }
-            SfuOutput::Transmit(t) => match t.transport {
-                Transport::Udp => out.push((t.destination, t.contents)),
-                Transport::Tcp => {
+            SfuOutput::Transmit(t) => {
+                if t.transport.is_udp() {
+                    out.push((t.destination, t.contents));
+                } else {
                     conns.send(t.destination, t.contents);
                 }
-            },
+            }
             SfuOutput::Event(e) => route(e, ctx),
             SfuOutput::Record(e) => {
                 if let Some(tx) = &ctx.record

@@ -171,6 +171,9 @@ pub fn render(state: &AppState) -> String {
         state.http_sessions.len() as f64,
     );
     write_recording(&mut w, state);
+    if let Some(t) = state.turn.get() {
+        write_turn(&mut w, t.stats());
+    }
     if let Some(d) = m.attendance_dropped.get() {
         w.single(
             "ketang_attendance_dropped_total",
@@ -185,6 +188,38 @@ pub fn render(state: &AppState) -> String {
     }
     process::write(&mut w);
     w.finish()
+}
+
+/// The embedded TURN server (when it runs).
+fn write_turn(w: &mut Writer, t: &crate::turn::TurnStats) {
+    let n = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed) as f64;
+    w.single(
+        "ketang_turn_allocations",
+        Kind::Gauge,
+        "TURN allocations now.",
+        t.allocations.load(Ordering::Relaxed) as f64,
+    );
+    w.single(
+        "ketang_turn_allocations_total",
+        Kind::Counter,
+        "TURN allocations made.",
+        n(&t.allocations_total),
+    );
+    w.family(
+        "ketang_turn_refused_total",
+        Kind::Counter,
+        "TURN requests and connections refused: forbidden (a peer that is not Ketang's media), \
+         unauthorized (no, expired or wrong credential, stale nonce), quota (allocation limits), \
+         connections (TCP/TLS connection limits).",
+    );
+    for (reason, v) in [
+        ("forbidden", &t.refused_forbidden),
+        ("unauthorized", &t.refused_unauthorized),
+        ("quota", &t.refused_quota),
+        ("connections", &t.connections_refused),
+    ] {
+        w.sample("ketang_turn_refused_total", &[("reason", reason)], n(v));
+    }
 }
 
 fn write_recording(w: &mut Writer, state: &AppState) {

@@ -48,6 +48,9 @@ const ROLES: &[(&str, Get)] = &[
 const TRANSPORTS: &[(&str, Get)] = &[
     ("udp", |s| s.sfu.peers_on(Transport::Udp) as f64),
     ("tcp", |s| s.sfu.peers_on(Transport::Tcp) as f64),
+    ("turn_udp", |s| s.sfu.peers_on(Transport::TurnUdp) as f64),
+    ("turn_tcp", |s| s.sfu.peers_on(Transport::TurnTcp) as f64),
+    ("turn_tls", |s| s.sfu.peers_on(Transport::TurnTls) as f64),
 ];
 
 const FAMILIES: &[Family] = &[
@@ -75,7 +78,7 @@ const FAMILIES: &[Family] = &[
     Family {
         name: "ketang_peers_by_transport",
         kind: Kind::Gauge,
-        help: "Connected peers by the transport their media uses (udp, or tcp: ICE over TCP).",
+        help: "Connected peers by the transport their media uses (udp; tcp: ICE over TCP; turn_udp, turn_tcp, turn_tls: through the TURN server, by the client's leg to it).",
         split: Some(("transport", TRANSPORTS)),
         get: none,
     },

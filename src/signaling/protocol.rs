@@ -137,6 +137,9 @@ pub enum ServerMsg {
         expires_at: u64,
         /// The session took over a peer that was still in the room (a reconnect).
         resumed: bool,
+        /// The embedded TURN server with a short-lived credential for this peer, for the
+        /// `RTCPeerConnection` configuration (empty when it is off).
+        ice_servers: Vec<crate::turn::IceServer>,
     },
     Answer {
         sdp: String,

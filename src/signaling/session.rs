@@ -274,6 +274,7 @@ impl Session {
             },
             expires_at: self.claims.exp,
             resumed,
+            ice_servers: self.state.ice_servers(&self.peer.to_string()),
         };
         self.send(msg).await
     }

@@ -242,6 +242,8 @@ async function onWelcome(msg, sig) {
   welcomedOn = sig;
   ketang.expiresAt = msg.expiresAt;
   ketang.limits = msg.limits;
+  // Fresh TURN credentials with every welcome: a rebuilt connection uses the newest.
+  session.iceServers = Array.isArray(msg.iceServers) ? msg.iceServers : [];
   const first = ketang.peerId === null;
   const resumed = !first && msg.resumed === true && msg.peerId === ketang.peerId;
   if (reconnect.active) {

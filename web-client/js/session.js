@@ -68,6 +68,8 @@ export class MediaSession {
     /** mid → [{rid, active}] from the latest `publishLayers` for that m-line (dynacast). */
     this.publishLayers = new Map();
     this.pc = null;
+    /** RTCIceServer[] of the latest `welcome` (the server's TURN relay). */
+    this.iceServers = [];
     /** mid → {mid, trackId, peerId, kind, source} for the receiving m-lines of the latest server offer. */
     this.trackMap = new Map();
     /** Our sending transceivers: RTCRtpTransceiver → source ('mic' | 'camera' | 'screen'). */
@@ -115,7 +117,12 @@ export class MediaSession {
     this.earlyGlare = false;
     this.dataChannel = null;
     this.fresh = fresh;
-    const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', rtcpMuxPolicy: 'require' });
+    // iceServers: the server's own TURN relay (from `welcome`), used where no direct path works.
+    const pc = new RTCPeerConnection({
+      bundlePolicy: 'max-bundle',
+      rtcpMuxPolicy: 'require',
+      iceServers: this.iceServers || [],
+    });
     this.pc = pc;
     pc.ontrack = (ev) => {
       if (this.pc !== pc) return;

@@ -258,7 +258,7 @@ export class StatsOverlay {
     s1.textContent = server ? t('statsServer', {
       estimate: fmtBps(server.estimateBps), allocated: fmtBps(server.allocatedBps), probe: fmtBps(server.probeBps),
       down: fmtBps(server.downCapBps), up: fmtBps(server.upCapBps),
-      transport: server.transport ? server.transport.toUpperCase() : t('statsNone'),
+      transport: server.transport ? server.transport.replace('_', ' ').toUpperCase() : t('statsNone'),
     }) : t('statsServerNone');
     const tr = media.transport;
     const s2 = document.createElement('p');

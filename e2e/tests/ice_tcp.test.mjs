@@ -42,7 +42,11 @@ describe('a classroom whose network drops UDP', () => {
     // The server listens beyond loopback here, where /metrics wants its bearer token.
     server = await startServer({
       https: true, httpHost: '0.0.0.0', mediaHost: ns.hostIp, tlsHosts: [ns.hostIp],
-      extraConfig: `[metrics]\ntoken = "${METRICS_TOKEN}"\n`,
+      // Without the embedded TURN server: this test is about ICE over TCP (turn.test.mjs covers
+      // the relay). With TURN on, the page's first media can come through the relay over TCP
+      // for a moment before the direct TCP pair wins, and the attendance interval keeps that
+      // first transport.
+      extraConfig: `[metrics]\ntoken = "${METRICS_TOKEN}"\n[turn]\nenabled = false\n`,
     });
     api = adminApi(server, await server.createAdminKey());
     lesson = await scheduleLesson();

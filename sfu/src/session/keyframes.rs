@@ -28,8 +28,14 @@ pub(crate) fn deaf_video_mids(sdp: &str) -> Vec<String> {
         if let Some(m) = line.strip_prefix("a=mid:") {
             *mid = Some(m.trim().to_string());
         } else if let Some(fb) = line.strip_prefix("a=rtcp-fb:") {
-            let kind = fb.split_whitespace().skip(1).collect::<Vec<_>>().join(" ");
-            if kind == "nack pli" || kind == "ccm fir" {
+            // `a=rtcp-fb:<pt> <type> [<subtype>]`: compare the words after the payload type.
+            let mut words = fb.split_whitespace();
+            let _pt = words.next();
+            let kind = (words.next(), words.next(), words.next());
+            if matches!(
+                kind,
+                (Some("nack"), Some("pli"), None) | (Some("ccm"), Some("fir"), None)
+            ) {
                 *asks = true;
             }
         }
